@@ -1,0 +1,1 @@
+"""One module per `knhk-otel` subcommand: argument parsing and exit codes, no pipeline logic."""

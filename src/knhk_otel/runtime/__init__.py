@@ -1,0 +1,1 @@
+"""Runtime support for instrumented code: OTel providers from config, strict mode, tick budgets."""
