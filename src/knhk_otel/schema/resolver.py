@@ -1,0 +1,305 @@
+"""Resolves a loaded registry into the model: refs, `ref_group`s, `extends`, refinements, imports.
+
+Dependencies are resolved first, each on its own. Their attribute groups are kept (their attributes
+are what refs point at); their signals only when an `imports:` wildcard asks for them, as in Weaver.
+Every group resolves its parent (`extends`) first; cycles are reported, never followed forever.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from knhk_otel.schema.diagnostics import Diagnostic
+from knhk_otel.schema.loader import LoadedRegistry, document_format
+from knhk_otel.schema.model import Attribute, Group, ResolvedRegistry, Source
+from knhk_otel.schema.specs import AttrRef, FileSpec, GroupRef, GroupSpec, ImportSpec, Reader
+from knhk_otel.schema.v1 import read_v1
+from knhk_otel.schema.v2 import read_v2
+
+log = logging.getLogger(__name__)
+
+#: Fields a refinement takes from the group it refines when it does not set them itself.
+_INHERITED_FIELDS = (
+    "brief",
+    "note",
+    "stability",
+    "deprecated",
+    "span_kind",
+    "metric_name",
+    "instrument",
+    "unit",
+    "name",
+    "display_name",
+    "annotations",
+)
+_SIGNAL_FIELDS = ("span_kind", "metric_name", "instrument", "unit", "name")
+
+
+@dataclass
+class _Resolved:
+    """One registry resolved: `exported` is what a registry depending on it includes."""
+
+    groups: list[Group]  # dependency groups included, then own groups
+    own: list[Group]
+    by_id: dict[str, Group]  # own groups and every group of every dependency (for extends/ref_group)
+    attributes: dict[str, Attribute]  # own definitions first, then the dependencies'
+
+
+def resolve(loaded: LoadedRegistry) -> tuple[ResolvedRegistry, list[Diagnostic]]:
+    """Resolve a loaded registry; returns only resolution diagnostics (not `loaded.diagnostics`)."""
+    diagnostics: list[Diagnostic] = []
+    result = _resolve(loaded, diagnostics, set())
+    registry = ResolvedRegistry(
+        groups=tuple(result.groups),
+        manifest=loaded.manifest,
+        own=frozenset(g.id for g in result.own),
+    )
+    return registry, diagnostics
+
+
+def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[Path]) -> _Resolved:
+    here = loaded.root.resolve()
+    active = active | {here}
+    deps = [_resolve(d, diagnostics, active) for d in loaded.dependencies if d.root.resolve() not in active]
+    dep_by_id: dict[str, Group] = {}
+    dep_attrs: dict[str, Attribute] = {}
+    for dep in deps:
+        for gid, group in dep.by_id.items():
+            dep_by_id.setdefault(gid, group)
+        for name, attr in dep.attributes.items():
+            dep_attrs.setdefault(name, attr)
+    files = [_read(doc, loaded.root, diagnostics) for doc in loaded.documents]
+    specs: dict[str, GroupSpec] = {}
+    order: list[str] = []
+    for spec in (g for f in files for g in f.groups):
+        if spec.id in specs:
+            first = specs[spec.id].source
+            diagnostics.append(
+                Diagnostic(
+                    "duplicate_group_id", f"group `{spec.id}` is already defined at {first}", spec.source
+                )
+            )
+            continue
+        specs[spec.id] = spec
+        order.append(spec.id)
+    own_attrs = _definitions(specs, order, diagnostics)
+    attributes = {**dep_attrs, **own_attrs}
+    resolver = _GroupResolver(specs, dep_by_id, attributes, diagnostics)
+    own = [g for g in (resolver.group(gid) for gid in order) if g is not None]
+    included = _included(deps, [i for f in files for i in f.imports], diagnostics)
+    own_ids = {g.id for g in own}
+    groups = [g for g in included if g.id not in own_ids] + own
+    by_id = {**dep_by_id, **{g.id: g for g in own}}
+    return _Resolved(groups=groups, own=own, by_id=by_id, attributes={**dep_attrs, **own_attrs})
+
+
+def _read(doc: Any, root: Path, diagnostics: list[Diagnostic]) -> FileSpec:
+    reader = Reader(doc)
+    data = doc.data
+    spec = FileSpec()
+    if data is None:
+        return spec  # an empty file defines nothing
+    fmt = data.get("file_format") if isinstance(data, dict) else None
+    if fmt is not None and fmt != "definition/2":
+        reader.report(
+            "unknown_file_format",
+            f"unknown file_format {fmt!r} (expected `definition/2`, or none for the v1 `groups:` syntax)",
+            ("file_format",),
+        )
+    elif document_format(doc) == "v2":
+        spec = read_v2(reader, _rel_path(doc.path, root))
+    else:
+        spec = read_v1(reader)
+    diagnostics.extend(reader.diagnostics)
+    return spec
+
+
+def _rel_path(shown: str, root: Path) -> str:
+    """The file's path inside its registry (`messaging/kafka.yaml`): unique per file."""
+    path = Path(shown)
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        rel = Path(path.name)
+    return rel.as_posix()
+
+
+def _definitions(
+    specs: dict[str, GroupSpec], order: list[str], diagnostics: list[Diagnostic]
+) -> dict[str, Attribute]:
+    """Every attribute the registry defines (not refs), each name once."""
+    out: dict[str, Attribute] = {}
+    for gid in order:
+        for member in specs[gid].members:
+            if not isinstance(member, Attribute):
+                continue
+            if member.name in out:
+                diagnostics.append(
+                    Diagnostic(
+                        "duplicate_attribute_id",
+                        f"attribute `{member.name}` is already defined at {out[member.name].source}",
+                        member.source,
+                    )
+                )
+                continue
+            out[member.name] = member
+    return out
+
+
+class _GroupResolver:
+    """Resolves groups on demand, parents first, remembering results and the groups in progress."""
+
+    def __init__(
+        self,
+        specs: dict[str, GroupSpec],
+        dep_groups: dict[str, Group],
+        attributes: dict[str, Attribute],
+        diagnostics: list[Diagnostic],
+    ) -> None:
+        self.specs = specs
+        self.dep_groups = dep_groups
+        self.attributes = attributes
+        self.diagnostics = diagnostics
+        self.done: dict[str, Group | None] = {}
+        self.active: list[str] = []
+
+    def _known(self, group_id: str) -> bool:
+        return group_id in self.specs or group_id in self.dep_groups
+
+    def _lookup(self, group_id: str, source: Source | None, via: str) -> Group | None:
+        """The resolved group `group_id`, reporting a cycle or an unknown id at `source`."""
+        if group_id in self.active:
+            cycle = [*self.active[self.active.index(group_id) :], group_id]
+            self.diagnostics.append(Diagnostic("extends_cycle", f"{via} cycle: {' -> '.join(cycle)}", source))
+            return None
+        if not self._known(group_id):
+            diag_id = "unresolved_extends" if via == "extends" else "unresolved_ref_group"
+            candidates = [*self.specs, *self.dep_groups]
+            self.diagnostics.append(
+                Diagnostic(
+                    diag_id,
+                    f"{via} `{group_id}`: no such group",
+                    source,
+                    hint=_did_you_mean(group_id, candidates),
+                )
+            )
+            return None
+        return self.group(group_id)
+
+    def group(self, group_id: str) -> Group | None:
+        if group_id in self.done:
+            return self.done[group_id]
+        spec = self.specs.get(group_id)
+        if spec is None:
+            return self.dep_groups.get(group_id)
+        self.active.append(group_id)
+        try:
+            resolved = self._build(spec)
+        finally:
+            self.active.pop()
+        self.done[group_id] = resolved
+        return resolved
+
+    def _build(self, spec: GroupSpec) -> Group:
+        attrs: dict[str, Attribute] = {}
+        fields: dict[str, Any] = {}
+        if spec.extends is not None:
+            parent = self._lookup(spec.extends, spec.extends_source, "extends")
+            if parent is not None:
+                attrs = {a.name: a for a in parent.attributes}
+                names = _INHERITED_FIELDS if spec.refinement else _SIGNAL_FIELDS
+                if spec.refinement or parent.type == spec.type:
+                    fields = {n: getattr(parent, n) for n in names}
+        fields.update(spec.fields)
+        explicit = {m.name for m in spec.members if isinstance(m, Attribute | AttrRef)}
+        local: dict[str, Source | None] = {}
+        for member in spec.members:
+            if isinstance(member, GroupRef):
+                included = self._lookup(member.group_id, member.source, "ref_group")
+                for attr in included.attributes if included is not None else ():
+                    if attr.name not in explicit:
+                        attrs[attr.name] = attr
+                continue
+            if member.name in local:
+                self.diagnostics.append(
+                    Diagnostic(
+                        "duplicate_attribute_in_group",
+                        f"attribute `{member.name}` appears twice in group `{spec.id}`"
+                        f" (first at {local[member.name]})",
+                        member.source,
+                    )
+                )
+                continue
+            local[member.name] = member.source
+            if isinstance(member, Attribute):
+                attrs[member.name] = member
+                continue
+            base = attrs.get(member.name) or self.attributes.get(member.name)
+            if base is None:
+                self.diagnostics.append(
+                    Diagnostic(
+                        "unresolved_ref",
+                        f"group `{spec.id}` refers to attribute `{member.name}`, which no registry defines",
+                        member.source,
+                        hint=_did_you_mean(member.name, self.attributes),
+                    )
+                )
+                continue
+            attrs[member.name] = replace(base, **member.overrides, source=member.source)
+        if spec.extends is not None:
+            fields["extends"] = spec.extends
+        return Group(
+            id=spec.id, type=spec.type, attributes=tuple(attrs.values()), source=spec.source, **fields
+        )
+
+
+def _included(deps: list[_Resolved], imports: list[ImportSpec], diagnostics: list[Diagnostic]) -> list[Group]:
+    """Dependency groups the registry includes: all attribute groups, and the signals it imports."""
+    out: list[Group] = []
+    matched: set[int] = set()
+    seen: set[str] = set()
+    for dep in deps:
+        for group in dep.groups:
+            if group.id in seen:
+                continue
+            keep = group.type == "attribute_group"
+            for i, imp in enumerate(imports):
+                if _imports(imp, group):
+                    matched.add(i)
+                    keep = True
+            if keep:
+                seen.add(group.id)
+                out.append(group)
+    for i, imp in enumerate(imports):
+        if i not in matched:
+            what = "no dependency is declared" if not deps else "it matches no group of any dependency"
+            diagnostics.append(
+                Diagnostic("unresolved_import", f"import {imp.kind} `{imp.pattern}`: {what}", imp.source)
+            )
+    return out
+
+
+def _imports(imp: ImportSpec, group: Group) -> bool:
+    if imp.kind == "metrics" and group.type == "metric":
+        name = group.metric_name or group.id.removeprefix("metric.")
+    elif imp.kind == "events" and group.type == "event":
+        name = group.name or group.id.removeprefix("event.")
+    elif imp.kind == "entities" and group.type == "entity":
+        name = group.name or group.id.removeprefix("entity.")
+    elif imp.kind == "spans" and group.type == "span":
+        name = group.id.removeprefix("span.")
+    elif imp.kind == "attribute_groups" and group.type == "attribute_group":
+        name = group.id
+    else:
+        return False
+    return fnmatch.fnmatchcase(name, imp.pattern) or fnmatch.fnmatchcase(group.id, imp.pattern)
+
+
+def _did_you_mean(name: str, candidates: Any) -> str | None:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return f"did you mean `{close[0]}`?" if close else None
