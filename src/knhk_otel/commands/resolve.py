@@ -1,0 +1,45 @@
+"""`knhk-otel resolve`: prints the resolved registry (Weaver's resolved v1 shape) as YAML or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from knhk_otel.schema import load_and_resolve
+
+NAME = "resolve"
+HELP = "resolve a registry (refs, extends, imports) and print it as YAML or JSON"
+
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-r", "--registry", default="schema", help="registry folder (default: schema)")
+    parser.add_argument("-f", "--format", choices=("yaml", "json"), default="yaml", help="output format")
+    parser.add_argument("-o", "--output", help="write to FILE instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    registry, diagnostics = load_and_resolve(args.registry)
+    for diag in diagnostics:
+        print(diag.render(), file=sys.stderr)
+    if registry is None or any(d.is_error for d in diagnostics):
+        return 1
+    data = registry.to_dict()
+    if args.format == "json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"knhk-otel resolve: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    return 0
