@@ -15,8 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 from knhk_otel.schema.diagnostics import Diagnostic
 from knhk_otel.schema.yamlpos import PathKey, YamlDoc
@@ -122,7 +122,11 @@ def _error_diagnostics(doc: YamlDoc, err: ValidationError) -> list[Diagnostic]:
             )
         ]
     if kind == "const":
-        return [Diagnostic("syntax", f"{where}: must be {err.validator_value!r}, not {_short(inst)}", doc.source(path))]
+        return [
+            Diagnostic(
+                "syntax", f"{where}: must be {err.validator_value!r}, not {_short(inst)}", doc.source(path)
+            )
+        ]
     if kind == "type":
         expected = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
         wanted = " or ".join(str(t) for t in expected if t != "null")
