@@ -24,18 +24,19 @@ from knhk_otel.schema.specs import (
 )
 from knhk_otel.schema.yamlpos import PathKey
 
-#: list key → (group type, id prefix, field naming the signal); `None` field: the id is given.
+#: list key → (group type, id prefix, field naming the signal).
+#: In the order Weaver emits them: entities, events, metrics, spans, then attribute groups.
 _SIGNALS: dict[str, tuple[GroupType, str, str]] = {
-    "spans": ("span", "span.", "type"),
-    "metrics": ("metric", "metric.", "name"),
-    "events": ("event", "event.", "name"),
     "entities": ("entity", "entity.", "type"),
+    "events": ("event", "event.", "name"),
+    "metrics": ("metric", "metric.", "name"),
+    "spans": ("span", "span.", "type"),
 }
 _REFINEMENTS: dict[str, tuple[GroupType, str]] = {
-    "span_refinements": ("span", "span."),
-    "metric_refinements": ("metric", "metric."),
-    "event_refinements": ("event", "event."),
     "entity_refinements": ("entity", "entity."),
+    "event_refinements": ("event", "event."),
+    "metric_refinements": ("metric", "metric."),
+    "span_refinements": ("span", "span."),
 }
 
 
