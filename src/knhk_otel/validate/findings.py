@@ -1,0 +1,99 @@
+"""Findings: what the validator says about one emitted sample, as immutable JSON-able values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+Level = Literal["violation", "improvement", "information"]
+
+#: Precedence of levels (higher = more serious); `--fail-on` compares against it.
+LEVEL_RANK: Final[dict[str, int]] = {"information": 1, "improvement": 2, "violation": 3}
+LEVELS: Final[tuple[Level, ...]] = ("violation", "improvement", "information")
+
+# Ids shared with Weaver's live-check (same meaning).
+MISSING_ATTRIBUTE: Final = "missing_attribute"
+TYPE_MISMATCH: Final = "type_mismatch"
+UNIT_MISMATCH: Final = "unit_mismatch"
+UNEXPECTED_INSTRUMENT: Final = "unexpected_instrument"
+UNDEFINED_ENUM_VARIANT: Final = "undefined_enum_variant"
+REQUIRED_ATTRIBUTE_NOT_PRESENT: Final = "required_attribute_not_present"
+RECOMMENDED_ATTRIBUTE_NOT_PRESENT: Final = "recommended_attribute_not_present"
+DEPRECATED: Final = "deprecated"
+NOT_STABLE: Final = "not_stable"
+MISSING_METRIC: Final = "missing_metric"
+MISSING_EVENT: Final = "missing_event"
+# Ids of our own.
+MISSING_SPAN: Final = "missing_span"
+SPAN_KIND_MISMATCH: Final = "span_kind_mismatch"
+UNEXPECTED_ATTRIBUTE: Final = "unexpected_attribute"
+BUCKET_BOUNDARIES_MISMATCH: Final = "bucket_boundaries_mismatch"
+INVALID_REQUEST: Final = "invalid_request"
+
+#: The level of every id (docs/findings.md explains each choice).
+DEFAULT_LEVELS: Final[dict[str, Level]] = {
+    MISSING_ATTRIBUTE: "violation",
+    TYPE_MISMATCH: "violation",
+    UNIT_MISMATCH: "violation",
+    UNEXPECTED_INSTRUMENT: "violation",
+    UNDEFINED_ENUM_VARIANT: "violation",
+    REQUIRED_ATTRIBUTE_NOT_PRESENT: "violation",
+    RECOMMENDED_ATTRIBUTE_NOT_PRESENT: "improvement",
+    DEPRECATED: "improvement",
+    NOT_STABLE: "information",
+    MISSING_METRIC: "violation",
+    MISSING_EVENT: "violation",
+    MISSING_SPAN: "violation",
+    SPAN_KIND_MISMATCH: "violation",
+    UNEXPECTED_ATTRIBUTE: "violation",
+    BUCKET_BOUNDARIES_MISMATCH: "improvement",
+    INVALID_REQUEST: "violation",
+}
+
+#: Resource attributes come from the SDK and the deployment, not from instrumented code, so a
+#: resource attribute the registry does not define is only worth knowing.
+RESOURCE_MISSING_ATTRIBUTE_LEVEL: Final[Level] = "information"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: str
+    level: Level
+    message: str
+    signal_type: str
+    signal_name: str | None = None
+    attribute: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "level": self.level,
+            "message": self.message,
+            "signal_type": self.signal_type,
+            "signal_name": self.signal_name,
+        }
+        if self.attribute is not None:
+            out["attribute"] = self.attribute
+        return out
+
+    def sort_key(self) -> tuple[int, str, str, str]:
+        return (-LEVEL_RANK[self.level], self.id, self.attribute or "", self.message)
+
+    def __str__(self) -> str:
+        where = f"{self.signal_type} `{self.signal_name}`" if self.signal_name else self.signal_type
+        return f"{self.level}[{self.id}] {where}: {self.message}"
+
+
+def at_or_above(level: str, threshold: str) -> bool:
+    """True when `level` is as serious as `threshold` or more (`none` is never reached)."""
+    if threshold == "none":
+        return False
+    return LEVEL_RANK[level] >= LEVEL_RANK[threshold]
+
+
+class SchemaViolation(Exception):
+    """Raised at the emission point in strict mode: the emission breaks the schema."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        super().__init__("; ".join(str(f) for f in findings))

@@ -1,0 +1,290 @@
+"""In-process validation: OTel SDK span processor, metric exporter/reader and log processor.
+
+Modes: `strict` raises `SchemaViolation` at the emission point (span end, log emit, metric
+collection) and also records the findings, because some paths (periodic metric export) swallow
+exceptions; `count` adds the findings to the `knhk.mesh.schema.findings` counter and logs each
+distinct finding once; `off` does nothing. Recorders (the pytest plugin) see every finding of
+every hook, whatever the mode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.findings import Finding, SchemaViolation
+from knhk_otel.validate.index import RegistryIndex
+from knhk_otel.validate.samples import (
+    EventSample,
+    ResourceSample,
+    SpanEventSample,
+    SpanSample,
+    from_sdk_log,
+    from_sdk_metrics,
+)
+from knhk_otel.validate.validator import Validator
+
+Mode = Literal["strict", "count", "off"]
+MODES: tuple[Mode, ...] = ("strict", "count", "off")
+FINDINGS_METRIC = "knhk.mesh.schema.findings"
+
+_log = logging.getLogger(__name__)
+
+
+class FindingRecorder:
+    """Collects findings from every hook while installed (the pytest plugin installs one per test)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.findings: list[Finding] = []
+
+    def record(self, findings: Sequence[Finding]) -> None:
+        with self._lock:
+            self.findings.extend(findings)
+
+    def violations(self) -> list[Finding]:
+        with self._lock:
+            return [f for f in self.findings if f.level == "violation"]
+
+
+_recorders: list[FindingRecorder] = []
+_recorders_lock = threading.Lock()
+
+
+def install_recorder(recorder: FindingRecorder) -> None:
+    with _recorders_lock:
+        _recorders.append(recorder)
+
+
+def uninstall_recorder(recorder: FindingRecorder) -> None:
+    with _recorders_lock:
+        if recorder in _recorders:
+            _recorders.remove(recorder)
+
+
+class ValidationHook:
+    """What every SDK hook shares: the validator, the mode, and where findings go."""
+
+    def __init__(
+        self,
+        registry: ResolvedRegistry | RegistryIndex | Validator,
+        mode: Mode = "strict",
+        *,
+        meter: Meter | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"validation mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.validator = registry if isinstance(registry, Validator) else Validator(registry)
+        self.mode: Mode = mode
+        self._logged: set[tuple[str, str, str | None, str | None]] = set()
+        self._resources_seen: set[Any] = set()
+        self._lock = threading.Lock()
+        self._counter: Any = None
+        if mode == "count" and meter is not None and FINDINGS_METRIC in self.validator.index.metrics:
+            self._counter = _findings_counter(meter)
+
+    def resource(self, attributes: Any) -> list[Finding]:
+        """Findings of a resource, only the first time this resource is seen."""
+        try:
+            key: Any = tuple(sorted(attributes.items()))
+            hash(key)
+        except TypeError:  # unhashable values (maps): fall back to their text
+            key = repr(sorted(attributes.items()))
+        with self._lock:
+            if key in self._resources_seen:
+                return []
+            self._resources_seen.add(key)
+        return self.validator.validate_resource(ResourceSample(dict(attributes)))
+
+    def handle(self, findings: list[Finding]) -> None:
+        if not findings or self.mode == "off":
+            return
+        with _recorders_lock:
+            recorders = list(_recorders)
+        for recorder in recorders:
+            recorder.record(findings)
+        if self.mode == "count":
+            self._count(findings)
+        elif self.mode == "strict":
+            violations = [f for f in findings if f.level == "violation"]
+            if violations:
+                raise SchemaViolation(violations)
+
+    def _count(self, findings: list[Finding]) -> None:
+        for f in findings:
+            key = (f.id, f.signal_type, f.signal_name, f.attribute)
+            with self._lock:
+                first = key not in self._logged
+                if first:
+                    self._logged.add(key)
+            if first:
+                _log.warning("schema finding: %s", f)
+            if self._counter is not None:
+                self._counter.add(f)
+
+
+class _FindingsCounter:
+    """The schema's `knhk.mesh.schema.findings` counter: the generated helper when it exists."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._helper: Any = None
+        generated: Any
+        try:
+            generated = importlib.import_module("knhk_otel.semconv.metrics")
+        except ImportError:  # not generated yet in this checkout: the raw counter does the same
+            generated = None
+        helper_class = getattr(generated, "SchemaFindings", None) if generated is not None else None
+        if helper_class is not None:
+            self._helper = helper_class(meter)
+            self._raw = None
+        else:
+            self._raw = meter.create_counter(
+                FINDINGS_METRIC, unit="{finding}", description="Schema findings."
+            )
+
+    def add(self, f: Finding) -> None:
+        signal_type = f.signal_type if f.signal_type in ("span", "metric", "event", "resource") else None
+        if self._helper is not None:
+            kwargs: dict[str, Any] = {"schema_finding_id": f.id, "schema_finding_level": f.level}
+            if signal_type is not None:
+                kwargs["schema_signal_type"] = signal_type
+            self._helper.add(1, **kwargs)
+            return
+        attrs = {"knhk.mesh.schema.finding.id": f.id, "knhk.mesh.schema.finding.level": f.level}
+        if signal_type is not None:
+            attrs["knhk.mesh.schema.signal.type"] = signal_type
+        assert self._raw is not None
+        self._raw.add(1, attrs)
+
+
+def _findings_counter(meter: Meter) -> _FindingsCounter:
+    return _FindingsCounter(meter)
+
+
+_KIND_WORDS: dict[SpanKind, str] = {k: k.name.lower() for k in SpanKind}
+
+
+class ValidatingSpanProcessor(SpanProcessor):
+    """Validates every span when it ends (strict mode: `span.end()` raises on a violation)."""
+
+    def __init__(self, hook: ValidationHook) -> None:
+        self.hook = hook
+
+    def on_end(self, span: ReadableSpan) -> None:
+        hook = self.hook
+        if hook.mode == "off":
+            return
+        events: Sequence[SpanEventSample] = (
+            [SpanEventSample(e.name, e.attributes or {}) for e in span.events] if span.events else ()
+        )
+        links: Sequence[Any] = [link.attributes or {} for link in span.links] if span.links else ()
+        sample = SpanSample(span.name, _KIND_WORDS.get(span.kind), span.attributes or {}, events, links)
+        found = hook.validator.validate_span(sample)
+        if span.resource is not None:
+            found.extend(hook.resource(span.resource.attributes))
+        hook.handle(found)
+
+
+class ValidatingLogProcessor(LogRecordProcessor):
+    """Validates log records that carry an event name (OTel events) when they are emitted."""
+
+    def __init__(self, hook: ValidationHook) -> None:
+        self.hook = hook
+
+    def on_emit(self, log_record: Any) -> None:
+        if self.hook.mode == "off":
+            return
+        sample: EventSample | None = from_sdk_log(log_record)
+        found: list[Finding] = [] if sample is None else self.hook.validator.validate_event(sample)
+        resource = getattr(log_record, "resource", None)
+        if resource is not None:
+            found.extend(self.hook.resource(resource.attributes))
+        self.hook.handle(found)
+
+    def emit(self, log_record: Any) -> None:
+        self.on_emit(log_record)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def validate_metrics_data(hook: ValidationHook, metrics_data: MetricsData) -> None:
+    if hook.mode == "off":
+        return
+    found: list[Finding] = []
+    for resource, metric in from_sdk_metrics(metrics_data):
+        found.extend(hook.validator.validate_metric(metric))
+        found.extend(hook.resource(resource.attributes))
+    hook.handle(found)
+
+
+class ValidatingMetricExporter(MetricExporter):
+    """Wraps a push exporter: validates every exported batch, then hands it on (if there is one).
+
+    In strict mode the violation is recorded and raised; the periodic reader logs and drops the
+    exception, which is why recorders exist.
+    """
+
+    def __init__(self, hook: ValidationHook, inner: MetricExporter | None = None) -> None:
+        if inner is not None:
+            super().__init__(
+                preferred_temporality=inner._preferred_temporality,
+                preferred_aggregation=inner._preferred_aggregation,
+            )
+        else:
+            super().__init__()
+        self.hook = hook
+        self.inner = inner
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        try:
+            validate_metrics_data(self.hook, metrics_data)
+        finally:
+            result = (
+                self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+                if self.inner is not None
+                else MetricExportResult.SUCCESS
+            )
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis) if self.inner is not None else True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self.inner is not None:
+            self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class ValidatingMetricReader(InMemoryMetricReader):
+    """A pull reader for tests: `get_metrics_data()` collects, validates (raising in strict mode)."""
+
+    def __init__(self, hook: ValidationHook) -> None:
+        super().__init__()
+        self.hook = hook
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        super()._receive_metrics(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        if metrics_data is not None:
+            validate_metrics_data(self.hook, metrics_data)

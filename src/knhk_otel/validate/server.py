@@ -1,0 +1,195 @@
+"""Live-check orchestration: OTLP receivers + admin endpoint + inactivity, feeding one report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate import findings as F
+from knhk_otel.validate.findings import Finding
+from knhk_otel.validate.index import RegistryIndex
+from knhk_otel.validate.receiver_grpc import GrpcReceiver
+from knhk_otel.validate.receiver_http import HttpReceiver, make_server
+from knhk_otel.validate.report import ReportBuilder
+from knhk_otel.validate.samples import Batch, convert_otlp
+from knhk_otel.validate.validator import Validator
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveCheckOptions:
+    address: str = "127.0.0.1"
+    grpc_port: int | None = 4317  # None = no gRPC receiver
+    http_port: int | None = 4318  # None = no HTTP receiver
+    admin_port: int | None = 4320  # None = no admin endpoint
+    inactivity_timeout: float = 0.0  # seconds; 0 = never
+    max_payload_bytes: int = 16 * 1024 * 1024
+
+
+class Checker:
+    """Validates batches into a report; shared by the live receivers and file input."""
+
+    def __init__(self, registry: ResolvedRegistry | RegistryIndex) -> None:
+        self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
+        self.validator = Validator(self.index)
+        self.report = ReportBuilder(self.index)
+        self._resources: set[Any] = set()
+        self._lock = threading.Lock()
+        self.last_activity = time.monotonic()
+
+    def ingest(self, signal: str, request: Any) -> None:
+        self.add_batch(convert_otlp(signal, request))
+
+    def add_batch(self, batch: Batch) -> None:
+        self.last_activity = time.monotonic()
+        validate = self.validator.validate
+        add = self.report.add
+        for sample in batch.samples:
+            add(sample, validate(sample))
+        for resource in batch.resources:
+            key = _resource_key(resource.attributes)
+            with self._lock:
+                if key in self._resources:
+                    continue
+                self._resources.add(key)
+            add(resource, self.validator.validate_resource(resource))
+        self.report.add_logs_without_event(batch.log_records_without_event)
+
+    def reject(self, transport: str, reason: str) -> None:
+        self.last_activity = time.monotonic()
+        _log.warning("rejected OTLP/%s request: %s", transport, reason)
+        self.report.add_input_error(
+            Finding(
+                F.INVALID_REQUEST,
+                F.DEFAULT_LEVELS[F.INVALID_REQUEST],
+                f"Rejected request: {reason}",
+                "request",
+                f"otlp-{transport}",
+            )
+        )
+
+
+def _resource_key(attributes: Any) -> Any:
+    try:
+        key: Any = tuple(sorted(attributes.items()))
+        hash(key)
+    except TypeError:  # map values: compare by their text
+        key = repr(sorted(attributes.items(), key=lambda kv: kv[0]))
+    return key
+
+
+class LiveCheck:
+    """Receivers and admin endpoint around a Checker. `start()`, `wait()`, `stop()` → report."""
+
+    def __init__(self, registry: ResolvedRegistry | RegistryIndex, options: LiveCheckOptions) -> None:
+        self.options = options
+        self.checker = Checker(registry)
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Lock()
+        self._report: dict[str, Any] | None = None
+        self._grpc: GrpcReceiver | None = None
+        self._http: HttpReceiver | None = None
+        self._admin: Any = None
+        self._admin_thread: threading.Thread | None = None
+        self.ports: dict[str, int] = {}
+
+    def start(self) -> dict[str, int]:
+        o = self.options
+        try:
+            if o.grpc_port is not None:
+                self._grpc = GrpcReceiver(
+                    self.checker, address=o.address, port=o.grpc_port, max_payload_bytes=o.max_payload_bytes
+                )
+                self.ports["grpc"] = self._grpc.start()
+            if o.http_port is not None:
+                self._http = HttpReceiver(
+                    self.checker, address=o.address, port=o.http_port, max_payload_bytes=o.max_payload_bytes
+                )
+                self.ports["http"] = self._http.start()
+            if o.admin_port is not None:
+                self._admin = make_server(o.address, o.admin_port, _AdminHandler)
+                self._admin.live_check = self
+                self.ports["admin"] = self._admin.server_address[1]
+                self._admin_thread = threading.Thread(
+                    target=self._admin.serve_forever, name="live-check-admin", daemon=True
+                )
+                self._admin_thread.start()
+        except BaseException:
+            self.stop()
+            self.close()
+            raise
+        self.checker.last_activity = time.monotonic()
+        return dict(self.ports)
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def wait(self, poll: float = 0.2) -> str:
+        """Block until a stop is requested or inactivity; returns why."""
+        timeout = self.options.inactivity_timeout
+        while True:
+            if self._stop_requested.wait(poll):
+                return "stop"
+            if timeout > 0 and time.monotonic() - self.checker.last_activity >= timeout:
+                _log.info("no OTLP request for %.1f s: stopping", timeout)
+                return "inactivity"
+
+    def stop(self) -> dict[str, Any]:
+        """Stop receiving (idempotent) and return the final report."""
+        with self._stopped:
+            if self._report is None:
+                if self._grpc is not None:
+                    self._grpc.stop()
+                if self._http is not None:
+                    self._http.stop()
+                self._report = self.checker.report.build()
+            return self._report
+
+    def close(self) -> None:
+        """Stop the admin endpoint too (after the report has been handed out)."""
+        if self._admin is not None:
+            self._admin.shutdown()
+            self._admin.server_close()
+            if self._admin_thread is not None:
+                self._admin_thread.join(timeout=5)
+            self._admin = None
+
+
+class _AdminHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("admin %s " + format, self.client_address[0], *args)
+
+    def _reply(self, status: int, doc: Any) -> None:
+        body = json.dumps(doc, sort_keys=True).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._reply(200, {"status": "ok"})
+        else:
+            self._reply(404, {"error": "unknown path"})
+
+    def do_POST(self) -> None:
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) <= 65536:
+            self.rfile.read(int(length))
+        if self.path == "/stop":
+            live: LiveCheck = self.server.live_check  # type: ignore[attr-defined]
+            report = live.stop()
+            self._reply(200, report)
+            live.request_stop()
+        else:
+            self._reply(404, {"error": "unknown path"})
