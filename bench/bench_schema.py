@@ -1,0 +1,56 @@
+"""Schema stage speed: full check + resolve of the OpenTelemetry semconv v1.44 model.
+
+Baseline: parsing the same files with bare `yaml.load(..., CSafeLoader)` in the same run, so the
+ratio says how much the whole pipeline costs over just reading the YAML. Falls back to
+load + resolve when `knhk_otel.check.run_checks` is not importable.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from run import Figure, figure
+
+from knhk_otel.schema import load_and_resolve
+
+MODEL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
+ROUNDS = 3
+
+
+def _median_seconds(work: Callable[[], object]) -> float:
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _bare_yaml() -> None:
+    for path in sorted(MODEL.rglob("*.yaml")):
+        yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+
+
+def run() -> dict[str, Figure]:
+    try:
+        from knhk_otel.check.runner import run_checks
+    except ImportError:
+        run_checks = None
+    baseline = _median_seconds(_bare_yaml)
+    resolve_only = _median_seconds(lambda: load_and_resolve(MODEL))
+    if run_checks is not None:
+        full = _median_seconds(lambda: run_checks(MODEL))
+        note = "knhk_otel.check.run_checks (load, JSON Schema syntax, resolve, semantics, policies)"
+    else:
+        full = resolve_only
+        note = "knhk_otel.check not importable: load + resolve only"
+    return {
+        "check_semconv_s": figure(full, "s", baseline, goal="< 2 s", note=f"{note}; median of {ROUNDS}"),
+        "resolve_semconv_s": figure(
+            resolve_only, "s", baseline, goal="< 1 s", note=f"load_and_resolve only; median of {ROUNDS}"
+        ),
+    }
