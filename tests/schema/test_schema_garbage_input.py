@@ -34,7 +34,11 @@ _data = st.recursive(
     _scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(_KEYS), st.text(max_size=4)), inner, max_size=5),
+        st.dictionaries(
+            st.one_of(st.sampled_from(_KEYS), st.text(max_size=4), st.integers(), st.booleans(), st.none()),
+            inner,
+            max_size=5,
+        ),
     ),
     max_leaves=30,
 )

@@ -608,3 +608,17 @@ def test_invalid_shapes_are_diagnostics_and_skipped(write_registry) -> None:
     assert lines == [3, 5, 11, 16, 17]
     group = registry.group("ok")
     assert group is not None and [a.name for a in group.attributes] == ["ok.b"]
+
+
+def test_dependency_cycle_stops_and_legacy_manifest_name_is_read(write_registry) -> None:
+    write_registry(
+        "a/b", {"registry_manifest.yaml": "name: b\ndependencies:\n  - {name: a, registry_path: ..}\n"}
+    )
+    root = write_registry("a", {"manifest.yaml": "name: a\ndependencies:\n  - {name: b, registry_path: b}\n"})
+    loaded = load_documents(root)
+    assert loaded.manifest is not None and loaded.manifest.name == "a"
+    (dep,) = loaded.dependencies
+    assert dep.manifest is not None and dep.manifest.name == "b"
+    assert [d.id for d in loaded.diagnostics] == ["dependency_cycle"]
+    registry, diagnostics = resolve(loaded)
+    assert registry.groups == () and diagnostics == []
