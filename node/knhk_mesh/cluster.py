@@ -1,0 +1,94 @@
+"""Builds an in-memory mesh of N agents (some optionally Byzantine) for the CLI, tests and benches."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.engine import MeshEngine
+from knhk_mesh.core.events import MeshEvent
+from knhk_mesh.core.instrument import NOOP, Instrumentation
+from knhk_mesh.core.messages import Address
+from knhk_mesh.security import Identity
+from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
+
+MEMORY_HOST = "127.0.0.1"
+BASE_PORT = 20000
+
+
+@dataclass
+class Cluster:
+    network: MemoryNetwork
+    honest: list[MeshEngine]
+    byzantine: list[Node] = field(default_factory=list)
+
+    @property
+    def engines(self) -> list[MeshEngine]:
+        return self.honest
+
+    def all_have(self, agent: bytes, key: str, version: int) -> bool:
+        for engine in self.honest:
+            e = engine.state.get(agent, key)
+            if e is None or e.version < version:
+                return False
+        return True
+
+    def digests(self) -> set[bytes]:
+        return {e.state.digest for e in self.honest}
+
+    def run_rounds(self, rounds: int, interval: float) -> None:
+        self.network.run_for(rounds * interval)
+
+
+InstrumentationFactory = Callable[[Identity], Instrumentation]
+ByzantineFactory = Callable[[MeshEngine, random.Random, Sequence[MeshEngine]], Node]
+
+
+def build_cluster(
+    n: int,
+    *,
+    seed: int,
+    config: MeshConfig | None = None,
+    faults: Faults | None = None,
+    instrumentation: InstrumentationFactory | None = None,
+    byzantine: Sequence[ByzantineFactory] = (),
+    on_event: Callable[[Address, MeshEvent], None] | None = None,
+    full_membership: bool = True,
+) -> Cluster:
+    """N engines on one memory network; the last len(byzantine) agents are wrapped by the factories.
+
+    With full_membership every agent starts knowing every other (static configuration); otherwise
+    agent 0 is the only seed and the others discover the mesh by joining and membership gossip.
+    """
+    if n < 1 or len(byzantine) > n:
+        raise ValueError(f"cannot build {n} agents with {len(byzantine)} Byzantine ones")
+    master = random.Random(seed)
+    cfg = config or MeshConfig()
+    network = MemoryNetwork(random.Random(master.getrandbits(64)), faults, on_event)
+    identities = [Identity.generate(master) for _ in range(n)]
+    addresses = [(MEMORY_HOST, BASE_PORT + i) for i in range(n)]
+    engines: list[MeshEngine] = []
+    for i, (ident, addr) in enumerate(zip(identities, addresses, strict=True)):
+        engine = MeshEngine(
+            ident,
+            addr,
+            rng=random.Random(master.getrandbits(64)),
+            config=cfg,
+            instrumentation=instrumentation(ident) if instrumentation else NOOP,
+            seeds=() if full_membership or i == 0 else (addresses[0],),
+        )
+        if full_membership:
+            for other, other_addr in zip(identities, addresses, strict=True):
+                engine.add_peer(other.agent_id, other.public_key, other_addr, region=cfg.region)
+        engines.append(engine)
+    honest_count = n - len(byzantine)
+    honest = engines[:honest_count]
+    bad: list[Node] = []
+    for factory, engine in zip(byzantine, engines[honest_count:], strict=True):
+        bad.append(factory(engine, random.Random(master.getrandbits(64)), honest))
+    for node in [*honest, *bad]:
+        network.add(node)
+    network.start()
+    return Cluster(network, honest, bad)
