@@ -1,0 +1,322 @@
+"""Hook of the `python` target: decides every generated Python name and rejects collisions.
+
+Templates only lay out code; which identifier an attribute, enum, span, metric or event gets (and
+whether two definitions fight over one) is decided here, once, with the definitions' places at hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from knhk_otel.codegen import naming
+from knhk_otel.codegen.engine import GenerationInput
+from knhk_otel.codegen.errors import CodegenError
+from knhk_otel.codegen.filters import py_str, python_type
+from knhk_otel.schema.diagnostics import Diagnostic
+from knhk_otel.schema.model import Attribute, EnumMember, EnumType, Group, Source
+
+ABC = "_abc."
+TYPES = "_types."
+ENUMS = "attributes."
+
+#: Names a generated module itself binds; an enum or metric class must not take them.
+_MODULE_NAMES = frozenset({"Final", "StrEnum", "IntEnum", "Enum", "Any"})
+#: Positional parameters of the helpers; an attribute kwarg with this name gets a trailing `_`.
+_RESERVED_KWARGS = frozenset({"tracer", "meter", "logger", "value", "self"})
+
+
+@dataclass(frozen=True, slots=True)
+class PyMember:
+    name: str
+    member: EnumMember
+    literal: str  # the member value as a Python literal
+
+
+@dataclass(frozen=True, slots=True)
+class PyEnum:
+    class_name: str
+    base: str  # StrEnum | IntEnum | Enum
+    members: tuple[PyMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PyAttribute:
+    const: str
+    attribute: Attribute
+    enum: PyEnum | None
+
+
+@dataclass(frozen=True, slots=True)
+class PyParam:
+    kwarg: str
+    attribute: Attribute
+    annotation: str  # without `| None`
+    required: bool
+    is_enum: bool
+    is_template: bool
+    spec_type: str  # Python expression for the strict-mode spec: a type string or an enum class
+
+
+@dataclass(frozen=True, slots=True)
+class PySignal:
+    name: str  # function or class name
+    group: Group
+    params: tuple[PyParam, ...]
+    spec_name: str
+    buckets: list[float] | None = None  # histogram bucket advice from `annotations.knhk`
+
+    @property
+    def required(self) -> tuple[PyParam, ...]:
+        return tuple(p for p in self.params if p.required and not p.is_template)
+
+    @property
+    def optional(self) -> tuple[PyParam, ...]:
+        return tuple(p for p in self.params if not (p.required and not p.is_template))
+
+
+def _where(source: Source | None) -> str:
+    return str(source) if source else "<registry>"
+
+
+class _Names:
+    """Collects (name → first definition) and turns a second claim into a diagnostic naming both."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seen: dict[str, tuple[str, Source | None]] = {}
+        self.errors: list[Diagnostic] = []
+
+    def claim(self, name: str, definition: str, source: Source | None) -> bool:
+        first = self.seen.get(name)
+        if first is None:
+            self.seen[name] = (definition, source)
+            return True
+        if first[0] != definition:
+            self.errors.append(
+                Diagnostic(
+                    "codegen_name_collision",
+                    f"{self.what} `{name}` would be generated for both `{first[0]}` ({_where(first[1])}) "
+                    f"and `{definition}` ({_where(source)}); rename one of them",
+                    source,
+                )
+            )
+        return False
+
+
+def _members(enum: EnumType) -> tuple[PyMember, ...]:
+    out: list[PyMember] = []
+    used: set[str] = set()
+    for member in enum.members:
+        name = naming.enum_member_name(member.id)
+        while name in used:  # `a.b` and `a_b`: keep both, deterministically
+            name += "_"
+        used.add(name)
+        value = member.value
+        if enum.value_type == "string":
+            literal = py_str(str(value))
+        elif enum.value_type == "int":
+            literal = repr(int(value))
+        else:
+            literal = repr(float(value))
+        out.append(PyMember(name, member, literal))
+    return tuple(out)
+
+
+def _enum_base(enum: EnumType) -> str:
+    return {"string": "StrEnum", "int": "IntEnum"}.get(enum.value_type, "Enum")
+
+
+def _collect_attributes(inp: GenerationInput) -> list[Attribute]:
+    """Own registry attributes plus every attribute an own signal uses (first definition wins)."""
+    own = inp.own_groups()
+    seen: dict[str, Attribute] = {}
+    for group in own:
+        if group.type == "attribute_group":
+            for attr in group.attributes:
+                seen.setdefault(attr.name, attr)
+    registry_attrs = inp.registry.registry_attributes()
+    for group in own:
+        if group.type in ("span", "metric", "event"):
+            for attr in group.attributes:
+                if attr.name not in seen:
+                    seen[attr.name] = registry_attrs.get(attr.name, attr)
+    return sorted(seen.values(), key=lambda a: a.name)
+
+
+def _attributes(inp: GenerationInput, errors: list[Diagnostic]) -> dict[str, PyAttribute]:
+    consts = _Names("attribute constant")
+    classes = _Names("enum class")
+    out: dict[str, PyAttribute] = {}
+    for attr in _collect_attributes(inp):
+        const = naming.screaming_snake_case(attr.name)
+        consts.claim(const, attr.name, attr.source)
+        enum: PyEnum | None = None
+        if isinstance(attr.type, EnumType) and attr.type.members:
+            class_name = naming.pascal_case(naming.strip_namespace(attr.name, inp.namespace))
+            if class_name in _MODULE_NAMES or not class_name:
+                errors.append(
+                    Diagnostic(
+                        "codegen_name_collision",
+                        f"enum class `{class_name}` of `{attr.name}` clashes with a name the module imports",
+                        attr.source,
+                    )
+                )
+            classes.claim(class_name, attr.name, attr.source)
+            enum = PyEnum(class_name, _enum_base(attr.type), _members(attr.type))
+        out[attr.name] = PyAttribute(const, attr, enum)
+    errors.extend(consts.errors)
+    errors.extend(classes.errors)
+    return out
+
+
+def _spec_type(attr: Attribute, enum: PyEnum | None) -> str:
+    if enum is not None:
+        return ENUMS + enum.class_name
+    if isinstance(attr.type, EnumType):
+        return py_str(attr.type.value_type)
+    return py_str(attr.type)
+
+
+def _params(
+    group: Group, attrs: Mapping[str, PyAttribute], inp: GenerationInput, errors: list[Diagnostic]
+) -> tuple[PyParam, ...]:
+    kwargs = _Names(f"keyword argument of `{group.id}`:")
+    out: list[PyParam] = []
+    for attr in group.attributes:
+        py_attr = attrs.get(attr.name)
+        enum = py_attr.enum if py_attr is not None and isinstance(attr.type, EnumType) else None
+        if isinstance(attr.type, EnumType) and enum is None and attr.type.members:
+            enum = _members_enum(attr, inp)
+        kwarg = naming.py_identifier(
+            naming.snake_case(naming.strip_namespace(attr.name, inp.namespace)), reserved=_RESERVED_KWARGS
+        )
+        if not kwargs.claim(kwarg, attr.name, attr.source):
+            continue
+        annotation = python_type(attr, ENUMS + enum.class_name if enum else None, ABC, TYPES)
+        out.append(
+            PyParam(
+                kwarg=kwarg,
+                attribute=attr,
+                annotation=annotation,
+                required=attr.requirement_level == "required",
+                is_enum=enum is not None,
+                is_template=attr.is_template,
+                spec_type=_spec_type(attr, enum),
+            )
+        )
+    errors.extend(kwargs.errors)
+    required = [p for p in out if p.required and not p.is_template]
+    optional = [p for p in out if not (p.required and not p.is_template)]
+    return tuple(required + optional)
+
+
+def _members_enum(attr: Attribute, inp: GenerationInput) -> PyEnum:
+    assert isinstance(attr.type, EnumType)
+    class_name = naming.pascal_case(naming.strip_namespace(attr.name, inp.namespace))
+    return PyEnum(class_name, _enum_base(attr.type), _members(attr.type))
+
+
+def _signals(
+    groups: Iterable[Group],
+    attrs: Mapping[str, PyAttribute],
+    inp: GenerationInput,
+    errors: list[Diagnostic],
+    *,
+    what: str,
+    make_name: Callable[[str], str],
+) -> list[PySignal]:
+    names = _Names(what)
+    out: list[PySignal] = []
+    for group in groups:
+        stripped = naming.strip_namespace(group.signal_name, inp.namespace)
+        name = make_name(stripped)
+        if not names.claim(name, group.id, group.source):
+            continue
+        spec_name = f"_SPEC_{naming.screaming_snake_case(stripped)}"
+        out.append(PySignal(name, group, _params(group, attrs, inp, errors), spec_name, _buckets(group)))
+    errors.extend(names.errors)
+    return sorted(out, key=lambda s: s.name)
+
+
+def _buckets(group: Group) -> list[float] | None:
+    if group.instrument != "histogram":
+        return None
+    knhk = group.annotations.get("knhk")
+    bounds = knhk.get("explicit_bucket_boundaries") if isinstance(knhk, Mapping) else None
+    if isinstance(bounds, list) and all(
+        isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
+    ):
+        return [float(b) for b in bounds]
+    return None
+
+
+def _imports_needed(signals: Iterable[PySignal]) -> dict[str, bool]:
+    params = [p for s in signals for p in s.params]
+    return {
+        "abc": any(ABC in p.annotation for p in params),
+        "types": any(TYPES in p.annotation for p in params),
+        "enums": any(ENUMS in p.annotation or ENUMS in p.spec_type for p in params),
+        "template": any(p.is_template for p in params),
+    }
+
+
+def context(inp: GenerationInput) -> dict[str, Any]:
+    """The python target's template context: attributes, spans, metrics and events with their names."""
+    errors: list[Diagnostic] = []
+    attrs = _attributes(inp, errors)
+    own = inp.own_groups()
+    spans = _signals(
+        (g for g in own if g.type == "span"),
+        attrs,
+        inp,
+        errors,
+        what="span helper",
+        make_name=lambda s: "start_" + naming.snake_case(s),
+    )
+    metrics = _signals(
+        (g for g in own if g.type == "metric" and g.instrument is not None),
+        attrs,
+        inp,
+        errors,
+        what="metric class",
+        make_name=lambda s: naming.pascal_case(s) or "Metric",
+    )
+    events = _signals(
+        (g for g in own if g.type == "event"),
+        attrs,
+        inp,
+        errors,
+        what="event helper",
+        make_name=lambda s: "emit_" + naming.snake_case(s),
+    )
+    for metric in metrics:
+        if metric.name in _MODULE_NAMES:
+            errors.append(
+                Diagnostic(
+                    "codegen_name_collision",
+                    f"metric class `{metric.name}` clashes with a name the module imports",
+                    metric.group.source,
+                )
+            )
+    if errors:
+        raise CodegenError(*errors)
+    enums = [a for a in attrs.values() if a.enum is not None]
+    return {
+        "py_attributes": list(attrs.values()),
+        "py_enums": enums,
+        "py_spans": spans,
+        "py_metrics": metrics,
+        "py_events": events,
+        "py_imports": {
+            "attributes": {
+                "StrEnum": any(e.enum is not None and e.enum.base == "StrEnum" for e in enums),
+                "IntEnum": any(e.enum is not None and e.enum.base == "IntEnum" for e in enums),
+                "Enum": any(e.enum is not None and e.enum.base == "Enum" for e in enums),
+            },
+            "spans": _imports_needed(spans),
+            "metrics": _imports_needed(metrics),
+            "events": _imports_needed(events),
+        },
+    }
