@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from knhk_otel.cli import main
 
 
 def test_resolve_prints_weaver_shaped_json(
-    write_registry, base_attributes: str, capsys: pytest.CaptureFixture[str]
+    write_registry: Callable[..., Path], base_attributes: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = write_registry("reg", {"a.yaml": base_attributes})
     assert main(["resolve", "-r", str(root), "-f", "json"]) == 0
@@ -32,7 +33,9 @@ def test_resolve_prints_weaver_shaped_json(
     }
 
 
-def test_resolve_yaml_to_file_is_deterministic(write_registry, base_attributes: str, tmp_path: Path) -> None:
+def test_resolve_yaml_to_file_is_deterministic(
+    write_registry: Callable[..., Path], base_attributes: str, tmp_path: Path
+) -> None:
     root = write_registry(
         "reg", {"b.yaml": base_attributes, "a.yaml": base_attributes.replace("peer", "node")}
     )
@@ -44,7 +47,9 @@ def test_resolve_yaml_to_file_is_deterministic(write_registry, base_attributes: 
     assert [g["id"] for g in data["groups"]] == ["registry.knhk.mesh.node", "registry.knhk.mesh.peer"]
 
 
-def test_resolve_errors_go_to_stderr_with_exit_1(write_registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resolve_errors_go_to_stderr_with_exit_1(
+    write_registry: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     root = write_registry(
         "reg",
         {
@@ -69,7 +74,7 @@ def test_resolve_missing_folder_exits_1(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_display_paths_are_relative_to_the_current_directory(
-    write_registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    write_registry: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = write_registry("reg", {"schema/gossip.yaml": "groups:\n  - id: x\n    type: nope\n"})
     monkeypatch.chdir(root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from knhk_otel.schema import load_and_resolve, load_documents, resolve
@@ -21,7 +22,9 @@ def _errors(root: Path) -> list[Diagnostic]:
     return [d for d in diagnostics if d.is_error]
 
 
-def test_ref_overrides_replace_only_the_fields_given(write_registry, base_attributes: str) -> None:
+def test_ref_overrides_replace_only_the_fields_given(
+    write_registry: Callable[..., Path], base_attributes: str
+) -> None:
     root = write_registry(
         "reg",
         {
@@ -76,7 +79,9 @@ def test_ref_overrides_replace_only_the_fields_given(write_registry, base_attrib
     assert definition.brief == "Identifier of a peer."  # the override did not leak back
 
 
-def test_extends_chain_inherits_and_local_definitions_override(write_registry, base_attributes: str) -> None:
+def test_extends_chain_inherits_and_local_definitions_override(
+    write_registry: Callable[..., Path], base_attributes: str
+) -> None:
     root = write_registry(
         "reg",
         {
@@ -128,7 +133,9 @@ def test_extends_chain_inherits_and_local_definitions_override(write_registry, b
     ]
 
 
-def test_extends_cycle_is_reported_not_followed(write_registry, base_attributes: str) -> None:
+def test_extends_cycle_is_reported_not_followed(
+    write_registry: Callable[..., Path], base_attributes: str
+) -> None:
     root = write_registry(
         "reg",
         {
@@ -161,7 +168,7 @@ def test_extends_cycle_is_reported_not_followed(write_registry, base_attributes:
 
 
 def test_unresolved_ref_names_the_place_and_suggests_a_near_name(
-    write_registry, base_attributes: str
+    write_registry: Callable[..., Path], base_attributes: str
 ) -> None:
     root = write_registry(
         "reg",
@@ -198,7 +205,7 @@ def test_unresolved_ref_names_the_place_and_suggests_a_near_name(
     assert len(unknown) == 1 and unknown[0].hint is None
 
 
-def test_duplicates_are_reported(write_registry, base_attributes: str) -> None:
+def test_duplicates_are_reported(write_registry: Callable[..., Path], base_attributes: str) -> None:
     root = write_registry(
         "reg",
         {
@@ -237,7 +244,7 @@ def test_duplicates_are_reported(write_registry, base_attributes: str) -> None:
     assert by_id["duplicate_attribute_in_group"].source.line == 21
 
 
-def test_v2_file_resolves_into_the_same_model(write_registry) -> None:
+def test_v2_file_resolves_into_the_same_model(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -342,7 +349,7 @@ def test_v2_file_resolves_into_the_same_model(write_registry) -> None:
     assert entity is not None and [a.name for a in entity.attributes] == ["knhk.mesh.link.state"]
 
 
-def test_v2_unknown_ref_group_and_refinement_parent(write_registry) -> None:
+def test_v2_unknown_ref_group_and_refinement_parent(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -374,7 +381,9 @@ def test_v2_unknown_ref_group_and_refinement_parent(write_registry) -> None:
     assert by_id["unresolved_extends"].hint == "did you mean `span.knhk.mesh.s`?"
 
 
-def test_dependency_via_manifest_supplies_refs_and_comes_first(write_registry, base_attributes: str) -> None:
+def test_dependency_via_manifest_supplies_refs_and_comes_first(
+    write_registry: Callable[..., Path], base_attributes: str
+) -> None:
     write_registry(
         "reg/otel",
         {
@@ -455,7 +464,7 @@ def test_dependency_via_manifest_supplies_refs_and_comes_first(write_registry, b
     assert len(loaded.dependencies) == 1 and loaded.dependencies[0].manifest is not None
 
 
-def test_imports_pull_matching_signals_from_dependencies(write_registry) -> None:
+def test_imports_pull_matching_signals_from_dependencies(write_registry: Callable[..., Path]) -> None:
     write_registry(
         "reg/dep",
         {
@@ -504,7 +513,7 @@ def test_imports_pull_matching_signals_from_dependencies(write_registry) -> None
     assert [(d.id, d.source.line if d.source else 0) for d in diagnostics] == [("unresolved_import", 4)]
 
 
-def test_missing_dependency_is_reported_at_its_declaration(write_registry) -> None:
+def test_missing_dependency_is_reported_at_its_declaration(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -525,7 +534,9 @@ def test_missing_dependency_is_reported_at_its_declaration(write_registry) -> No
     ]
 
 
-def test_registry_without_manifest_is_named_after_its_folder(write_registry, base_attributes: str) -> None:
+def test_registry_without_manifest_is_named_after_its_folder(
+    write_registry: Callable[..., Path], base_attributes: str
+) -> None:
     root = write_registry("plain_reg", {"a.yaml": base_attributes})
     loaded = load_documents(root)
     assert loaded.manifest is None
@@ -533,7 +544,7 @@ def test_registry_without_manifest_is_named_after_its_folder(write_registry, bas
     assert registry.manifest is None and len(registry.groups) == 1
 
 
-def test_bad_manifest_and_unknown_file_format(write_registry) -> None:
+def test_bad_manifest_and_unknown_file_format(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -548,7 +559,7 @@ def test_bad_manifest_and_unknown_file_format(write_registry) -> None:
     assert fmt.source is not None and (fmt.source.line, fmt.source.col) == (1, 14)
 
 
-def test_legacy_v1_forms(write_registry) -> None:
+def test_legacy_v1_forms(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -576,7 +587,7 @@ def test_legacy_v1_forms(write_registry) -> None:
     assert arch.deprecated == Deprecated("uncategorized", note="Use `host.cpu` instead.")
 
 
-def test_invalid_shapes_are_diagnostics_and_skipped(write_registry) -> None:
+def test_invalid_shapes_are_diagnostics_and_skipped(write_registry: Callable[..., Path]) -> None:
     root = write_registry(
         "reg",
         {
@@ -610,7 +621,7 @@ def test_invalid_shapes_are_diagnostics_and_skipped(write_registry) -> None:
     assert group is not None and [a.name for a in group.attributes] == ["ok.b"]
 
 
-def test_dependency_cycle_stops_and_legacy_manifest_name_is_read(write_registry) -> None:
+def test_dependency_cycle_stops_and_legacy_manifest_name_is_read(write_registry: Callable[..., Path]) -> None:
     write_registry(
         "a/b", {"registry_manifest.yaml": "name: b\ndependencies:\n  - {name: a, registry_path: ..}\n"}
     )
