@@ -20,6 +20,7 @@ from knhk_otel.schema.model import Attribute, Group, ResolvedRegistry, Source
 from knhk_otel.schema.specs import AttrRef, FileSpec, GroupRef, GroupSpec, ImportSpec, Reader
 from knhk_otel.schema.v1 import read_v1
 from knhk_otel.schema.v2 import read_v2
+from knhk_otel.schema.yamlpos import YamlDoc
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ _SIGNAL_FIELDS = ("span_kind", "metric_name", "instrument", "unit", "name")
 
 @dataclass
 class _Resolved:
-    """One registry resolved: `exported` is what a registry depending on it includes."""
+    """One registry resolved; a registry depending on it picks from `groups` (see `_included`)."""
 
     groups: list[Group]  # dependency groups included, then own groups
     own: list[Group]
@@ -98,7 +99,7 @@ def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[
     return _Resolved(groups=groups, own=own, by_id=by_id, attributes={**dep_attrs, **own_attrs})
 
 
-def _read(doc: Any, root: Path, diagnostics: list[Diagnostic]) -> FileSpec:
+def _read(doc: YamlDoc, root: Path, diagnostics: list[Diagnostic]) -> FileSpec:
     reader = Reader(doc)
     data = doc.data
     spec = FileSpec()
