@@ -100,7 +100,9 @@ class _Walker:
                     hash(key)
                 except TypeError:
                     raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark, "found unhashable key",
+                        "while constructing a mapping",
+                        node.start_mark,
+                        "found unhashable key",
                         key_node.start_mark,
                     ) from None
                 skey = key if isinstance(key, str) else str(key)
