@@ -28,7 +28,7 @@ class Diagnostic:
         return self.severity == "error"
 
     def render(self, fmt: str = "ansi") -> str:
-        """One line in `ansi` (plain when not a tty is the caller's choice), `json` or `gh_workflow_command`."""
+        """One line in `ansi`, `json` or `gh_workflow_command` form."""
         where = str(self.source) if self.source else "<registry>"
         text = self.message + (f" ({self.hint})" if self.hint else "")
         if fmt == "json":
