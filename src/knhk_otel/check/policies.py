@@ -80,10 +80,17 @@ def own_attributes(registry: ResolvedRegistry) -> list[Attribute]:
 
 
 def own_signal_names(registry: ResolvedRegistry) -> Iterator[tuple[Group, str, str]]:
-    """(group, kind, name) for each own span, metric and event."""
+    """(group, kind, name) for each own span, metric and event that has a name.
+
+    A metric without `metric_name` or an event without `name` is the semantic stage's finding;
+    falling back to the group id here would report the same problem twice under another id.
+    """
     for g in own_groups(registry):
-        if g.type in SIGNALS:
-            yield g, g.type, g.signal_name
+        if g.type not in SIGNALS:
+            continue
+        if (g.type == "metric" and not g.metric_name) or (g.type == "event" and not g.name):
+            continue
+        yield g, g.type, g.signal_name
 
 
 def policy_name_format(registry: ResolvedRegistry) -> Iterator[Diagnostic]:
