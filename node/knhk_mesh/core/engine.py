@@ -35,6 +35,7 @@ from knhk_mesh.core.events import (
 )
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
 from knhk_mesh.core.messages import (
+    NO_RECIPIENT,
     Address,
     AgentId,
     Body,
@@ -281,7 +282,7 @@ class MeshEngine:
         mtype = _TYPE_OF[type(body)]
         with self.instr.send(peer, address, mtype) as scope:
             self._nonce += 1
-            signed = encode_signed_part(self.agent_id, self._nonce, body)
+            signed = encode_signed_part(self.agent_id, peer or NO_RECIPIENT, self._nonce, body)
             data = frame(signed, self.identity.sign(envelope_message(signed)))
             scope.size(len(data))
         self._outbox.append((address, data))
@@ -371,6 +372,13 @@ class MeshEngine:
             # A genuine frame of another agent, re-sent from this address.
             self._offence(peer, Offence.REPLAY, mtype, address)
             raise self._reject(scope, address, peer, Rejection.REPLAY, f"frame of {sender.hex()}")
+        if env.recipient != self.agent_id and not (
+            env.recipient == NO_RECIPIENT and isinstance(env.body, Join)
+        ):
+            # Validly signed, but addressed to another agent: a captured frame replayed here.
+            if peer is not None:
+                self._offence(peer, Offence.REPLAY, mtype, address)
+            raise self._reject(scope, address, peer, Rejection.REPLAY, f"frame for {env.recipient.hex()}")
         window = self._windows.get(sender)
         if window is None:
             window = self._windows[sender] = ReplayWindow(self.config.replay_window)

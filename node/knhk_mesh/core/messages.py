@@ -18,6 +18,7 @@ ENTRY_DOMAIN = b"knhk-mesh/entry/1\x00"
 ENVELOPE_DOMAIN = b"knhk-mesh/envelope/1\x00"
 
 AgentId = bytes
+NO_RECIPIENT = bytes(AGENT_ID_BYTES)
 Address = tuple[str, int]
 
 
@@ -157,9 +158,10 @@ BODY_TYPES: dict[type[object], MessageType] = {
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A decoded frame: who claims to have sent it, its nonce, its body and the signed bytes."""
+    """A decoded frame: who claims to have sent it, to whom, its nonce, body and signed bytes."""
 
     sender: AgentId
+    recipient: AgentId  # NO_RECIPIENT only on a join to an address whose agent is not yet known
     nonce: int
     body: Body
     signed: bytes = field(compare=False, repr=False)

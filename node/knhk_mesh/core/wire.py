@@ -1,7 +1,7 @@
 """Bytes <-> messages: versioned, deterministic msgpack frames with a hard size limit.
 
 A frame is `signed_part || signature` where `signed_part` is the msgpack array
-`[PROTOCOL_VERSION, type, sender, nonce, body]` and the signature (64 bytes, ed25519) covers
+`[PROTOCOL_VERSION, type, sender, recipient, nonce, body]` and the signature (64 bytes, ed25519) covers
 `ENVELOPE_DOMAIN + signed_part`. The signature is checked over the bytes as received, so nothing is
 re-encoded to verify. Decoding never raises anything but ProtocolError. See docs/protocol.md.
 """
@@ -90,9 +90,9 @@ def body_fields(body: Body) -> list[object]:
     return [_entry_fields(body.first), _entry_fields(body.second)]
 
 
-def encode_signed_part(sender: AgentId, nonce: int, body: Body) -> bytes:
-    """The part of a frame the sender signs."""
-    return _pack([PROTOCOL_VERSION, int(BODY_TYPES[type(body)]), sender, nonce, body_fields(body)])
+def encode_signed_part(sender: AgentId, recipient: AgentId, nonce: int, body: Body) -> bytes:
+    """The part of a frame the sender signs (the recipient is bound in, so frames cannot be redirected)."""
+    return _pack([PROTOCOL_VERSION, int(BODY_TYPES[type(body)]), sender, recipient, nonce, body_fields(body)])
 
 
 def frame(signed_part: bytes, signature: bytes) -> bytes:
@@ -258,7 +258,7 @@ def decode(data: bytes) -> Envelope:
         raw = msgpack.unpackb(signed, **_UNPACK_LIMITS)
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
         raise _fail("undecodable", f"{type(exc).__name__}: {exc}") from exc
-    top = _list(raw, "frame", 5)
+    top = _list(raw, "frame", 6)
     version = _int(top[0], "protocol version", 0, 255)
     if version != PROTOCOL_VERSION:
         raise _fail("unsupported_version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
@@ -268,9 +268,12 @@ def decode(data: bytes) -> Envelope:
     except ValueError as exc:
         raise _fail("unknown_type", f"message type {code}") from exc
     sender = _bin(top[2], "sender", AGENT_ID_BYTES)
-    nonce = _int(top[3], "nonce")
-    body = _BODY_DECODERS[mtype](_list(top[4], "body"))
-    return Envelope(sender=sender, nonce=nonce, body=body, signed=signed, signature=signature)
+    recipient = _bin(top[3], "recipient", AGENT_ID_BYTES)
+    nonce = _int(top[4], "nonce")
+    body = _BODY_DECODERS[mtype](_list(top[5], "body"))
+    return Envelope(
+        sender=sender, recipient=recipient, nonce=nonce, body=body, signed=signed, signature=signature
+    )
 
 
 def peek_type(data: bytes) -> MessageType | None:

@@ -1,0 +1,142 @@
+"""Byzantine agents for tests and demos: a real engine that also attacks its honest peers.
+
+Each adversary takes part in gossip like any agent (so it stays registered and sees traffic) and,
+for a few rounds after it starts attacking, sends every honest peer frames of one attack kind.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from knhk_mesh.core.engine import MeshEngine
+from knhk_mesh.core.events import MeshEvent
+from knhk_mesh.core.messages import Address, AgentId, Body, Entry, Ping, Push, entry_signed_bytes
+from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
+from knhk_mesh.security import Identity
+
+
+class Attack(StrEnum):
+    FORGED_SIGNATURE = "forged_signature"
+    EQUIVOCATION = "equivocation"
+    REPLAY = "replay"
+    FLOODING = "flooding"
+    MALFORMED = "malformed"
+    IMPERSONATION = "impersonation"
+
+
+class Adversary:
+    """Wraps an engine; from round `start_round` it attacks every honest peer for `attack_rounds` rounds."""
+
+    def __init__(
+        self,
+        engine: MeshEngine,
+        rng: random.Random,
+        targets: Sequence[MeshEngine],
+        attack: Attack,
+        *,
+        start_round: int = 2,
+        attack_rounds: int = 3,
+    ) -> None:
+        self.engine = engine
+        self.rng = rng
+        self.attack = attack
+        self.targets = [(t.agent_id, t.address) for t in targets]
+        self.start_round = start_round
+        self.attack_rounds = attack_rounds
+        self.address: Address = engine.address
+        self._extra: list[tuple[Address, bytes]] = []
+        self._captured: list[tuple[Address, bytes]] = []
+        self._nonce = 10**12  # far from the engine's own nonces
+        self._attacked_rounds = 0
+        self._equivocated = False
+        self.frames_sent = 0
+
+    @property
+    def agent_id(self) -> AgentId:
+        return self.engine.agent_id
+
+    # --- Node surface -------------------------------------------------------------------------------
+
+    def receive(self, address: Address, data: bytes, now: float) -> None:
+        self.engine.receive(address, data, now)
+
+    def messages_to_send(self, now: float) -> list[tuple[Address, bytes]]:
+        out = self.engine.messages_to_send(now)
+        if len(self._captured) < 256:
+            self._captured.extend(out[: 256 - len(self._captured)])
+        extra, self._extra = self._extra, []
+        self.frames_sent += len(extra)
+        return out + extra
+
+    def next_event(self) -> MeshEvent | None:
+        return self.engine.next_event()
+
+    def get_timer(self) -> float | None:
+        return self.engine.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        before = self.engine.round_no
+        self.engine.handle_timer(now)
+        started = self.engine.round_no != before and self.engine.round_no >= self.start_round
+        if started and self._attacked_rounds < self.attack_rounds:
+            self._attacked_rounds += 1
+            self._strike(now)
+
+    # --- attacks ------------------------------------------------------------------------------------
+
+    def _frame(self, signer: Identity, sender: AgentId, recipient: AgentId, body: Body) -> bytes:
+        self._nonce += 1
+        signed = encode_signed_part(sender, recipient, self._nonce, body)
+        return frame(signed, signer.sign(envelope_message(signed)))
+
+    def _push(self, entries: tuple[Entry, ...]) -> Push:
+        st = self.engine.state
+        return Push(st.digest, st.versions(), entries)
+
+    def _strike(self, now: float) -> None:
+        me = self.engine.identity
+        if self.attack is Attack.FORGED_SIGNATURE:
+            for agent, address in self.targets:
+                victim = self.rng.choice(self.targets)[0]
+                forged = Entry(victim, 10**6, "forged", b"x", self.rng.randbytes(64))
+                self._extra.append((address, self._frame(me, me.agent_id, agent, self._push((forged,)))))
+        elif self.attack is Attack.EQUIVOCATION:
+            if self._equivocated:
+                return
+            self._equivocated = True
+            version = self.engine.state.version_of(me.agent_id) + 1
+            for i, (agent, address) in enumerate(self.targets):
+                value = b"left" if i % 2 == 0 else b"right"
+                signed = entry_signed_bytes(me.agent_id, version, "equivocal", value)
+                e = Entry(me.agent_id, version, "equivocal", value, me.sign(signed), signed)
+                self._extra.append((address, self._frame(me, me.agent_id, agent, self._push((e,)))))
+        elif self.attack is Attack.REPLAY:
+            if not self._captured:
+                return
+            for _agent, address in self.targets:
+                self._extra.append((address, self.rng.choice(self._captured)[1]))
+        elif self.attack is Attack.FLOODING:
+            count = int(self.engine.config.burst * 1.2) + 10
+            for agent, address in self.targets:
+                for _ in range(count):
+                    self._extra.append((address, self._frame(me, me.agent_id, agent, Ping(self._nonce))))
+        elif self.attack is Attack.MALFORMED:
+            for _agent, address in self.targets:
+                self._extra.append((address, self.rng.randbytes(self.rng.randint(1, 200))))
+        elif self.attack is Attack.IMPERSONATION:
+            for agent, address in self.targets:
+                victim = self.rng.choice([a for a, _ in self.targets if a != agent] or [agent])
+                self._extra.append((address, self._frame(me, victim, agent, self._push(()))))
+
+
+def adversary(
+    attack: Attack, **kwargs: int
+) -> Callable[[MeshEngine, random.Random, Sequence[MeshEngine]], Adversary]:
+    """A cluster factory for one adversary of the given attack kind."""
+
+    def make(engine: MeshEngine, rng: random.Random, targets: Sequence[MeshEngine]) -> Adversary:
+        return Adversary(engine, rng, targets, attack, **kwargs)
+
+    return make

@@ -1,0 +1,280 @@
+"""The mesh's telemetry: engine scopes and events turned into spans, metrics, events and tick usage.
+
+This is the only module of the mesh that imports `knhk_otel.semconv`: every span name, metric and
+attribute key comes from the generated helpers, never from a literal here. One MeshTelemetry holds
+the instruments (shared by every node of a process); `for_node` gives the engine its
+Instrumentation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from types import TracebackType
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.trace import Span, StatusCode
+
+from knhk_mesh import __version__
+from knhk_mesh.core.events import (
+    ByzantineDetected,
+    Converged,
+    MeshEvent,
+    MessageReceived,
+    MessageRejected,
+    MessageSent,
+    PeerJoined,
+    PeerLeft,
+    Rejection,
+    ReputationChanged,
+    RoundStarted,
+    RttMeasured,
+)
+from knhk_mesh.core.instrument import Operation
+from knhk_mesh.core.messages import Address, AgentId
+from knhk_mesh.core.messages import MessageType as WireType
+from knhk_otel.runtime.ticks import TickClock, schema_budgets
+from knhk_otel.semconv import attributes as A
+from knhk_otel.semconv import events as E
+from knhk_otel.semconv import metrics as M
+from knhk_otel.semconv import spans as S
+
+SCOPE_NAME = "knhk_mesh"
+
+_TYPES = {t: A.MessageType(t.label) for t in WireType}
+_OPS = {op: A.TickOperation(op.value) for op in Operation}
+_REJECTIONS = {r: A.RejectionReason(r.value) for r in Rejection}
+
+
+class MeshTelemetry:
+    """Instruments shared by all nodes of a process, plus tick accounting for reports."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        logger_provider: _logs.LoggerProvider,
+        *,
+        tick_clock: TickClock | None = None,
+        topology: A.Topology = A.Topology.SINGLE_REGION,
+        strategy: A.PeerSelectionStrategy = A.PeerSelectionStrategy.RANDOM,
+    ) -> None:
+        self.tracer = tracer_provider.get_tracer(SCOPE_NAME, __version__)
+        self.logger = logger_provider.get_logger(SCOPE_NAME, __version__)
+        meter = meter_provider.get_meter(SCOPE_NAME, __version__)
+        self.ticks = tick_clock or TickClock(budgets=schema_budgets())
+        self.topology = topology
+        self.strategy = strategy
+        self.gossip_rounds = M.GossipRounds(meter)
+        self.gossip_fanout = M.GossipFanout(meter)
+        self.peer_count = M.PeerCount(meter)
+        self.peer_reputation = M.PeerReputation(meter)
+        self.peer_latency = M.PeerLatency(meter)
+        self.messages = M.Messages(meter)
+        self.network_io = M.NetworkIo(meter)
+        self.rejected = M.MessagesRejected(meter)
+        self.byzantine = M.ByzantineEvents(meter)
+        self.convergence_rounds = M.ConvergenceRounds(meter)
+        self.convergence_duration = M.ConvergenceDuration(meter)
+        self.tick_usage = M.TickUsage(meter)
+        self.tick_overruns = M.TickOverruns(meter)
+        self.detections: Counter[tuple[str, str]] = Counter()  # (kind, peer hex) for summaries
+
+    def for_node(self, node_id: str) -> NodeTelemetry:
+        return NodeTelemetry(self, node_id)
+
+
+class _SpanScope:
+    """An open span the engine can add what it learns to (peer, type, size, rejection)."""
+
+    __slots__ = ("_cm", "_span")
+
+    def __init__(self, cm: object) -> None:
+        self._cm = cm
+        self._span: Span | None = None
+
+    def __enter__(self) -> _SpanScope:
+        self._span = self._cm.__enter__()  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._cm.__exit__(et, ev, tb)  # type: ignore[attr-defined]
+
+    def peer(self, peer_id: AgentId) -> None:
+        if self._span is not None:
+            self._span.set_attribute(A.KNHK_MESH_PEER_ID, peer_id.hex())
+
+    def message_type(self, mtype: WireType) -> None:
+        if self._span is not None:
+            self._span.set_attribute(A.KNHK_MESH_MESSAGE_TYPE, _TYPES[mtype].value)
+
+    def size(self, size: int) -> None:
+        if self._span is not None:
+            self._span.set_attribute(A.KNHK_MESH_MESSAGE_SIZE, size)
+
+    def reject(self, reason: Rejection) -> None:
+        if self._span is not None:
+            self._span.set_attribute(A.KNHK_MESH_REJECTION_REASON, _REJECTIONS[reason].value)
+            self._span.set_status(StatusCode.ERROR, reason.value)
+
+
+class _Measure:
+    __slots__ = ("_node", "_op", "_start")
+
+    def __init__(self, node: NodeTelemetry, op: Operation) -> None:
+        self._node = node
+        self._op = op
+        self._start = 0
+
+    def __enter__(self) -> _Measure:
+        self._start = time.perf_counter_ns()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        hub = self._node.hub
+        sample = hub.ticks.sample(self._op.value, time.perf_counter_ns() - self._start)
+        op = _OPS[self._op]
+        hub.tick_usage.record(sample.ticks, node_id=self._node.node_id, tick_operation=op)
+        if sample.overrun:
+            hub.tick_overruns.add(1, node_id=self._node.node_id, tick_operation=op)
+
+
+class NodeTelemetry:
+    """The Instrumentation of one engine (see knhk_mesh.core.instrument)."""
+
+    __slots__ = ("hub", "node_id")
+
+    def __init__(self, hub: MeshTelemetry, node_id: str) -> None:
+        self.hub = hub
+        self.node_id = node_id
+
+    def round(self, round_no: int, fanout: int, peer_count: int) -> _SpanScope:
+        h = self.hub
+        return _SpanScope(
+            S.start_gossip_round(
+                h.tracer,
+                node_id=self.node_id,
+                gossip_round=round_no,
+                gossip_phase=A.GossipPhase.PUSH,
+                gossip_fanout=fanout,
+                peer_count=peer_count,
+                topology=h.topology,
+                peer_selection_strategy=h.strategy,
+            )
+        )
+
+    def send(self, peer_id: AgentId | None, address: Address, mtype: WireType) -> _SpanScope:
+        return _SpanScope(
+            S.start_message_send(
+                self.hub.tracer,
+                node_id=self.node_id,
+                peer_id=peer_id.hex() if peer_id is not None else "",
+                message_type=_TYPES[mtype],
+                network_peer_address=address[0],
+                network_peer_port=address[1],
+            )
+        )
+
+    def receive(self, address: Address, size: int) -> _SpanScope:
+        self.hub.network_io.add(size, node_id=self.node_id, message_direction=A.MessageDirection.RECEIVED)
+        return _SpanScope(
+            S.start_message_receive(
+                self.hub.tracer, node_id=self.node_id, message_size=size, network_peer_address=address[0]
+            )
+        )
+
+    def merge(self, peer_id: AgentId, entries: int, round_no: int) -> _SpanScope:
+        return _SpanScope(
+            S.start_state_merge(
+                self.hub.tracer,
+                node_id=self.node_id,
+                peer_id=peer_id.hex(),
+                state_entries=entries,
+                gossip_round=round_no,
+            )
+        )
+
+    def register(self, peer_id: AgentId, address: Address, region: str, peer_count: int) -> _SpanScope:
+        return _SpanScope(
+            S.start_peer_register(
+                self.hub.tracer,
+                node_id=self.node_id,
+                peer_id=peer_id.hex(),
+                region=region or None,
+                network_peer_address=address[0],
+                network_peer_port=address[1],
+                peer_count=peer_count,
+            )
+        )
+
+    def measure(self, operation: Operation) -> _Measure:
+        return _Measure(self, operation)
+
+    def event(self, event: MeshEvent) -> None:
+        h, node = self.hub, self.node_id
+        if isinstance(event, MessageSent):
+            h.messages.add(
+                1, node_id=node, message_direction=A.MessageDirection.SENT, message_type=_TYPES[event.type]
+            )
+            h.network_io.add(event.size, node_id=node, message_direction=A.MessageDirection.SENT)
+        elif isinstance(event, MessageReceived):
+            h.messages.add(
+                1,
+                node_id=node,
+                message_direction=A.MessageDirection.RECEIVED,
+                message_type=_TYPES[event.type],
+            )
+        elif isinstance(event, MessageRejected):
+            h.rejected.add(1, node_id=node, rejection_reason=_REJECTIONS[event.reason])
+        elif isinstance(event, RoundStarted):
+            h.gossip_rounds.add(1, node_id=node)
+            h.gossip_fanout.record(event.fanout, node_id=node)
+            h.peer_count.set(event.peer_count, node_id=node)
+        elif isinstance(event, ByzantineDetected):
+            kind = A.ByzantineKind(event.kind.value)
+            h.detections[(kind.value, event.peer_id.hex())] += 1
+            h.byzantine.add(1, node_id=node, byzantine_kind=kind)
+            E.emit_byzantine_detected(
+                h.logger,
+                node_id=node,
+                peer_id=event.peer_id.hex(),
+                byzantine_kind=kind,
+                message_type=_TYPES[event.message_type] if event.message_type is not None else None,
+                network_peer_address=event.address[0] if event.address is not None else None,
+            )
+        elif isinstance(event, ReputationChanged):
+            h.peer_reputation.set(event.current, node_id=node, peer_id=event.peer_id.hex())
+            E.emit_reputation_changed(
+                h.logger,
+                node_id=node,
+                peer_id=event.peer_id.hex(),
+                reputation_previous=event.previous,
+                reputation_current=event.current,
+                reputation_reason=A.ReputationReason(event.reason),
+            )
+        elif isinstance(event, PeerJoined):
+            E.emit_peer_joined(
+                h.logger,
+                node_id=node,
+                peer_id=event.peer_id.hex(),
+                region=event.region or None,
+                network_peer_address=event.address[0],
+            )
+        elif isinstance(event, PeerLeft):
+            E.emit_peer_left(h.logger, node_id=node, peer_id=event.peer_id.hex(), error_type=event.reason)
+        elif isinstance(event, Converged):
+            h.convergence_rounds.record(event.rounds, node_id=node, topology=h.topology)
+            h.convergence_duration.record(event.duration, node_id=node, topology=h.topology)
+            E.emit_converged(
+                h.logger,
+                node_id=node,
+                convergence_rounds=event.rounds,
+                state_digest=event.digest.hex(),
+                gossip_round=event.round,
+            )
+        elif isinstance(event, RttMeasured):
+            h.peer_latency.record(event.rtt, node_id=node, region=event.region or None)
