@@ -55,8 +55,11 @@ def py_str(value: str) -> str:
 
 
 def _escape_doc(text: str) -> str:
-    escaped = "".join(_escape_char(c, "") for c in text).replace('"""', '\\"\\"\\"')
-    return escaped
+    # spaces inside `\N{...}` become NUL until wrapping is done, so a name is never split
+    escaped = "".join(
+        _escape_char(c, "").replace(" ", "\x00") if c > "~" else _escape_char(c, "") for c in text
+    )
+    return escaped.replace('"""', '\\"\\"\\"')
 
 
 def _doc_paragraph(paragraph: str, width: int) -> list[str]:
@@ -74,9 +77,10 @@ def _doc_paragraph(paragraph: str, width: int) -> list[str]:
                     break_long_words=False,
                 )
             )
-        return out
+        return [line.replace("\x00", " ") for line in out]
     flat = _escape_doc(" ".join(paragraph.split()))
-    return textwrap.wrap(flat, width, break_on_hyphens=False, break_long_words=False)
+    wrapped = textwrap.wrap(flat, width, break_on_hyphens=False, break_long_words=False)
+    return [line.replace("\x00", " ") for line in wrapped]
 
 
 def py_docstring(text: str, indent: int = 0, width: int = 108) -> str:
@@ -87,7 +91,7 @@ def py_docstring(text: str, indent: int = 0, width: int = 108) -> str:
     pad = " " * indent
     body_lines: list[str] = []
     for paragraph in str(text).strip().split("\n\n"):
-        wrapped = _doc_paragraph(paragraph, max(30, width - indent))
+        wrapped = _doc_paragraph(paragraph, max(30, width - indent - 3))
         if not wrapped:
             continue
         if body_lines:
@@ -103,6 +107,16 @@ def py_docstring(text: str, indent: int = 0, width: int = 108) -> str:
     out.extend((pad + line) if line else "" for line in body_lines[1:])
     out.append(f'{pad}"""')
     return "\n".join(out)
+
+
+def py_wrap(open_: str, items: list[str], close: str, indent: int = 0, width: int = 108) -> str:
+    """`open_ a, b close` on one line when it fits, else one item per line with a trailing comma."""
+    flat = open_ + ", ".join(items) + close
+    if indent + len(flat) <= width:
+        return " " * indent + flat
+    pad = " " * indent
+    lines = [pad + open_] + [f"{pad}    {item}," for item in items] + [pad + close]
+    return "\n".join(lines)
 
 
 def py_assign(target: str, value_literal: str, indent: int = 0, width: int = 108) -> str:
@@ -152,10 +166,13 @@ def _flat_literal(value: Any) -> str:
     return py_str(str(value))
 
 
-def py_wrapped_str(value: str, indent: int = 0, width: int = 108) -> str:
-    """A string literal, split into implicitly concatenated parts in parentheses when too long."""
+def py_wrapped_str(value: str, indent: int = 0, width: int = 108, used: int = 0) -> str:
+    """A string literal, split into implicitly concatenated parts in parentheses when too long.
+
+    `used` is how many columns of the first line precede the literal (beyond the indentation).
+    """
     flat = py_str(value)
-    if indent + len(flat) <= width:
+    if indent + used + len(flat) <= width:
         return flat
     pad = " " * (indent + 4)
     parts = textwrap.wrap(
@@ -220,6 +237,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "py_docstring": py_docstring,
     "py_literal": py_literal,
     "py_assign": py_assign,
+    "py_wrap": py_wrap,
     "py_wrapped_str": py_wrapped_str,
     "md_cell": md_cell,
 }

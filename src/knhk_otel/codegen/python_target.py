@@ -7,7 +7,7 @@ whether two definitions fight over one) is decided here, once, with the definiti
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from knhk_otel.codegen import naming
@@ -81,28 +81,41 @@ def _where(source: Source | None) -> str:
 
 
 class _Names:
-    """Collects (name → first definition) and turns a second claim into a diagnostic naming both."""
+    """Hands out identifiers; a second definition wanting a taken one is a collision.
 
-    def __init__(self, what: str) -> None:
+    A deprecated definition yields to a current one: it gets `suffix` appended (e.g.
+    `messaging.client_id` → `MESSAGING_CLIENT_ID_DEPRECATED` beside `messaging.client.id`), because
+    the real semantic conventions keep such pairs. Anything else is an error naming both.
+    """
+
+    def __init__(self, what: str, suffix: str) -> None:
         self.what = what
+        self.suffix = suffix
         self.seen: dict[str, tuple[str, Source | None]] = {}
         self.errors: list[Diagnostic] = []
 
-    def claim(self, name: str, definition: str, source: Source | None) -> bool:
-        first = self.seen.get(name)
-        if first is None:
-            self.seen[name] = (definition, source)
-            return True
-        if first[0] != definition:
-            self.errors.append(
-                Diagnostic(
-                    "codegen_name_collision",
-                    f"{self.what} `{name}` would be generated for both `{first[0]}` ({_where(first[1])}) "
-                    f"and `{definition}` ({_where(source)}); rename one of them",
-                    source,
-                )
+    def claim(
+        self, name: str, definition: str, source: Source | None, *, deprecated: bool = False
+    ) -> str | None:
+        """The identifier `definition` gets, or None after recording a collision."""
+        candidates = [name, name + self.suffix] if deprecated else [name]
+        for candidate in candidates:
+            first = self.seen.get(candidate)
+            if first is None:
+                self.seen[candidate] = (definition, source)
+                return candidate
+            if first[0] == definition:
+                return candidate
+        first = self.seen[name]
+        self.errors.append(
+            Diagnostic(
+                "codegen_name_collision",
+                f"{self.what} `{name}` would be generated for both `{first[0]}` ({_where(first[1])}) "
+                f"and `{definition}` ({_where(source)}); rename one of them",
+                source,
             )
-        return False
+        )
+        return None
 
 
 def _members(enum: EnumType) -> tuple[PyMember, ...]:
@@ -146,29 +159,40 @@ def _collect_attributes(inp: GenerationInput) -> list[Attribute]:
 
 
 def _attributes(inp: GenerationInput, errors: list[Diagnostic]) -> dict[str, PyAttribute]:
-    consts = _Names("attribute constant")
-    classes = _Names("enum class")
+    consts = _Names("attribute constant", "_DEPRECATED")
+    classes = _Names("enum class", "Deprecated")
     out: dict[str, PyAttribute] = {}
-    for attr in _collect_attributes(inp):
-        const = naming.screaming_snake_case(attr.name)
-        consts.claim(const, attr.name, attr.source)
+    # current definitions claim names first, so a deprecated twin is the one that gets the suffix
+    for attr in sorted(_collect_attributes(inp), key=lambda a: (a.deprecated is not None, a.name)):
+        const = consts.claim(
+            naming.screaming_snake_case(attr.name), attr.name, attr.source, deprecated=_dep(attr)
+        )
+        if const is None:
+            continue
         enum: PyEnum | None = None
         if isinstance(attr.type, EnumType) and attr.type.members:
-            class_name = naming.pascal_case(naming.strip_namespace(attr.name, inp.namespace))
-            if class_name in _MODULE_NAMES or not class_name:
+            wanted = naming.pascal_case(naming.strip_namespace(attr.name, inp.namespace))
+            if wanted in _MODULE_NAMES or not wanted:
                 errors.append(
                     Diagnostic(
                         "codegen_name_collision",
-                        f"enum class `{class_name}` of `{attr.name}` clashes with a name the module imports",
+                        f"enum class `{wanted}` of `{attr.name}` clashes with a name the module imports",
                         attr.source,
                     )
                 )
-            classes.claim(class_name, attr.name, attr.source)
+                continue
+            class_name = classes.claim(wanted, attr.name, attr.source, deprecated=_dep(attr))
+            if class_name is None:
+                continue
             enum = PyEnum(class_name, _enum_base(attr.type), _members(attr.type))
         out[attr.name] = PyAttribute(const, attr, enum)
     errors.extend(consts.errors)
     errors.extend(classes.errors)
-    return out
+    return dict(sorted(out.items()))
+
+
+def _dep(item: Attribute | Group) -> bool:
+    return item.deprecated is not None
 
 
 def _spec_type(attr: Attribute, enum: PyEnum | None) -> str:
@@ -182,22 +206,28 @@ def _spec_type(attr: Attribute, enum: PyEnum | None) -> str:
 def _params(
     group: Group, attrs: Mapping[str, PyAttribute], inp: GenerationInput, errors: list[Diagnostic]
 ) -> tuple[PyParam, ...]:
-    kwargs = _Names(f"keyword argument of `{group.id}`:")
+    kwargs = _Names(f"keyword argument of `{group.id}`:", "_deprecated")
+    chosen: dict[str, str] = {}
+    for attr in sorted(group.attributes, key=lambda a: a.deprecated is not None):
+        wanted = naming.py_identifier(
+            naming.snake_case(naming.strip_namespace(attr.name, inp.namespace)), reserved=_RESERVED_KWARGS
+        )
+        kwarg = kwargs.claim(wanted, attr.name, attr.source, deprecated=_dep(attr))
+        if kwarg is not None:
+            chosen[attr.name] = kwarg
+    errors.extend(kwargs.errors)
     out: list[PyParam] = []
     for attr in group.attributes:
+        if attr.name not in chosen:
+            continue
         py_attr = attrs.get(attr.name)
         enum = py_attr.enum if py_attr is not None and isinstance(attr.type, EnumType) else None
         if isinstance(attr.type, EnumType) and enum is None and attr.type.members:
             enum = _members_enum(attr, inp)
-        kwarg = naming.py_identifier(
-            naming.snake_case(naming.strip_namespace(attr.name, inp.namespace)), reserved=_RESERVED_KWARGS
-        )
-        if not kwargs.claim(kwarg, attr.name, attr.source):
-            continue
         annotation = python_type(attr, ENUMS + enum.class_name if enum else None, ABC, TYPES)
         out.append(
             PyParam(
-                kwarg=kwarg,
+                kwarg=chosen[attr.name],
                 attribute=attr,
                 annotation=annotation,
                 required=attr.requirement_level == "required",
@@ -206,7 +236,6 @@ def _params(
                 spec_type=_spec_type(attr, enum),
             )
         )
-    errors.extend(kwargs.errors)
     required = [p for p in out if p.required and not p.is_template]
     optional = [p for p in out if not (p.required and not p.is_template)]
     return tuple(required + optional)
@@ -218,6 +247,44 @@ def _members_enum(attr: Attribute, inp: GenerationInput) -> PyEnum:
     return PyEnum(class_name, _enum_base(attr.type), _members(attr.type))
 
 
+def _merge(groups: list[Group], errors: list[Diagnostic]) -> Group:
+    """One signal defined by several groups (semconv's per-hardware `hw.status`): one helper for all.
+
+    The first current definition gives brief, kind, unit; attributes are the union, required only
+    where every definition requires them.
+    """
+    base = sorted(groups, key=_dep)[0]
+    if len(groups) == 1:
+        return base
+    for other in groups:
+        if (other.instrument, other.unit, other.span_kind) != (base.instrument, base.unit, base.span_kind):
+            errors.append(
+                Diagnostic(
+                    "codegen_signal_conflict",
+                    f"`{other.signal_name}` is defined by `{base.id}` ({_where(base.source)}) and "
+                    f"`{other.id}` with a different instrument, unit or span kind",
+                    other.source,
+                )
+            )
+    merged: dict[str, Attribute] = {}
+    for group in sorted(groups, key=_dep):
+        for attr in group.attributes:
+            merged.setdefault(attr.name, attr)
+    attributes = []
+    for name, attr in merged.items():
+        everywhere = all(
+            (a := g.attribute(name)) is not None and a.requirement_level == "required" for g in groups
+        )
+        if attr.requirement_level == "required" and not everywhere:
+            attr = replace(
+                attr,
+                requirement_level="conditionally_required",
+                requirement_text="required by some definitions",
+            )
+        attributes.append(attr)
+    return replace(base, attributes=tuple(attributes))
+
+
 def _signals(
     groups: Iterable[Group],
     attrs: Mapping[str, PyAttribute],
@@ -226,15 +293,20 @@ def _signals(
     *,
     what: str,
     make_name: Callable[[str], str],
+    suffix: str,
 ) -> list[PySignal]:
-    names = _Names(what)
-    out: list[PySignal] = []
+    by_name: dict[str, list[Group]] = {}
     for group in groups:
+        by_name.setdefault(group.signal_name, []).append(group)
+    merged = [_merge(same, errors) for same in by_name.values()]
+    names = _Names(what, suffix)
+    out: list[PySignal] = []
+    for group in sorted(merged, key=lambda g: (_dep(g), g.signal_name)):
         stripped = naming.strip_namespace(group.signal_name, inp.namespace)
-        name = make_name(stripped)
-        if not names.claim(name, group.id, group.source):
+        name = names.claim(make_name(stripped), group.signal_name, group.source, deprecated=_dep(group))
+        if name is None:
             continue
-        spec_name = f"_SPEC_{naming.screaming_snake_case(stripped)}"
+        spec_name = f"_SPEC_{naming.screaming_snake_case(name)}"
         out.append(PySignal(name, group, _params(group, attrs, inp, errors), spec_name, _buckets(group)))
     errors.extend(names.errors)
     return sorted(out, key=lambda s: s.name)
@@ -274,6 +346,7 @@ def context(inp: GenerationInput) -> dict[str, Any]:
         errors,
         what="span helper",
         make_name=lambda s: "start_" + naming.snake_case(s),
+        suffix="_deprecated",
     )
     metrics = _signals(
         (g for g in own if g.type == "metric" and g.instrument is not None),
@@ -282,6 +355,7 @@ def context(inp: GenerationInput) -> dict[str, Any]:
         errors,
         what="metric class",
         make_name=lambda s: naming.pascal_case(s) or "Metric",
+        suffix="Deprecated",
     )
     events = _signals(
         (g for g in own if g.type == "event"),
@@ -290,6 +364,7 @@ def context(inp: GenerationInput) -> dict[str, Any]:
         errors,
         what="event helper",
         make_name=lambda s: "emit_" + naming.snake_case(s),
+        suffix="_deprecated",
     )
     for metric in metrics:
         if metric.name in _MODULE_NAMES:

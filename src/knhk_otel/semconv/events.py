@@ -13,7 +13,7 @@ from knhk_otel.runtime import strict as _strict
 
 from . import attributes
 
-_SPEC_BYZANTINE_DETECTED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_BYZANTINE_DETECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.byzantine.kind", attributes.ByzantineKind, True),
@@ -26,12 +26,17 @@ def emit_byzantine_detected(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     peer_id: str,
+
     byzantine_kind: attributes.ByzantineKind,
+
     message_type: attributes.MessageType | None = None,
+
     network_peer_address: str | None = None,
 ) -> None:
-    """The node detected Byzantine behaviour of a peer; the evidence is kept (and gossiped for equivocation).
+    """The node detected Byzantine behaviour of a peer; the evidence is kept (and gossiped for
+    equivocation).
 
     Event `knhk.mesh.byzantine.detected`, stability development.
 
@@ -41,13 +46,13 @@ def emit_byzantine_detected(
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - byzantine_kind: `knhk.mesh.byzantine.kind`, required. Kind of Byzantine behaviour detected.
     - message_type: `knhk.mesh.message.type`, recommended. Type of a mesh protocol message.
-    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection - IP
-      address or Unix domain socket name.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
     """
     if _strict.is_strict():
         _strict.check(
             "emit_byzantine_detected",
-            _SPEC_BYZANTINE_DETECTED,
+            _SPEC_EMIT_BYZANTINE_DETECTED,
             (
                 node_id,
                 peer_id,
@@ -58,17 +63,22 @@ def emit_byzantine_detected(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
         "knhk.mesh.byzantine.kind": byzantine_kind.value,
+
     }
     if message_type is not None:
         _attributes["knhk.mesh.message.type"] = message_type.value
+
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
 
+
     logger.emit(event_name="knhk.mesh.byzantine.detected", attributes=_attributes)
 
-_SPEC_CONVERGED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_CONVERGED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.convergence.rounds", "int", True),
     ("knhk.mesh.state.digest", "string", True),
@@ -80,8 +90,11 @@ def emit_converged(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     convergence_rounds: int,
+
     state_digest: str,
+
     gossip_round: int | None = None,
 ) -> None:
     """The node's state digest agreed with all sampled peers for the configured number of rounds.
@@ -100,7 +113,7 @@ def emit_converged(
     if _strict.is_strict():
         _strict.check(
             "emit_converged",
-            _SPEC_CONVERGED,
+            _SPEC_EMIT_CONVERGED,
             (
                 node_id,
                 convergence_rounds,
@@ -110,15 +123,19 @@ def emit_converged(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.convergence.rounds": convergence_rounds,
+
         "knhk.mesh.state.digest": state_digest,
+
     }
     if gossip_round is not None:
         _attributes["knhk.mesh.gossip.round"] = gossip_round
 
+
     logger.emit(event_name="knhk.mesh.converged", attributes=_attributes)
 
-_SPEC_PARTITION_DETECTED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_PARTITION_DETECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.reachable", "int", True),
     ("knhk.mesh.partition.quorum", "int", True),
@@ -129,7 +146,9 @@ def emit_partition_detected(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     partition_reachable: int,
+
     partition_quorum: int,
 ) -> None:
     """The node lost its quorum.
@@ -141,12 +160,13 @@ def emit_partition_detected(
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - partition_reachable: `knhk.mesh.partition.reachable`, required. Peers the node reached in its last
       health check.
-    - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f < n/3).
+    - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f <
+      n/3).
     """
     if _strict.is_strict():
         _strict.check(
             "emit_partition_detected",
-            _SPEC_PARTITION_DETECTED,
+            _SPEC_EMIT_PARTITION_DETECTED,
             (
                 node_id,
                 partition_reachable,
@@ -155,13 +175,16 @@ def emit_partition_detected(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.partition.reachable": partition_reachable,
+
         "knhk.mesh.partition.quorum": partition_quorum,
+
     }
 
     logger.emit(event_name="knhk.mesh.partition.detected", attributes=_attributes)
 
-_SPEC_PARTITION_HEALED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_PARTITION_HEALED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.reachable", "int", True),
     ("knhk.mesh.state.digest", "string", False),
@@ -172,7 +195,9 @@ def emit_partition_healed(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     partition_reachable: int,
+
     state_digest: str | None = None,
 ) -> None:
     """The node regained its quorum and merged the other side's state.
@@ -184,13 +209,13 @@ def emit_partition_healed(
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - partition_reachable: `knhk.mesh.partition.reachable`, required. Peers the node reached in its last
       health check.
-    - state_digest: `knhk.mesh.state.digest`, recommended. Hex digest (Merkle root) of the node's replicated
-      state.
+    - state_digest: `knhk.mesh.state.digest`, recommended. Hex digest (Merkle root) of the node's
+      replicated state.
     """
     if _strict.is_strict():
         _strict.check(
             "emit_partition_healed",
-            _SPEC_PARTITION_HEALED,
+            _SPEC_EMIT_PARTITION_HEALED,
             (
                 node_id,
                 partition_reachable,
@@ -199,14 +224,17 @@ def emit_partition_healed(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.partition.reachable": partition_reachable,
+
     }
     if state_digest is not None:
         _attributes["knhk.mesh.state.digest"] = state_digest
 
+
     logger.emit(event_name="knhk.mesh.partition.healed", attributes=_attributes)
 
-_SPEC_PEER_JOINED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_PEER_JOINED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.region", "string", False),
@@ -218,8 +246,11 @@ def emit_peer_joined(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     peer_id: str,
+
     region: str | None = None,
+
     network_peer_address: str | None = None,
 ) -> None:
     """A peer joined the node's view of the mesh.
@@ -232,13 +263,13 @@ def emit_peer_joined(
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - region: `knhk.mesh.region`, recommended. Region of the agent, used by geographic peer selection and
       multi-region topologies.
-    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection - IP
-      address or Unix domain socket name.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
     """
     if _strict.is_strict():
         _strict.check(
             "emit_peer_joined",
-            _SPEC_PEER_JOINED,
+            _SPEC_EMIT_PEER_JOINED,
             (
                 node_id,
                 peer_id,
@@ -248,16 +279,20 @@ def emit_peer_joined(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
     }
     if region is not None:
         _attributes["knhk.mesh.region"] = region
+
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
 
+
     logger.emit(event_name="knhk.mesh.peer.joined", attributes=_attributes)
 
-_SPEC_PEER_LEFT: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_PEER_LEFT: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("error.type", "string", False),
@@ -268,7 +303,9 @@ def emit_peer_left(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     peer_id: str,
+
     error_type: str | None = None,
 ) -> None:
     """A peer was pruned from the registry (stale, or departed).
@@ -284,7 +321,7 @@ def emit_peer_left(
     if _strict.is_strict():
         _strict.check(
             "emit_peer_left",
-            _SPEC_PEER_LEFT,
+            _SPEC_EMIT_PEER_LEFT,
             (
                 node_id,
                 peer_id,
@@ -293,14 +330,17 @@ def emit_peer_left(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
     }
     if error_type is not None:
         _attributes["error.type"] = error_type
 
+
     logger.emit(event_name="knhk.mesh.peer.left", attributes=_attributes)
 
-_SPEC_REPUTATION_CHANGED: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_EMIT_REPUTATION_CHANGED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.reputation.previous", "double", True),
@@ -313,9 +353,13 @@ def emit_reputation_changed(
     logger: _logs.Logger,
     *,
     node_id: str,
+
     peer_id: str,
+
     reputation_previous: float,
+
     reputation_current: float,
+
     reputation_reason: attributes.ReputationReason,
 ) -> None:
     """A peer's reputation changed, with the reason.
@@ -326,16 +370,16 @@ def emit_reputation_changed(
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
-    - reputation_previous: `knhk.mesh.reputation.previous`, required. A peer's reputation before a change,
+    - reputation_previous: `knhk.mesh.reputation.previous`, required. A peer's reputation before a
+      change, from 0.0 (ignored) to 1.0 (fully trusted).
+    - reputation_current: `knhk.mesh.reputation.current`, required. A peer's reputation after a change,
       from 0.0 (ignored) to 1.0 (fully trusted).
-    - reputation_current: `knhk.mesh.reputation.current`, required. A peer's reputation after a change, from
-      0.0 (ignored) to 1.0 (fully trusted).
     - reputation_reason: `knhk.mesh.reputation.reason`, required. Why a peer's reputation changed.
     """
     if _strict.is_strict():
         _strict.check(
             "emit_reputation_changed",
-            _SPEC_REPUTATION_CHANGED,
+            _SPEC_EMIT_REPUTATION_CHANGED,
             (
                 node_id,
                 peer_id,
@@ -346,10 +390,15 @@ def emit_reputation_changed(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
         "knhk.mesh.reputation.previous": reputation_previous,
+
         "knhk.mesh.reputation.current": reputation_current,
+
         "knhk.mesh.reputation.reason": reputation_reason.value,
+
     }
 
     logger.emit(event_name="knhk.mesh.reputation.changed", attributes=_attributes)

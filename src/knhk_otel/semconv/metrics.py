@@ -53,6 +53,7 @@ class ByzantineEvents:
         value: float,
         *,
         node_id: str,
+
         byzantine_kind: attributes.ByzantineKind,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -67,7 +68,9 @@ class ByzantineEvents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.byzantine.kind": byzantine_kind.value,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -141,6 +144,7 @@ class ConvergenceDuration:
         value: float,
         *,
         node_id: str,
+
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -155,9 +159,11 @@ class ConvergenceDuration:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology.value
+
 
         self._instrument.record(value, _attributes)
 
@@ -217,6 +223,7 @@ class ConvergenceRounds:
         value: float,
         *,
         node_id: str,
+
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -231,9 +238,11 @@ class ConvergenceRounds:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology.value
+
 
         self._instrument.record(value, _attributes)
 
@@ -287,6 +296,7 @@ class GossipFanout:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.record(value, _attributes)
@@ -338,6 +348,7 @@ class GossipRounds:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -383,7 +394,9 @@ class HierarchyAgents:
         value: float,
         *,
         node_id: str,
+
         hierarchy_level: attributes.HierarchyLevel,
+
         region: str | None = None,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -399,10 +412,13 @@ class HierarchyAgents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.hierarchy.level": hierarchy_level.value,
+
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
+
 
         self._instrument.set(value, _attributes)
 
@@ -422,8 +438,8 @@ class Messages:
     Keyword arguments (attribute, requirement level):
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received by
-      the node.
+    - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received
+      by the node.
     - message_type: `knhk.mesh.message.type`, required. Type of a mesh protocol message.
     """
 
@@ -446,7 +462,9 @@ class Messages:
         value: float,
         *,
         node_id: str,
+
         message_direction: attributes.MessageDirection,
+
         message_type: attributes.MessageType,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -462,8 +480,11 @@ class Messages:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.message.direction": message_direction.value,
+
             "knhk.mesh.message.type": message_type.value,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -505,6 +526,7 @@ class MessagesRejected:
         value: float,
         *,
         node_id: str,
+
         rejection_reason: attributes.RejectionReason,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -519,7 +541,9 @@ class MessagesRejected:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.rejection.reason": rejection_reason.value,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -539,8 +563,8 @@ class NetworkIo:
     Keyword arguments (attribute, requirement level):
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received by
-      the node.
+    - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received
+      by the node.
     """
 
     __slots__ = ("_instrument",)
@@ -562,6 +586,7 @@ class NetworkIo:
         value: float,
         *,
         node_id: str,
+
         message_direction: attributes.MessageDirection,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -576,7 +601,9 @@ class NetworkIo:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.message.direction": message_direction.value,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -647,6 +674,7 @@ class PartitionRecoveryDuration:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.record(value, _attributes)
@@ -688,6 +716,7 @@ class PartitionStatus:
         value: float,
         *,
         node_id: str,
+
         partition_status: attributes.PartitionStatus,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -702,7 +731,9 @@ class PartitionStatus:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.partition.status": partition_status.value,
+
         }
 
         self._instrument.set(value, _attributes)
@@ -754,6 +785,7 @@ class PartitionsDetected:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -766,7 +798,8 @@ _SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (
 class PeerCount:
     """Number of peers in the node's registry.
 
-    Gauge `knhk.mesh.peer.count`, unit `{peer}`, stability development; Prometheus: `knhk_mesh_peer_count`.
+    Gauge `knhk.mesh.peer.count`, unit `{peer}`, stability development; Prometheus:
+    `knhk_mesh_peer_count`.
 
     Keyword arguments (attribute, requirement level):
 
@@ -804,6 +837,7 @@ class PeerCount:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.set(value, _attributes)
@@ -878,6 +912,7 @@ class PeerLatency:
         value: float,
         *,
         node_id: str,
+
         region: str | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -892,9 +927,11 @@ class PeerLatency:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
+
 
         self._instrument.record(value, _attributes)
 
@@ -935,6 +972,7 @@ class PeerReputation:
         value: float,
         *,
         node_id: str,
+
         peer_id: str,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -949,7 +987,9 @@ class PeerReputation:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.peer.id": peer_id,
+
         }
 
         self._instrument.set(value, _attributes)
@@ -1001,6 +1041,7 @@ class QueueSize:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -1045,7 +1086,9 @@ class SchemaFindings:
         value: float,
         *,
         schema_finding_id: str,
+
         schema_finding_level: attributes.SchemaFindingLevel,
+
         schema_signal_type: attributes.SchemaSignalType | None = None,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1061,10 +1104,13 @@ class SchemaFindings:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.schema.finding.id": schema_finding_id,
+
             "knhk.mesh.schema.finding.level": schema_finding_level.value,
+
         }
         if schema_signal_type is not None:
             _attributes["knhk.mesh.schema.signal.type"] = schema_signal_type.value
+
 
         self._instrument.add(value, _attributes)
 
@@ -1083,7 +1129,8 @@ class TickOverruns:
     Keyword arguments (attribute, requirement level):
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick budget.
+    - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick
+      budget.
     """
 
     __slots__ = ("_instrument",)
@@ -1105,6 +1152,7 @@ class TickOverruns:
         value: float,
         *,
         node_id: str,
+
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1119,7 +1167,9 @@ class TickOverruns:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.tick.operation": tick_operation.value,
+
         }
 
         self._instrument.add(value, _attributes)
@@ -1139,7 +1189,8 @@ class TickUsage:
     Keyword arguments (attribute, requirement level):
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick budget.
+    - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick
+      budget.
     """
 
     __slots__ = ("_instrument",)
@@ -1173,6 +1224,7 @@ class TickUsage:
         value: float,
         *,
         node_id: str,
+
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -1187,7 +1239,9 @@ class TickUsage:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.tick.operation": tick_operation.value,
+
         }
 
         self._instrument.record(value, _attributes)
@@ -1229,6 +1283,7 @@ class TopologyClusters:
         value: float,
         *,
         node_id: str,
+
         topology: attributes.Topology,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -1243,7 +1298,9 @@ class TopologyClusters:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.topology": topology.value,
+
         }
 
         self._instrument.set(value, _attributes)
@@ -1285,6 +1342,7 @@ class TopologyRebalances:
         value: float,
         *,
         node_id: str,
+
         topology: attributes.Topology,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1299,7 +1357,9 @@ class TopologyRebalances:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
+
             "knhk.mesh.topology": topology.value,
+
         }
 
         self._instrument.add(value, _attributes)

@@ -15,7 +15,7 @@ from knhk_otel.runtime import strict as _strict
 
 from . import attributes
 
-_SPEC_GOSSIP_ROUND: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_GOSSIP_ROUND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.gossip.round", "int", True),
     ("knhk.mesh.gossip.phase", attributes.GossipPhase, False),
@@ -30,11 +30,17 @@ def start_gossip_round(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     gossip_round: int,
+
     gossip_phase: attributes.GossipPhase | None = None,
+
     gossip_fanout: int | None = None,
+
     peer_count: int | None = None,
+
     topology: attributes.Topology | None = None,
+
     peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """One push-pull gossip round of a node.
@@ -55,7 +61,7 @@ def start_gossip_round(
     if _strict.is_strict():
         _strict.check(
             "start_gossip_round",
-            _SPEC_GOSSIP_ROUND,
+            _SPEC_START_GOSSIP_ROUND,
             (
                 node_id,
                 gossip_round,
@@ -68,18 +74,25 @@ def start_gossip_round(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.gossip.round": gossip_round,
+
     }
     if gossip_phase is not None:
         _attributes["knhk.mesh.gossip.phase"] = gossip_phase.value
+
     if gossip_fanout is not None:
         _attributes["knhk.mesh.gossip.fanout"] = gossip_fanout
+
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
+
     if topology is not None:
         _attributes["knhk.mesh.topology"] = topology.value
+
     if peer_selection_strategy is not None:
         _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.gossip.round",
@@ -87,7 +100,7 @@ def start_gossip_round(
         attributes=_attributes,
     )
 
-_SPEC_MESSAGE_RECEIVE: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_MESSAGE_RECEIVE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", False),
     ("knhk.mesh.message.type", attributes.MessageType, False),
@@ -102,11 +115,17 @@ def start_message_receive(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     peer_id: str | None = None,
+
     message_type: attributes.MessageType | None = None,
+
     message_size: int | None = None,
+
     rejection_reason: attributes.RejectionReason | None = None,
+
     error_type: str | None = None,
+
     network_peer_address: str | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A message received, decoded, verified and handled (or rejected).
@@ -121,14 +140,15 @@ def start_message_receive(
     - message_type: `knhk.mesh.message.type`, conditionally_required. Type of a mesh protocol message.
     - message_size: `knhk.mesh.message.size`, recommended. Encoded size of a message in bytes.
     - rejection_reason: `knhk.mesh.rejection.reason`, conditionally_required. Why a message was rejected.
-    - error_type: `error.type`, conditionally_required. Describes a class of error the operation ended with.
-    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection - IP
-      address or Unix domain socket name.
+    - error_type: `error.type`, conditionally_required. Describes a class of error the operation ended
+      with.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
     """
     if _strict.is_strict():
         _strict.check(
             "start_message_receive",
-            _SPEC_MESSAGE_RECEIVE,
+            _SPEC_START_MESSAGE_RECEIVE,
             (
                 node_id,
                 peer_id,
@@ -141,19 +161,26 @@ def start_message_receive(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
     }
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
+
     if message_type is not None:
         _attributes["knhk.mesh.message.type"] = message_type.value
+
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
+
     if rejection_reason is not None:
         _attributes["knhk.mesh.rejection.reason"] = rejection_reason.value
+
     if error_type is not None:
         _attributes["error.type"] = error_type
+
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.message.receive",
@@ -161,7 +188,7 @@ def start_message_receive(
         attributes=_attributes,
     )
 
-_SPEC_MESSAGE_SEND: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_MESSAGE_SEND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.message.type", attributes.MessageType, True),
@@ -175,10 +202,15 @@ def start_message_send(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     peer_id: str,
+
     message_type: attributes.MessageType,
+
     message_size: int | None = None,
+
     network_peer_address: str | None = None,
+
     network_peer_port: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A message encoded, signed and handed to the transport.
@@ -191,14 +223,14 @@ def start_message_send(
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - message_type: `knhk.mesh.message.type`, required. Type of a mesh protocol message.
     - message_size: `knhk.mesh.message.size`, recommended. Encoded size of a message in bytes.
-    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection - IP
-      address or Unix domain socket name.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
     - network_peer_port: `network.peer.port`, opt_in. Peer port number of the network connection.
     """
     if _strict.is_strict():
         _strict.check(
             "start_message_send",
-            _SPEC_MESSAGE_SEND,
+            _SPEC_START_MESSAGE_SEND,
             (
                 node_id,
                 peer_id,
@@ -210,15 +242,21 @@ def start_message_send(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
         "knhk.mesh.message.type": message_type.value,
+
     }
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
+
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
+
     if network_peer_port is not None:
         _attributes["network.peer.port"] = network_peer_port
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.message.send",
@@ -226,7 +264,7 @@ def start_message_send(
         attributes=_attributes,
     )
 
-_SPEC_PARTITION_DETECT: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_PARTITION_DETECT: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.status", attributes.PartitionStatus, True),
     ("knhk.mesh.partition.reachable", "int", True),
@@ -238,8 +276,11 @@ def start_partition_detect(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     partition_status: attributes.PartitionStatus,
+
     partition_reachable: int,
+
     partition_quorum: int,
 ) -> AbstractContextManager[_trace.Span]:
     """A health check comparing reachable peers with the quorum.
@@ -252,12 +293,13 @@ def start_partition_detect(
     - partition_status: `knhk.mesh.partition.status`, required. Partition status of the node.
     - partition_reachable: `knhk.mesh.partition.reachable`, required. Peers the node reached in its last
       health check.
-    - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f < n/3).
+    - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f <
+      n/3).
     """
     if _strict.is_strict():
         _strict.check(
             "start_partition_detect",
-            _SPEC_PARTITION_DETECT,
+            _SPEC_START_PARTITION_DETECT,
             (
                 node_id,
                 partition_status,
@@ -267,9 +309,13 @@ def start_partition_detect(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.partition.status": partition_status.value,
+
         "knhk.mesh.partition.reachable": partition_reachable,
+
         "knhk.mesh.partition.quorum": partition_quorum,
+
     }
 
     return tracer.start_as_current_span(
@@ -278,7 +324,7 @@ def start_partition_detect(
         attributes=_attributes,
     )
 
-_SPEC_PARTITION_RECOVER: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_PARTITION_RECOVER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.status", attributes.PartitionStatus, True),
     ("knhk.mesh.partition.reachable", "int", False),
@@ -290,8 +336,11 @@ def start_partition_recover(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     partition_status: attributes.PartitionStatus,
+
     partition_reachable: int | None = None,
+
     state_entries: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Recovery after a partition heals, with full-state re-gossip and a CRDT merge of both sides.
@@ -302,15 +351,15 @@ def start_partition_recover(
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - partition_status: `knhk.mesh.partition.status`, required. Partition status of the node.
-    - partition_reachable: `knhk.mesh.partition.reachable`, recommended. Peers the node reached in its last
-      health check.
-    - state_entries: `knhk.mesh.state.entries`, recommended. Number of state entries an operation carried or
-      applied.
+    - partition_reachable: `knhk.mesh.partition.reachable`, recommended. Peers the node reached in its
+      last health check.
+    - state_entries: `knhk.mesh.state.entries`, recommended. Number of state entries an operation carried
+      or applied.
     """
     if _strict.is_strict():
         _strict.check(
             "start_partition_recover",
-            _SPEC_PARTITION_RECOVER,
+            _SPEC_START_PARTITION_RECOVER,
             (
                 node_id,
                 partition_status,
@@ -320,12 +369,16 @@ def start_partition_recover(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.partition.status": partition_status.value,
+
     }
     if partition_reachable is not None:
         _attributes["knhk.mesh.partition.reachable"] = partition_reachable
+
     if state_entries is not None:
         _attributes["knhk.mesh.state.entries"] = state_entries
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.partition.recover",
@@ -333,7 +386,7 @@ def start_partition_recover(
         attributes=_attributes,
     )
 
-_SPEC_PEER_REGISTER: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_PEER_REGISTER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.region", "string", False),
@@ -347,10 +400,15 @@ def start_peer_register(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     peer_id: str,
+
     region: str | None = None,
+
     network_peer_address: str | None = None,
+
     network_peer_port: int | None = None,
+
     peer_count: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A peer is added to (or refreshed in) the node's registry.
@@ -363,15 +421,15 @@ def start_peer_register(
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - region: `knhk.mesh.region`, recommended. Region of the agent, used by geographic peer selection and
       multi-region topologies.
-    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection - IP
-      address or Unix domain socket name.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
     - network_peer_port: `network.peer.port`, opt_in. Peer port number of the network connection.
     - peer_count: `knhk.mesh.peer.count`, recommended. Number of peers known to the node's registry.
     """
     if _strict.is_strict():
         _strict.check(
             "start_peer_register",
-            _SPEC_PEER_REGISTER,
+            _SPEC_START_PEER_REGISTER,
             (
                 node_id,
                 peer_id,
@@ -383,16 +441,22 @@ def start_peer_register(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
     }
     if region is not None:
         _attributes["knhk.mesh.region"] = region
+
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
+
     if network_peer_port is not None:
         _attributes["network.peer.port"] = network_peer_port
+
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.peer.register",
@@ -400,7 +464,7 @@ def start_peer_register(
         attributes=_attributes,
     )
 
-_SPEC_STATE_MERGE: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_STATE_MERGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.state.entries", "int", True),
@@ -413,9 +477,13 @@ def start_state_merge(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     peer_id: str,
+
     state_entries: int,
+
     gossip_round: int | None = None,
+
     state_digest: str | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Validated deltas from a peer merged into the node's CRDT state.
@@ -435,7 +503,7 @@ def start_state_merge(
     if _strict.is_strict():
         _strict.check(
             "start_state_merge",
-            _SPEC_STATE_MERGE,
+            _SPEC_START_STATE_MERGE,
             (
                 node_id,
                 peer_id,
@@ -446,13 +514,18 @@ def start_state_merge(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.peer.id": peer_id,
+
         "knhk.mesh.state.entries": state_entries,
+
     }
     if gossip_round is not None:
         _attributes["knhk.mesh.gossip.round"] = gossip_round
+
     if state_digest is not None:
         _attributes["knhk.mesh.state.digest"] = state_digest
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.state.merge",
@@ -460,7 +533,7 @@ def start_state_merge(
         attributes=_attributes,
     )
 
-_SPEC_TOPOLOGY_REBALANCE: tuple[_strict.AttributeSpec, ...] = (
+_SPEC_START_TOPOLOGY_REBALANCE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
     ("knhk.mesh.topology.clusters", "int", True),
@@ -472,8 +545,11 @@ def start_topology_rebalance(
     tracer: _trace.Tracer,
     *,
     node_id: str,
+
     topology: attributes.Topology,
+
     topology_clusters: int,
+
     peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Peer preferences recomputed from measured latencies.
@@ -492,7 +568,7 @@ def start_topology_rebalance(
     if _strict.is_strict():
         _strict.check(
             "start_topology_rebalance",
-            _SPEC_TOPOLOGY_REBALANCE,
+            _SPEC_START_TOPOLOGY_REBALANCE,
             (
                 node_id,
                 topology,
@@ -502,11 +578,15 @@ def start_topology_rebalance(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
+
         "knhk.mesh.topology": topology.value,
+
         "knhk.mesh.topology.clusters": topology_clusters,
+
     }
     if peer_selection_strategy is not None:
         _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
+
 
     return tracer.start_as_current_span(
         "knhk.mesh.topology.rebalance",
