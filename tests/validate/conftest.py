@@ -1,125 +1,167 @@
-"""Fixtures of the validate area: a small `shop` registry of our own, independent of the mesh schema."""
+"""Fixtures of the validate area: the small `shop` registry (tests/validate/shop), not the mesh schema."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 
-from knhk_otel.schema.model import (
-    Attribute,
-    Deprecated,
-    EnumMember,
-    EnumType,
-    Group,
-    Manifest,
-    ResolvedRegistry,
-)
+from knhk_otel.schema import load_and_resolve
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.index import RegistryIndex
 
-
-def _enum(*values: str | int, value_type: str = "string") -> EnumType:
-    return EnumType(
-        members=tuple(EnumMember(id=str(v), value=v) for v in values),
-        value_type=value_type,  # type: ignore[arg-type]
-    )
-
-
-ORDER_ID = Attribute("shop.order.id", "string", stability="stable")
-ITEM_COUNT = Attribute("shop.item.count", "int", stability="stable")
-PAYMENT = Attribute("shop.payment.method", _enum("card", "cash", "voucher"), stability="stable")
-PRIORITY = Attribute("shop.priority", _enum(1, 2, 3, value_type="int"), stability="stable")
-TAGS = Attribute("shop.tags", "string[]", stability="stable")
-DISCOUNT = Attribute("shop.discount", "double", stability="stable")
-LEGACY = Attribute(
-    "shop.legacy.code",
-    "string",
-    stability="stable",
-    deprecated=Deprecated("renamed", renamed_to="shop.order.id"),
-)
-EXPERIMENT = Attribute("shop.experiment.flag", "boolean", stability="development")
-HEADER = Attribute("shop.header", "template[string]", stability="stable")
-PEER = Attribute("network.peer.address", "string", stability="stable")
-INSTANCE = Attribute("service.instance.id", "string", stability="stable")
-
-
-def _use(attr: Attribute, level: str) -> Attribute:
-    return Attribute(
-        attr.name,
-        attr.type,
-        requirement_level=level,  # type: ignore[arg-type]
-        stability=attr.stability,
-        deprecated=attr.deprecated,
-    )
+SHOP_DIR = Path(__file__).resolve().parent / "shop"
 
 
 def shop_registry() -> ResolvedRegistry:
-    """The registry every validate test runs against (also written as YAML in tests/validate/shop)."""
-    groups = (
-        Group(
-            "registry.shop",
-            "attribute_group",
-            attributes=(ORDER_ID, ITEM_COUNT, PAYMENT, PRIORITY, TAGS, DISCOUNT, LEGACY, EXPERIMENT, HEADER),
-        ),
-        Group("registry.network", "attribute_group", attributes=(PEER,)),
-        Group("registry.service", "attribute_group", attributes=(INSTANCE,)),
-        Group(
-            "span.shop.checkout",
-            "span",
-            span_kind="server",
-            stability="stable",
-            attributes=(
-                _use(ORDER_ID, "required"),
-                _use(PAYMENT, "recommended"),
-                _use(ITEM_COUNT, "opt_in"),
-                _use(PRIORITY, "opt_in"),
-                _use(TAGS, "opt_in"),
-                _use(DISCOUNT, "opt_in"),
-                _use(LEGACY, "opt_in"),
-                _use(EXPERIMENT, "opt_in"),
-                _use(HEADER, "opt_in"),
-                _use(PEER, "opt_in"),
-            ),
-        ),
-        Group("span.shop.refund", "span", span_kind="internal", attributes=(_use(ORDER_ID, "required"),)),
-        Group(
-            "metric.shop.orders",
-            "metric",
-            metric_name="shop.orders",
-            instrument="counter",
-            unit="{order}",
-            attributes=(_use(PAYMENT, "required"),),
-        ),
-        Group(
-            "metric.shop.order.duration",
-            "metric",
-            metric_name="shop.order.duration",
-            instrument="histogram",
-            unit="s",
-            annotations={"knhk": {"explicit_bucket_boundaries": [0.1, 0.5, 1.0, 5.0]}},
-        ),
-        Group(
-            "metric.shop.queue.depth",
-            "metric",
-            metric_name="shop.queue.depth",
-            instrument="updowncounter",
-            unit="{order}",
-        ),
-        Group(
-            "metric.shop.stock",
-            "metric",
-            metric_name="shop.stock",
-            instrument="gauge",
-            unit="{item}",
-            attributes=(_use(ORDER_ID, "opt_in"),),
-        ),
-        Group(
-            "event.shop.order.placed",
-            "event",
-            name="shop.order.placed",
-            attributes=(_use(ORDER_ID, "required"), _use(ITEM_COUNT, "recommended")),
-        ),
-    )
-    return ResolvedRegistry(groups=groups, manifest=Manifest(name="shop", namespace="shop"))
+    registry, diagnostics = load_and_resolve(SHOP_DIR)
+    errors = [d.render() for d in diagnostics if d.is_error]
+    assert registry is not None and not errors, errors
+    return registry
 
 
 @pytest.fixture(scope="session")
 def shop() -> ResolvedRegistry:
     return shop_registry()
+
+
+@pytest.fixture(scope="session")
+def shop_index(shop: ResolvedRegistry) -> RegistryIndex:
+    return RegistryIndex(shop)
+
+
+@pytest.fixture(scope="session")
+def shop_dir() -> Path:
+    return SHOP_DIR
+
+
+# --- the crafted set: good and bad signals, emitted through the real OTel SDK ----------------------
+
+Emit = Callable[[TracerProvider, MeterProvider, LoggerProvider], None]
+
+
+def emit_crafted_set(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider, logger_provider: LoggerProvider
+) -> None:
+    """Spans, metrics and events the `shop` registry judges; EXPECTED_FINDINGS lists the verdicts."""
+    tracer = tracer_provider.get_tracer("shop.tests")
+    with tracer.start_as_current_span(
+        "shop.checkout",
+        kind=SpanKind.SERVER,
+        attributes={
+            "shop.order.id": "o-1",
+            "shop.payment.method": "card",
+            "shop.header.accept": "text/plain",
+        },
+    ):
+        pass
+    with tracer.start_as_current_span(
+        "shop.checkout",
+        kind=SpanKind.CLIENT,
+        attributes={"shop.order.id": 42, "shop.payment.method": "bitcoin", "foo.bar": "x"},
+    ):
+        pass
+    with tracer.start_as_current_span(
+        "shop.refund", kind=SpanKind.INTERNAL, attributes={"shop.item.count": 3}
+    ):
+        pass
+    with tracer.start_as_current_span("unknown.operation"):
+        pass
+    with tracer.start_as_current_span(
+        "shop.checkout",
+        kind=SpanKind.SERVER,
+        attributes={
+            "shop.order.id": "o-2",
+            "shop.legacy.code": "L",
+            "shop.experiment.flag": True,
+            "shop.tags": ("a", "b"),
+            "shop.priority": 5,
+        },
+    ) as span:
+        span.add_event("shop.order.placed", {"shop.order.id": "o-2", "shop.item.count": 1})
+        span.add_event("shop.mystery")
+    meter = meter_provider.get_meter("shop.tests")
+    meter.create_counter("shop.orders", unit="{order}").add(1, {"shop.payment.method": "card"})
+    meter.create_histogram("shop.order.duration", unit="ms").record(12.0)
+    meter.create_up_down_counter("shop.stock", unit="{item}").add(5)
+    meter.create_counter("shop.unknown", unit="1").add(1)
+    logger = logger_provider.get_logger("shop.tests")
+    logger.emit(event_name="shop.order.placed", attributes={"shop.order.id": "o-3", "shop.item.count": 2})
+    logger.emit(event_name="shop.order.cancelled", attributes={"shop.order.id": "o-3"})
+    logger.emit(body="a plain log line, not an event")
+
+
+#: (signal_type, signal_name, count, ((finding id, level, attribute), ...)) for every sample with
+#: findings; the set has 5 spans, 4 metrics, 2 events, 1 resource.
+EXPECTED_FINDINGS: list[tuple[str, str | None, int, tuple[tuple[str, str, str | None], ...]]] = [
+    ("event", "shop.order.cancelled", 1, (("missing_event", "violation", None),)),
+    (
+        "metric",
+        "shop.order.duration",
+        1,
+        (("unit_mismatch", "violation", None), ("bucket_boundaries_mismatch", "improvement", None)),
+    ),
+    ("metric", "shop.stock", 1, (("unexpected_instrument", "violation", None),)),
+    ("metric", "shop.unknown", 1, (("missing_metric", "violation", None),)),
+    ("resource", None, 1, (("missing_attribute", "information", "deployment.environment.name"),)),
+    (
+        "span",
+        "shop.checkout",
+        1,
+        (
+            ("missing_attribute", "violation", "foo.bar"),
+            ("span_kind_mismatch", "violation", None),
+            ("type_mismatch", "violation", "shop.order.id"),
+            ("undefined_enum_variant", "violation", "shop.payment.method"),
+        ),
+    ),
+    (
+        "span",
+        "shop.checkout",
+        1,
+        (
+            ("missing_event", "violation", None),
+            ("undefined_enum_variant", "violation", "shop.priority"),
+            ("deprecated", "improvement", "shop.legacy.code"),
+            ("recommended_attribute_not_present", "improvement", "shop.payment.method"),
+            ("not_stable", "information", "shop.experiment.flag"),
+        ),
+    ),
+    (
+        "span",
+        "shop.refund",
+        1,
+        (
+            ("required_attribute_not_present", "violation", "shop.order.id"),
+            ("unexpected_attribute", "violation", "shop.item.count"),
+        ),
+    ),
+    ("span", "unknown.operation", 1, (("missing_span", "violation", None),)),
+]
+
+SHOP_RESOURCE = Resource(
+    {"service.name": "shop", "service.instance.id": "i-1", "deployment.environment.name": "test"}
+)
+
+
+def summarize(
+    report: dict[str, Any],
+) -> list[tuple[str, str | None, int, tuple[tuple[str, str, str | None], ...]]]:
+    """The report's samples reduced to what EXPECTED_FINDINGS states."""
+    out = []
+    for s in report["samples"]:
+        found = tuple((f["id"], f["level"], f.get("attribute")) for f in s["findings"])
+        out.append((s["signal_type"], s["signal_name"], s["count"], found))
+    return out
+
+
+@pytest.fixture
+def crafted() -> Emit:
+    return emit_crafted_set

@@ -19,16 +19,13 @@ def _is_int(v: object) -> bool:
     return type(v) is int
 
 
-def _is_double(v: object) -> bool:
-    return type(v) is float
-
-
 def _is_bool(v: object) -> bool:
     return type(v) is bool
 
 
 def _is_number(v: object) -> bool:
-    return type(v) is int or type(v) is float
+    """A double may arrive as an int (SDK `set_attribute(k, 1)`, JSON numbers); a bool never."""
+    return type(v) is float or type(v) is int
 
 
 def _array_of(item: TypeCheck) -> TypeCheck:
@@ -45,7 +42,7 @@ def _anything(v: object) -> bool:
 _SCALAR: dict[str, TypeCheck] = {
     "string": _is_str,
     "int": _is_int,
-    "double": _is_double,
+    "double": _is_number,
     "boolean": _is_bool,
 }
 _CHECKS: dict[str, TypeCheck] = {

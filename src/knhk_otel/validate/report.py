@@ -57,7 +57,8 @@ class ReportBuilder:
             if isinstance(sample, SpanSample):
                 self._names_seen["event"].update(e.name for e in sample.events)
             if findings:
-                self._groups[(sample.signal_type, name, tuple(findings))] += 1
+                ordered = tuple(sorted(findings, key=Finding.sort_key))
+                self._groups[(sample.signal_type, name, ordered)] += 1
             else:
                 self._without_findings += 1
 

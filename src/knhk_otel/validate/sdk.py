@@ -94,9 +94,14 @@ class ValidationHook:
         self._logged: set[tuple[str, str, str | None, str | None]] = set()
         self._resources_seen: set[Any] = set()
         self._lock = threading.Lock()
-        self._counter: Any = None
-        if mode == "count" and meter is not None and FINDINGS_METRIC in self.validator.index.metrics:
-            self._counter = _findings_counter(meter)
+        self._counter: _FindingsCounter | None = None
+        if meter is not None:
+            self.bind_meter(meter)
+
+    def bind_meter(self, meter: Meter) -> None:
+        """Where `count` mode counts (set after the meter provider that validates exists)."""
+        if self.mode == "count" and FINDINGS_METRIC in self.validator.index.metrics:
+            self._counter = _FindingsCounter(meter)
 
     def resource(self, attributes: Any) -> list[Finding]:
         """Findings of a resource, only the first time this resource is seen."""
@@ -170,10 +175,6 @@ class _FindingsCounter:
             attrs["knhk.mesh.schema.signal.type"] = signal_type
         assert self._raw is not None
         self._raw.add(1, attrs)
-
-
-def _findings_counter(meter: Meter) -> _FindingsCounter:
-    return _FindingsCounter(meter)
 
 
 _KIND_WORDS: dict[SpanKind, str] = {k: k.name.lower() for k in SpanKind}

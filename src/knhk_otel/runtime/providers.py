@@ -1,0 +1,157 @@
+"""Build the OTel Tracer/Meter/LoggerProviders from a TelemetryConfig, validation hooks wired in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk import version as sdk_version
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from knhk_otel.runtime.config import ConfigError, TelemetryConfig, new_instance_id
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.sdk import (
+    ValidatingLogProcessor,
+    ValidatingMetricExporter,
+    ValidatingSpanProcessor,
+    ValidationHook,
+)
+
+_log = logging.getLogger(__name__)
+SCOPE = "knhk_otel"
+
+
+@dataclass
+class Telemetry:
+    """The three providers of one process, and the validation hook they share (None when off)."""
+
+    config: TelemetryConfig
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+    hook: ValidationHook | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def shutdown(self) -> None:
+        """Flush everything that is buffered, then shut the providers down (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for provider in (self.tracer_provider, self.logger_provider):
+            provider.force_flush()
+        self.meter_provider.force_flush()
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+        self.logger_provider.shutdown()
+
+
+def build_resource(config: TelemetryConfig) -> Resource:
+    attributes: dict[str, Any] = {
+        "service.name": config.service_name,
+        "service.instance.id": config.service_instance_id or new_instance_id(),
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": sdk_version.__version__,
+    }
+    attributes.update(dict(config.resource_attributes))
+    return Resource(attributes)
+
+
+def load_registry(path: str | Path) -> ResolvedRegistry:
+    from knhk_otel.schema import load_and_resolve
+
+    registry, diagnostics = load_and_resolve(path)
+    errors = [d for d in diagnostics if d.is_error]
+    if registry is None or errors:
+        first = errors[0].render() if errors else "no registry"
+        raise ConfigError(f"{path}: cannot load the registry for validation: {first}")
+    return registry
+
+
+def _exporters(config: TelemetryConfig) -> tuple[Any, Any, Any]:
+    """(span, metric, log) OTLP exporters for the configured protocol and endpoint."""
+    endpoint = config.endpoint.rstrip("/")
+    if config.otlp_protocol == "grpc":
+        from grpc import Compression as GrpcCompression
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+        gz = GrpcCompression.Gzip if config.otlp_compression == "gzip" else GrpcCompression.NoCompression
+        insecure = not endpoint.startswith("https://")
+        return (
+            GrpcSpans(endpoint=endpoint, insecure=insecure, compression=gz),
+            GrpcMetrics(endpoint=endpoint, insecure=insecure, compression=gz),
+            GrpcLogs(endpoint=endpoint, insecure=insecure, compression=gz),
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+
+    hz = HttpCompression.Gzip if config.otlp_compression == "gzip" else HttpCompression.NoCompression
+    return (
+        HttpSpans(endpoint=f"{endpoint}/v1/traces", compression=hz),
+        HttpMetrics(endpoint=f"{endpoint}/v1/metrics", compression=hz),
+        HttpLogs(endpoint=f"{endpoint}/v1/logs", compression=hz),
+    )
+
+
+def build_providers(
+    config: TelemetryConfig,
+    registry: ResolvedRegistry | None = None,
+    *,
+    metric_readers: tuple[MetricReader, ...] = (),
+) -> Telemetry:
+    """Providers for `config`; `registry` defaults to loading `config.registry_path` when validating.
+
+    Exporters come first in every pipeline so that an emission strict mode refuses is still
+    exported (a live-check downstream sees it too).
+    """
+    resource = build_resource(config)
+    hook: ValidationHook | None = None
+    if config.validation != "off":
+        hook = ValidationHook(registry or load_registry(config.registry_path), config.validation)
+    span_exporter, metric_exporter, log_exporter = _exporters(config) if config.export else (None, None, None)
+
+    tracer_provider = TracerProvider(resource=resource)
+    if span_exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    if hook is not None:
+        tracer_provider.add_span_processor(ValidatingSpanProcessor(hook))
+
+    readers: list[MetricReader] = list(metric_readers)
+    exporter: MetricExporter | None = metric_exporter
+    if hook is not None:
+        exporter = ValidatingMetricExporter(hook, metric_exporter)
+    if exporter is not None:
+        readers.append(
+            PeriodicExportingMetricReader(exporter, export_interval_millis=config.metric_export_interval_ms)
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if hook is not None:
+        hook.bind_meter(meter_provider.get_meter(SCOPE))
+
+    logger_provider = LoggerProvider(resource=resource)
+    if log_exporter is not None:
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+    if hook is not None:
+        logger_provider.add_log_record_processor(ValidatingLogProcessor(hook))
+    _log.info(
+        "telemetry: service %s, export %s to %s (%s), validation %s",
+        config.service_name,
+        "on" if config.export else "off",
+        config.endpoint,
+        config.otlp_protocol,
+        config.validation,
+    )
+    return Telemetry(config, resource, tracer_provider, meter_provider, logger_provider, hook)
