@@ -2,9 +2,9 @@
 
 Modes: `strict` raises `SchemaViolation` at the emission point (span end, log emit, metric
 collection) and also records the findings, because some paths (periodic metric export) swallow
-exceptions; `count` adds the findings to the `knhk.mesh.schema.findings` counter and logs each
-distinct finding once; `off` does nothing. Recorders (the pytest plugin) see every finding of
-every hook, whatever the mode.
+exceptions; `count` adds the findings (violations and improvements; information is noise in
+production) to the `knhk.mesh.schema.findings` counter and logs each distinct one once; `off`
+does nothing. Recorders (the pytest plugin) see every finding of every hook, whatever the mode.
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ class ValidationHook:
 
     def _count(self, findings: list[Finding]) -> None:
         for f in findings:
+            if f.level == "information":
+                continue  # nothing to fix; counting it would only drown what is
             key = (f.id, f.signal_type, f.signal_name, f.attribute)
             with self._lock:
                 first = key not in self._logged
@@ -151,9 +153,12 @@ class _FindingsCounter:
         generated: Any
         try:
             generated = importlib.import_module("knhk_otel.semconv.metrics")
+            enums = importlib.import_module("knhk_otel.semconv.attributes")
         except ImportError:  # not generated yet in this checkout: the raw counter does the same
-            generated = None
+            generated = enums = None
         helper_class = getattr(generated, "SchemaFindings", None) if generated is not None else None
+        self._level_enum: Any = getattr(enums, "SchemaFindingLevel", str)
+        self._signal_enum: Any = getattr(enums, "SchemaSignalType", str)
         if helper_class is not None:
             self._helper = helper_class(meter)
             self._raw = None
@@ -165,9 +170,12 @@ class _FindingsCounter:
     def add(self, f: Finding) -> None:
         signal_type = f.signal_type if f.signal_type in ("span", "metric", "event", "resource") else None
         if self._helper is not None:
-            kwargs: dict[str, Any] = {"schema_finding_id": f.id, "schema_finding_level": f.level}
+            kwargs: dict[str, Any] = {
+                "schema_finding_id": f.id,
+                "schema_finding_level": self._level_enum(f.level),
+            }
             if signal_type is not None:
-                kwargs["schema_signal_type"] = signal_type
+                kwargs["schema_signal_type"] = self._signal_enum(signal_type)
             self._helper.add(1, **kwargs)
             return
         attrs = {"knhk.mesh.schema.finding.id": f.id, "knhk.mesh.schema.finding.level": f.level}
