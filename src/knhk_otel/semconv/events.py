@@ -26,13 +26,9 @@ def emit_byzantine_detected(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     peer_id: str,
-
     byzantine_kind: attributes.ByzantineKind,
-
     message_type: attributes.MessageType | None = None,
-
     network_peer_address: str | None = None,
 ) -> None:
     """The node detected Byzantine behaviour of a peer; the evidence is kept (and gossiped for
@@ -63,18 +59,13 @@ def emit_byzantine_detected(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
         "knhk.mesh.byzantine.kind": byzantine_kind.value,
-
     }
     if message_type is not None:
         _attributes["knhk.mesh.message.type"] = message_type.value
-
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
-
 
     logger.emit(event_name="knhk.mesh.byzantine.detected", attributes=_attributes)
 
@@ -90,11 +81,8 @@ def emit_converged(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     convergence_rounds: int,
-
     state_digest: str,
-
     gossip_round: int | None = None,
 ) -> None:
     """The node's state digest agreed with all sampled peers for the configured number of rounds.
@@ -123,15 +111,11 @@ def emit_converged(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.convergence.rounds": convergence_rounds,
-
         "knhk.mesh.state.digest": state_digest,
-
     }
     if gossip_round is not None:
         _attributes["knhk.mesh.gossip.round"] = gossip_round
-
 
     logger.emit(event_name="knhk.mesh.converged", attributes=_attributes)
 
@@ -146,9 +130,7 @@ def emit_partition_detected(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     partition_reachable: int,
-
     partition_quorum: int,
 ) -> None:
     """The node lost its quorum.
@@ -175,11 +157,8 @@ def emit_partition_detected(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.partition.reachable": partition_reachable,
-
         "knhk.mesh.partition.quorum": partition_quorum,
-
     }
 
     logger.emit(event_name="knhk.mesh.partition.detected", attributes=_attributes)
@@ -195,9 +174,7 @@ def emit_partition_healed(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     partition_reachable: int,
-
     state_digest: str | None = None,
 ) -> None:
     """The node regained its quorum and merged the other side's state.
@@ -224,13 +201,10 @@ def emit_partition_healed(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.partition.reachable": partition_reachable,
-
     }
     if state_digest is not None:
         _attributes["knhk.mesh.state.digest"] = state_digest
-
 
     logger.emit(event_name="knhk.mesh.partition.healed", attributes=_attributes)
 
@@ -246,11 +220,8 @@ def emit_peer_joined(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     peer_id: str,
-
     region: str | None = None,
-
     network_peer_address: str | None = None,
 ) -> None:
     """A peer joined the node's view of the mesh.
@@ -279,16 +250,12 @@ def emit_peer_joined(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
     }
     if region is not None:
         _attributes["knhk.mesh.region"] = region
-
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
-
 
     logger.emit(event_name="knhk.mesh.peer.joined", attributes=_attributes)
 
@@ -303,9 +270,7 @@ def emit_peer_left(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     peer_id: str,
-
     error_type: str | None = None,
 ) -> None:
     """A peer was pruned from the registry (stale, or departed).
@@ -330,13 +295,10 @@ def emit_peer_left(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
     }
     if error_type is not None:
         _attributes["error.type"] = error_type
-
 
     logger.emit(event_name="knhk.mesh.peer.left", attributes=_attributes)
 
@@ -353,13 +315,9 @@ def emit_reputation_changed(
     logger: _logs.Logger,
     *,
     node_id: str,
-
     peer_id: str,
-
     reputation_previous: float,
-
     reputation_current: float,
-
     reputation_reason: attributes.ReputationReason,
 ) -> None:
     """A peer's reputation changed, with the reason.
@@ -390,15 +348,10 @@ def emit_reputation_changed(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
         "knhk.mesh.reputation.previous": reputation_previous,
-
         "knhk.mesh.reputation.current": reputation_current,
-
         "knhk.mesh.reputation.reason": reputation_reason.value,
-
     }
 
     logger.emit(event_name="knhk.mesh.reputation.changed", attributes=_attributes)

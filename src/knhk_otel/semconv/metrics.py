@@ -53,7 +53,6 @@ class ByzantineEvents:
         value: float,
         *,
         node_id: str,
-
         byzantine_kind: attributes.ByzantineKind,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -68,9 +67,7 @@ class ByzantineEvents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.byzantine.kind": byzantine_kind.value,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -144,7 +141,6 @@ class ConvergenceDuration:
         value: float,
         *,
         node_id: str,
-
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -159,11 +155,9 @@ class ConvergenceDuration:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology.value
-
 
         self._instrument.record(value, _attributes)
 
@@ -223,7 +217,6 @@ class ConvergenceRounds:
         value: float,
         *,
         node_id: str,
-
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -238,11 +231,9 @@ class ConvergenceRounds:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology.value
-
 
         self._instrument.record(value, _attributes)
 
@@ -296,7 +287,6 @@ class GossipFanout:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.record(value, _attributes)
@@ -348,7 +338,6 @@ class GossipRounds:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -394,9 +383,7 @@ class HierarchyAgents:
         value: float,
         *,
         node_id: str,
-
         hierarchy_level: attributes.HierarchyLevel,
-
         region: str | None = None,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -412,13 +399,10 @@ class HierarchyAgents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.hierarchy.level": hierarchy_level.value,
-
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
-
 
         self._instrument.set(value, _attributes)
 
@@ -462,9 +446,7 @@ class Messages:
         value: float,
         *,
         node_id: str,
-
         message_direction: attributes.MessageDirection,
-
         message_type: attributes.MessageType,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -480,11 +462,8 @@ class Messages:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.message.direction": message_direction.value,
-
             "knhk.mesh.message.type": message_type.value,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -526,7 +505,6 @@ class MessagesRejected:
         value: float,
         *,
         node_id: str,
-
         rejection_reason: attributes.RejectionReason,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -541,9 +519,7 @@ class MessagesRejected:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.rejection.reason": rejection_reason.value,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -586,7 +562,6 @@ class NetworkIo:
         value: float,
         *,
         node_id: str,
-
         message_direction: attributes.MessageDirection,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -601,9 +576,7 @@ class NetworkIo:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.message.direction": message_direction.value,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -674,7 +647,6 @@ class PartitionRecoveryDuration:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.record(value, _attributes)
@@ -716,7 +688,6 @@ class PartitionStatus:
         value: float,
         *,
         node_id: str,
-
         partition_status: attributes.PartitionStatus,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -731,9 +702,7 @@ class PartitionStatus:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.partition.status": partition_status.value,
-
         }
 
         self._instrument.set(value, _attributes)
@@ -785,7 +754,6 @@ class PartitionsDetected:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -837,7 +805,6 @@ class PeerCount:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.set(value, _attributes)
@@ -912,7 +879,6 @@ class PeerLatency:
         value: float,
         *,
         node_id: str,
-
         region: str | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -927,11 +893,9 @@ class PeerLatency:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
-
 
         self._instrument.record(value, _attributes)
 
@@ -972,7 +936,6 @@ class PeerReputation:
         value: float,
         *,
         node_id: str,
-
         peer_id: str,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -987,9 +950,7 @@ class PeerReputation:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.peer.id": peer_id,
-
         }
 
         self._instrument.set(value, _attributes)
@@ -1041,7 +1002,6 @@ class QueueSize:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -1086,9 +1046,7 @@ class SchemaFindings:
         value: float,
         *,
         schema_finding_id: str,
-
         schema_finding_level: attributes.SchemaFindingLevel,
-
         schema_signal_type: attributes.SchemaSignalType | None = None,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1104,13 +1062,10 @@ class SchemaFindings:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.schema.finding.id": schema_finding_id,
-
             "knhk.mesh.schema.finding.level": schema_finding_level.value,
-
         }
         if schema_signal_type is not None:
             _attributes["knhk.mesh.schema.signal.type"] = schema_signal_type.value
-
 
         self._instrument.add(value, _attributes)
 
@@ -1152,7 +1107,6 @@ class TickOverruns:
         value: float,
         *,
         node_id: str,
-
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1167,9 +1121,7 @@ class TickOverruns:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.tick.operation": tick_operation.value,
-
         }
 
         self._instrument.add(value, _attributes)
@@ -1224,7 +1176,6 @@ class TickUsage:
         value: float,
         *,
         node_id: str,
-
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -1239,9 +1190,7 @@ class TickUsage:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.tick.operation": tick_operation.value,
-
         }
 
         self._instrument.record(value, _attributes)
@@ -1283,7 +1232,6 @@ class TopologyClusters:
         value: float,
         *,
         node_id: str,
-
         topology: attributes.Topology,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -1298,9 +1246,7 @@ class TopologyClusters:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.topology": topology.value,
-
         }
 
         self._instrument.set(value, _attributes)
@@ -1342,7 +1288,6 @@ class TopologyRebalances:
         value: float,
         *,
         node_id: str,
-
         topology: attributes.Topology,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1357,9 +1302,7 @@ class TopologyRebalances:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-
             "knhk.mesh.topology": topology.value,
-
         }
 
         self._instrument.add(value, _attributes)

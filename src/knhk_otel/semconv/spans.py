@@ -30,17 +30,11 @@ def start_gossip_round(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     gossip_round: int,
-
     gossip_phase: attributes.GossipPhase | None = None,
-
     gossip_fanout: int | None = None,
-
     peer_count: int | None = None,
-
     topology: attributes.Topology | None = None,
-
     peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """One push-pull gossip round of a node.
@@ -74,25 +68,18 @@ def start_gossip_round(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.gossip.round": gossip_round,
-
     }
     if gossip_phase is not None:
         _attributes["knhk.mesh.gossip.phase"] = gossip_phase.value
-
     if gossip_fanout is not None:
         _attributes["knhk.mesh.gossip.fanout"] = gossip_fanout
-
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
-
     if topology is not None:
         _attributes["knhk.mesh.topology"] = topology.value
-
     if peer_selection_strategy is not None:
         _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.gossip.round",
@@ -115,17 +102,11 @@ def start_message_receive(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     peer_id: str | None = None,
-
     message_type: attributes.MessageType | None = None,
-
     message_size: int | None = None,
-
     rejection_reason: attributes.RejectionReason | None = None,
-
     error_type: str | None = None,
-
     network_peer_address: str | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A message received, decoded, verified and handled (or rejected).
@@ -161,26 +142,19 @@ def start_message_receive(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
     }
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
-
     if message_type is not None:
         _attributes["knhk.mesh.message.type"] = message_type.value
-
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
-
     if rejection_reason is not None:
         _attributes["knhk.mesh.rejection.reason"] = rejection_reason.value
-
     if error_type is not None:
         _attributes["error.type"] = error_type
-
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.message.receive",
@@ -202,15 +176,10 @@ def start_message_send(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     peer_id: str,
-
     message_type: attributes.MessageType,
-
     message_size: int | None = None,
-
     network_peer_address: str | None = None,
-
     network_peer_port: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A message encoded, signed and handed to the transport.
@@ -242,21 +211,15 @@ def start_message_send(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
         "knhk.mesh.message.type": message_type.value,
-
     }
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
-
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
-
     if network_peer_port is not None:
         _attributes["network.peer.port"] = network_peer_port
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.message.send",
@@ -276,11 +239,8 @@ def start_partition_detect(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     partition_status: attributes.PartitionStatus,
-
     partition_reachable: int,
-
     partition_quorum: int,
 ) -> AbstractContextManager[_trace.Span]:
     """A health check comparing reachable peers with the quorum.
@@ -309,13 +269,9 @@ def start_partition_detect(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.partition.status": partition_status.value,
-
         "knhk.mesh.partition.reachable": partition_reachable,
-
         "knhk.mesh.partition.quorum": partition_quorum,
-
     }
 
     return tracer.start_as_current_span(
@@ -336,11 +292,8 @@ def start_partition_recover(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     partition_status: attributes.PartitionStatus,
-
     partition_reachable: int | None = None,
-
     state_entries: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Recovery after a partition heals, with full-state re-gossip and a CRDT merge of both sides.
@@ -369,16 +322,12 @@ def start_partition_recover(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.partition.status": partition_status.value,
-
     }
     if partition_reachable is not None:
         _attributes["knhk.mesh.partition.reachable"] = partition_reachable
-
     if state_entries is not None:
         _attributes["knhk.mesh.state.entries"] = state_entries
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.partition.recover",
@@ -400,15 +349,10 @@ def start_peer_register(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     peer_id: str,
-
     region: str | None = None,
-
     network_peer_address: str | None = None,
-
     network_peer_port: int | None = None,
-
     peer_count: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """A peer is added to (or refreshed in) the node's registry.
@@ -441,22 +385,16 @@ def start_peer_register(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
     }
     if region is not None:
         _attributes["knhk.mesh.region"] = region
-
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
-
     if network_peer_port is not None:
         _attributes["network.peer.port"] = network_peer_port
-
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.peer.register",
@@ -477,13 +415,9 @@ def start_state_merge(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     peer_id: str,
-
     state_entries: int,
-
     gossip_round: int | None = None,
-
     state_digest: str | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Validated deltas from a peer merged into the node's CRDT state.
@@ -514,18 +448,13 @@ def start_state_merge(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.peer.id": peer_id,
-
         "knhk.mesh.state.entries": state_entries,
-
     }
     if gossip_round is not None:
         _attributes["knhk.mesh.gossip.round"] = gossip_round
-
     if state_digest is not None:
         _attributes["knhk.mesh.state.digest"] = state_digest
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.state.merge",
@@ -545,11 +474,8 @@ def start_topology_rebalance(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-
     topology: attributes.Topology,
-
     topology_clusters: int,
-
     peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Peer preferences recomputed from measured latencies.
@@ -578,15 +504,11 @@ def start_topology_rebalance(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-
         "knhk.mesh.topology": topology.value,
-
         "knhk.mesh.topology.clusters": topology_clusters,
-
     }
     if peer_selection_strategy is not None:
         _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
-
 
     return tracer.start_as_current_span(
         "knhk.mesh.topology.rebalance",

@@ -1,0 +1,144 @@
+"""The generated helpers (knhk_otel.semconv) through the real OTel SDK: names, kinds, attributes, units."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.metrics.export import Histogram, Sum
+from opentelemetry.trace import SpanKind
+
+from knhk_otel.runtime.strict import SchemaUsageError
+from knhk_otel.semconv import attributes, events, metrics, spans
+
+from .conftest import Sdk
+
+
+def _metric(sdk: Sdk, name: str):  # type: ignore[no-untyped-def]
+    data = sdk.metrics.get_metrics_data()
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == name:
+                    return m
+    raise AssertionError(f"metric {name} not collected")
+
+
+@pytest.mark.parametrize("mode", ["strict_on", "strict_off"])
+def test_span_helper_sets_name_kind_and_plain_attributes(sdk: Sdk, mode: str, request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue(mode)
+    tracer = sdk.tracer_provider.get_tracer("test")
+    with spans.start_gossip_round(
+        tracer, node_id="a1", gossip_round=7, gossip_phase=attributes.GossipPhase.PUSH, gossip_fanout=None
+    ) as span:
+        assert span.is_recording()
+    (finished,) = sdk.spans.get_finished_spans()
+    assert finished.name == "knhk.mesh.gossip.round"
+    assert finished.kind is SpanKind.INTERNAL
+    assert dict(finished.attributes or {}) == {
+        "knhk.mesh.node.id": "a1",
+        "knhk.mesh.gossip.round": 7,
+        "knhk.mesh.gossip.phase": "push",
+    }
+    phase = (finished.attributes or {})["knhk.mesh.gossip.phase"]
+    assert type(phase) is str  # the plain value, not the enum member
+
+
+def test_span_kinds_follow_the_schema(sdk: Sdk) -> None:
+    tracer = sdk.tracer_provider.get_tracer("test")
+    with spans.start_message_send(tracer, node_id="a", peer_id="b", message_type=attributes.MessageType.PUSH):
+        pass
+    with spans.start_message_receive(tracer, node_id="b", peer_id="a", message_type=attributes.MessageType.PUSH):
+        pass
+    kinds = {s.name: s.kind for s in sdk.spans.get_finished_spans()}
+    assert kinds == {"knhk.mesh.message.send": SpanKind.CLIENT, "knhk.mesh.message.receive": SpanKind.SERVER}
+
+
+def test_counter_class_owns_name_unit_and_adds(sdk: Sdk) -> None:
+    counter = metrics.GossipRounds(sdk.meter_provider.get_meter("test"))
+    assert (counter.NAME, counter.UNIT, counter.INSTRUMENT) == ("knhk.mesh.gossip.rounds", "{round}", "counter")
+    counter.add(1, node_id="a")
+    counter.add(2, node_id="a")
+    m = _metric(sdk, "knhk.mesh.gossip.rounds")
+    assert m.unit == "{round}"
+    assert isinstance(m.data, Sum) and m.data.is_monotonic
+    (point,) = m.data.data_points
+    assert point.value == 3
+    assert dict(point.attributes) == {"knhk.mesh.node.id": "a"}
+
+
+def test_histogram_uses_the_schema_bucket_advice(sdk: Sdk) -> None:
+    usage = metrics.TickUsage(sdk.meter_provider.get_meter("test"))
+    assert usage.ANNOTATIONS["knhk"]["tick_budgets"]["merge"] == 3
+    usage.record(3, node_id="a", tick_operation=attributes.TickOperation.MERGE)
+    m = _metric(sdk, "knhk.mesh.tick.usage")
+    assert m.unit == "{tick}"
+    assert isinstance(m.data, Histogram)
+    (point,) = m.data.data_points
+    assert list(point.explicit_bounds) == [1, 2, 4, 8, 16, 32, 64]
+    assert dict(point.attributes) == {"knhk.mesh.node.id": "a", "knhk.mesh.tick.operation": "merge"}
+
+
+def test_duration_histogram_buckets_are_seconds(sdk: Sdk) -> None:
+    hist = metrics.ConvergenceDuration(sdk.meter_provider.get_meter("test"))
+    hist.record(0.02, node_id="a")
+    (point,) = _metric(sdk, "knhk.mesh.convergence.duration").data.data_points
+    assert point.explicit_bounds[0] == pytest.approx(0.001)
+    assert sum(1 for c in point.bucket_counts if c) == 1
+
+
+def test_gauge_and_updowncounter(sdk: Sdk) -> None:
+    meter = sdk.meter_provider.get_meter("test")
+    assert metrics.PeerCount.INSTRUMENT == "gauge"
+    metrics.PeerCount(meter).set(12, node_id="a")
+    queue = metrics.QueueSize(meter)
+    assert queue.INSTRUMENT == "updowncounter"
+    queue.add(5, node_id="a")
+    queue.add(-2, node_id="a")
+    assert _metric(sdk, "knhk.mesh.peer.count").data.data_points[0].value == 12
+    queue_data = _metric(sdk, "knhk.mesh.queue.size").data
+    assert isinstance(queue_data, Sum) and not queue_data.is_monotonic
+    assert queue_data.data_points[0].value == 3
+
+
+def test_event_helper_emits_a_log_record_with_event_name(sdk: Sdk) -> None:
+    logger = sdk.logger_provider.get_logger("test")
+    events.emit_byzantine_detected(
+        logger, node_id="a", peer_id="b", byzantine_kind=attributes.ByzantineKind.EQUIVOCATION
+    )
+    (record,) = sdk.logs.get_finished_logs()
+    assert record.log_record.event_name == "knhk.mesh.byzantine.detected"
+    assert dict(record.log_record.attributes or {}) == {
+        "knhk.mesh.node.id": "a",
+        "knhk.mesh.peer.id": "b",
+        "knhk.mesh.byzantine.kind": "equivocation",
+    }
+
+
+@pytest.mark.usefixtures("strict_on")
+def test_strict_mode_rejects_wrong_type(sdk: Sdk) -> None:
+    tracer = sdk.tracer_provider.get_tracer("test")
+    with pytest.raises(SchemaUsageError, match=r"knhk\.mesh\.gossip\.round.*expected int"):
+        spans.start_gossip_round(tracer, node_id="a", gossip_round="7")  # type: ignore[arg-type]
+    assert not sdk.spans.get_finished_spans()
+
+
+@pytest.mark.usefixtures("strict_on")
+def test_strict_mode_rejects_unknown_enum_value(sdk: Sdk) -> None:
+    counter = metrics.ByzantineEvents(sdk.meter_provider.get_meter("test"))
+    with pytest.raises(SchemaUsageError, match=r"knhk\.mesh\.byzantine\.kind.*not a member of ByzantineKind"):
+        counter.add(1, node_id="a", byzantine_kind="teleportation")  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("strict_on")
+def test_strict_mode_rejects_missing_required_attribute(sdk: Sdk) -> None:
+    logger = sdk.logger_provider.get_logger("test")
+    with pytest.raises(SchemaUsageError, match=r"emit_peer_joined: required attribute `knhk\.mesh\.peer\.id`"):
+        events.emit_peer_joined(logger, node_id="a", peer_id=None)  # type: ignore[arg-type]
+    assert not sdk.logs.get_finished_logs()
+
+
+@pytest.mark.usefixtures("strict_on")
+def test_strict_mode_rejects_bool_for_int(sdk: Sdk) -> None:
+    hist = metrics.GossipFanout(sdk.meter_provider.get_meter("test"))
+    with pytest.raises(SchemaUsageError, match="expected string"):
+        hist.record(3, node_id=True)  # type: ignore[arg-type]
