@@ -91,8 +91,11 @@ def repo_copy(tmp_path: Path) -> Path:
     """A copy of the project's schema and generated outputs, to break without touching the repo."""
     root = tmp_path / "repo"
     shutil.copytree(SCHEMA, root / "schema")
-    shutil.copytree(REPO_ROOT / "src" / "knhk_otel" / "semconv", root / "src" / "knhk_otel" / "semconv",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO_ROOT / "src" / "knhk_otel" / "semconv",
+        root / "src" / "knhk_otel" / "semconv",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copytree(REPO_ROOT / "docs" / "schema", root / "docs" / "schema")
     return root
 

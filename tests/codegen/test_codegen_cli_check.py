@@ -13,11 +13,15 @@ def test_check_passes_on_the_committed_outputs(cli: Callable[..., Cli]) -> None:
     assert (code, out, err) == (0, "", "")
 
 
-def test_editing_the_schema_without_regenerating_fails_check(cli: Callable[..., Cli], repo_copy: Path) -> None:
+def test_editing_the_schema_without_regenerating_fails_check(
+    cli: Callable[..., Cli], repo_copy: Path
+) -> None:
     run = cli(repo_copy)
     assert run("generate", "--check")[0] == 0
     gossip = repo_copy / "schema" / "gossip.yaml"
-    gossip.write_text(gossip.read_text().replace("One push-pull gossip round of a node.", "One gossip round."))
+    gossip.write_text(
+        gossip.read_text().replace("One push-pull gossip round of a node.", "One gossip round.")
+    )
     code, out, _ = run("generate", "--check")
     assert code == 1
     assert out.splitlines() == [
@@ -67,7 +71,9 @@ def test_output_is_deterministic_and_has_no_absolute_paths(cli: Callable[..., Cl
 def test_registry_errors_are_printed_one_per_line(cli: Callable[..., Cli], tmp_path: Path) -> None:
     reg = tmp_path / "bad"
     reg.mkdir()
-    (reg / "defs.yaml").write_text("groups:\n  - id: span.x\n    type: span\n    attributes:\n      - ref: no.such\n")
+    (reg / "defs.yaml").write_text(
+        "groups:\n  - id: span.x\n    type: span\n    attributes:\n      - ref: no.such\n"
+    )
     code, out, err = cli(tmp_path)("generate", "python", "-r", "bad", "-o", "out")
     assert code == 1 and out == ""
     lines = err.splitlines()

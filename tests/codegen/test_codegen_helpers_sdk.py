@@ -24,7 +24,9 @@ def _metric(sdk: Sdk, name: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("mode", ["strict_on", "strict_off"])
-def test_span_helper_sets_name_kind_and_plain_attributes(sdk: Sdk, mode: str, request: pytest.FixtureRequest) -> None:
+def test_span_helper_sets_name_kind_and_plain_attributes(
+    sdk: Sdk, mode: str, request: pytest.FixtureRequest
+) -> None:
     request.getfixturevalue(mode)
     tracer = sdk.tracer_provider.get_tracer("test")
     with spans.start_gossip_round(
@@ -47,7 +49,9 @@ def test_span_kinds_follow_the_schema(sdk: Sdk) -> None:
     tracer = sdk.tracer_provider.get_tracer("test")
     with spans.start_message_send(tracer, node_id="a", peer_id="b", message_type=attributes.MessageType.PUSH):
         pass
-    with spans.start_message_receive(tracer, node_id="b", peer_id="a", message_type=attributes.MessageType.PUSH):
+    with spans.start_message_receive(
+        tracer, node_id="b", peer_id="a", message_type=attributes.MessageType.PUSH
+    ):
         pass
     kinds = {s.name: s.kind for s in sdk.spans.get_finished_spans()}
     assert kinds == {"knhk.mesh.message.send": SpanKind.CLIENT, "knhk.mesh.message.receive": SpanKind.SERVER}
@@ -55,7 +59,11 @@ def test_span_kinds_follow_the_schema(sdk: Sdk) -> None:
 
 def test_counter_class_owns_name_unit_and_adds(sdk: Sdk) -> None:
     counter = metrics.GossipRounds(sdk.meter_provider.get_meter("test"))
-    assert (counter.NAME, counter.UNIT, counter.INSTRUMENT) == ("knhk.mesh.gossip.rounds", "{round}", "counter")
+    assert (counter.NAME, counter.UNIT, counter.INSTRUMENT) == (
+        "knhk.mesh.gossip.rounds",
+        "{round}",
+        "counter",
+    )
     counter.add(1, node_id="a")
     counter.add(2, node_id="a")
     m = _metric(sdk, "knhk.mesh.gossip.rounds")
@@ -132,7 +140,8 @@ def test_strict_mode_rejects_unknown_enum_value(sdk: Sdk) -> None:
 @pytest.mark.usefixtures("strict_on")
 def test_strict_mode_rejects_missing_required_attribute(sdk: Sdk) -> None:
     logger = sdk.logger_provider.get_logger("test")
-    with pytest.raises(SchemaUsageError, match=r"emit_peer_joined: required attribute `knhk\.mesh\.peer\.id`"):
+    missing = r"emit_peer_joined: required attribute `knhk\.mesh\.peer\.id`"
+    with pytest.raises(SchemaUsageError, match=missing):
         events.emit_peer_joined(logger, node_id="a", peer_id=None)  # type: ignore[arg-type]
     assert not sdk.logs.get_finished_logs()
 

@@ -17,9 +17,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from knhk_otel.semconv import attributes, metrics, spans
 
 tracer = TracerProvider().get_tracer("t")
-with spans.start_gossip_round(tracer, node_id="a", gossip_round=1, topology=attributes.Topology.MULTI_REGION) as s:
+topology = attributes.Topology.MULTI_REGION
+with spans.start_gossip_round(tracer, node_id="a", gossip_round=1, topology=topology) as s:
     s.set_attribute("x", 1)
-metrics.TickUsage(MeterProvider().get_meter("m")).record(2, node_id="a", tick_operation=attributes.TickOperation.MERGE)
+operation = attributes.TickOperation.MERGE
+metrics.TickUsage(MeterProvider().get_meter("m")).record(2, node_id="a", tick_operation=operation)
 """
 
 BAD = """
