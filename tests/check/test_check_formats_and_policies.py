@@ -198,3 +198,42 @@ def test_the_projects_own_schema_checks_clean(cli: CliRunner) -> None:
     result = cli("check", cwd=REPO_ROOT)
     assert result.code == 0, result.out
     assert result.out.splitlines()[-1].startswith("✔ schema: ")
+
+
+def _only(tmp_path: Path, body: str) -> list[tuple[str, int, int]]:
+    root = write(tmp_path / "r", {"manifest.yaml": "name: r\n", "a.yaml": body})
+    return [(d.id, d.source.line, d.source.col) for d in run_checks(root).diagnostics if d.source]
+
+
+def test_a_malformed_example_is_reported_once(tmp_path: Path) -> None:
+    body = """
+        groups:
+          - id: registry.acme
+            type: attribute_group
+            brief: Acme.
+            attributes:
+              - id: acme.sizes
+                type: int[]
+                stability: development
+                brief: Sizes.
+                examples: [[1, [2]]]
+    """
+    assert _only(tmp_path, body) == [("syntax", 10, 24)]
+
+
+def test_an_unknown_file_format_is_reported_once(tmp_path: Path) -> None:
+    assert _only(tmp_path, "file_format: definition/3\n") == [("syntax", 1, 14)]
+
+
+def test_an_event_name_of_the_wrong_type_is_a_syntax_error_not_a_missing_name(tmp_path: Path) -> None:
+    body = """
+        groups:
+          - id: event.acme.started
+            type: event
+            name: [acme, started]
+            stability: development
+            brief: Started.
+            attributes: []
+    """
+    assert [i for i, _, _ in _only(tmp_path, body)][:1] == ["syntax"]
+    assert "missing_event_name" not in [i for i, _, _ in _only(tmp_path, body)]

@@ -22,9 +22,10 @@ from knhk_otel.schema.yamlpos import YamlDoc
 
 log = logging.getLogger(__name__)
 
-#: The resolver's reader reports malformed fields as `invalid_definition`; the syntax and semantic
-#: stages say the same with a precise id, so the reader's copy is dropped for files they flagged.
-_READER_DUPLICATE_ID = "invalid_definition"
+#: The resolver's reader reports malformed fields as `invalid_definition` (and a bad `file_format`
+#: as `unknown_file_format`); the syntax and semantic stages say the same with a precise id and
+#: path, so the reader's copy is dropped for files they flagged.
+_READER_DUPLICATE_IDS = frozenset({"invalid_definition", "unknown_file_format"})
 
 
 @dataclass
@@ -91,7 +92,7 @@ def run_checks(
     out.extend(
         d
         for d in resolve_diags
-        if not (d.id == _READER_DUPLICATE_ID and d.source is not None and d.source.path in flagged)
+        if not (d.id in _READER_DUPLICATE_IDS and d.source is not None and d.source.path in flagged)
     )
     out.extend(semantics)
     policies = list(default_policies)

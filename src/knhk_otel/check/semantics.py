@@ -125,7 +125,7 @@ def check_semantics(
                 out.extend(_check_span(d))
             elif d.kind == "metric":
                 out.extend(_check_metric(d, metric_names, namespace))
-            elif d.kind == "event" and not d.v2 and not _nonempty_str(d.raw.get("name")):
+            elif d.kind == "event" and not d.v2 and "name" not in d.raw:
                 out.append(_at(d, (), "missing_event_name", f"event `{_label(d)}` has no `name`"))
             out.extend(_check_annotations(d))
         for path, attr in _attribute_entries(doc):
@@ -143,10 +143,6 @@ def _label(d: Definition) -> str:
 
 def _at(d: Definition, sub: PathKey, diag_id: str, message: str, **kw: Any) -> Diagnostic:
     return Diagnostic(diag_id, message, d.doc.source((*d.path, *sub)), **kw)
-
-
-def _nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
 
 
 def _check_span(d: Definition) -> list[Diagnostic]:
@@ -386,6 +382,8 @@ def _check_members(doc: YamlDoc, path: PathKey, name: str, members: list[Any]) -
 
 
 def _scalar_fits(kind: str, value: Any) -> bool:
+    if isinstance(value, dict | list):
+        return True  # not a scalar at all: the syntax stage reports it
     if kind == "string":
         return isinstance(value, str)
     if kind == "int":
@@ -433,6 +431,8 @@ def _check_examples(doc: YamlDoc, path: PathKey, name: str, declared: Any, examp
         cases = [((*path, i), x) for i, x in enumerate(examples)]
     out: list[Diagnostic] = []
     for where, example in cases:
+        if is_array and isinstance(example, dict):
+            continue  # the syntax stage reports a mapping
         if is_array and not isinstance(example, list):
             bad: Any = example
         else:

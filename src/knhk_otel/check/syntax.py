@@ -4,6 +4,9 @@ Every jsonschema error becomes exactly one diagnostic at the YAML position of th
 a message that names the field path (`groups[2].span_kind`) and, for unknown names, a did-you-mean.
 The schemas avoid `anyOf`/`oneOf` (they use `if`/`then`/`else` on the node's own shape), so every
 error jsonschema reports is already the precise one: no "not valid under any of the given schemas".
+
+Diagnostic ids: `syntax` (an error: the file breaks its schema) and `empty_file` (a warning: the
+file parses to nothing).
 """
 
 from __future__ import annotations
