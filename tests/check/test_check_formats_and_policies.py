@@ -237,3 +237,18 @@ def test_an_event_name_of_the_wrong_type_is_a_syntax_error_not_a_missing_name(tm
     """
     assert [i for i, _, _ in _only(tmp_path, body)][:1] == ["syntax"]
     assert "missing_event_name" not in [i for i, _, _ in _only(tmp_path, body)]
+
+
+def test_a_multi_line_exception_from_a_policy_still_prints_one_line(tmp_path: Path, cli: CliRunner) -> None:
+    policy = (
+        write(
+            tmp_path,
+            {"m.py": 'def policy_loud(registry):\n    raise ValueError("first line\\nsecond line")\n'},
+        )
+        / "m.py"
+    )
+    result = cli("check", "-r", ".", "--policy", str(policy), cwd=BROKEN / "custom_policy_finding")
+    assert result.code == 1
+    (line,) = [x for x in result.out.splitlines() if "policy_failed" in x]
+    expected = "error[policy_failed]: policy `policy_loud` raised ValueError: first line second line"
+    assert line == f"{policy}:2:1: {expected}"

@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     fmt: str = args.diagnostic_format
     stream = sys.stdout
     for diagnostic in report.diagnostics:
-        print(diagnostic.render(fmt), file=stream)
+        # json and gh_workflow_command escape line breaks; plain text folds them (a policy's
+        # exception text may hold one), so every diagnostic stays one line
+        print(" ".join(diagnostic.render(fmt).split("\n")), file=stream)
     summary = report.summary()
     if fmt == "json":
         print(summary, file=sys.stderr)  # stdout stays one JSON object per line
