@@ -252,3 +252,13 @@ def test_a_multi_line_exception_from_a_policy_still_prints_one_line(tmp_path: Pa
     (line,) = [x for x in result.out.splitlines() if "policy_failed" in x]
     expected = "error[policy_failed]: policy `policy_loud` raised ValueError: first line second line"
     assert line == f"{policy}:2:1: {expected}"
+
+
+def test_a_v2_event_without_a_name_is_missing_event_name(tmp_path: Path) -> None:
+    body = """
+        file_format: definition/2
+        events:
+          - stability: development
+            brief: Something happened.
+    """
+    assert ("missing_event_name", 3, 5) in _only(tmp_path, body)

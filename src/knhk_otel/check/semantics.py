@@ -11,7 +11,7 @@ missing_instrument            a metric has no `instrument`
 missing_unit                  a metric has no `unit`
 unknown_instrument            `instrument` is not counter, updowncounter, gauge or histogram
 malformed_unit                a unit is not UCUM-like (letters, digits, `/ . * ^ % ' _ -`, `{annotation}`)
-missing_event_name            a v1 event group has no `name`
+missing_event_name            an event has no `name`
 duplicate_metric_name         two metric definitions carry the same metric name
 duplicate_enum_member         two members of one enum share an `id`, or a `value` while neither
                               is deprecated (a deprecated alias may keep its successor's value)
@@ -107,7 +107,7 @@ def _attribute_entries(doc: YamlDoc) -> Iterator[tuple[PathKey, dict[str, Any]]]
                 yield (*d.path, "attributes", i), a
 
 
-def _is_own_file(doc: YamlDoc) -> bool:
+def _is_definition_file(doc: YamlDoc) -> bool:
     return doc.path.replace("\\", "/").rsplit("/", 1)[-1] not in MANIFEST_NAMES
 
 
@@ -115,7 +115,7 @@ def check_semantics(
     docs: Iterable[YamlDoc], registry: ResolvedRegistry | None, namespace: str | None = None
 ) -> list[Diagnostic]:
     """All semantic diagnostics of the files; `registry` supplies the types of referenced attributes."""
-    files = [d for d in docs if _is_own_file(d)]
+    files = [d for d in docs if _is_definition_file(d)]
     types = _attribute_types(files, registry)
     out: list[Diagnostic] = []
     metric_names: dict[str, Definition] = {}
@@ -125,7 +125,7 @@ def check_semantics(
                 out.extend(_check_span(d))
             elif d.kind == "metric":
                 out.extend(_check_metric(d, metric_names, namespace))
-            elif d.kind == "event" and not d.v2 and "name" not in d.raw:
+            elif d.kind == "event" and "name" not in d.raw:
                 out.append(_at(d, (), "missing_event_name", f"event `{_label(d)}` has no `name`"))
             out.extend(_check_annotations(d))
         for path, attr in _attribute_entries(doc):
