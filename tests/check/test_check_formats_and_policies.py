@@ -262,3 +262,30 @@ def test_a_v2_event_without_a_name_is_missing_event_name(tmp_path: Path) -> None
             brief: Something happened.
     """
     assert ("missing_event_name", 3, 5) in _only(tmp_path, body)
+
+
+def test_a_stable_rename_that_keeps_the_old_name_deprecated_is_compatible(
+    tmp_path: Path, cli: CliRunner
+) -> None:
+    baseline = BROKEN / "baseline_removed" / "baseline"
+    text = (baseline / "registry.yaml").read_text(encoding="utf-8")
+    renamed = text.replace(
+        "      - id: knhk.mesh.peer.count\n        type: int\n        stability: stable\n",
+        "      - id: knhk.mesh.peer.total\n        type: int\n        stability: stable\n"
+        "        brief: Number of peers.\n"
+        "      - id: knhk.mesh.peer.count\n        type: int\n        stability: stable\n"
+        "        deprecated:\n          reason: renamed\n          renamed_to: knhk.mesh.peer.total\n",
+    )
+    assert renamed != text
+    root = write(
+        tmp_path / "r", {"manifest.yaml": (baseline / "manifest.yaml").read_text(), "registry.yaml": renamed}
+    )
+    result = cli("check", "-r", str(root), "--baseline-registry", str(baseline))
+    assert result.code == 0, result.out
+    diff = json.loads(
+        cli("diff", "-r", str(root), "--baseline-registry", str(baseline), "--format", "json").out
+    )
+    assert diff["attributes"]["renamed"] == [
+        {"name": "knhk.mesh.peer.count", "renamed_to": "knhk.mesh.peer.total"}
+    ]
+    assert diff["attributes"]["added"] == ["knhk.mesh.peer.total"]
