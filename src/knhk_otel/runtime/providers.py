@@ -46,9 +46,11 @@ class Telemetry:
         if self._closed:
             return
         self._closed = True
-        for provider in (self.tracer_provider, self.logger_provider):
-            provider.force_flush()
-        self.meter_provider.force_flush()
+        # Spans and logs first: their processors may still count findings into a metric. The meter
+        # provider's shutdown does the final collection itself (a flush before it would export
+        # cumulative points twice).
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
         self.logger_provider.shutdown()

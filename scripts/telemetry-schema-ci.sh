@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Telemetry schema CI: check the registry, check that generated code is fresh, then live-check the
+# telemetry an emitter sends over OTLP (gRPC and HTTP) and exit with live-check's verdict.
+#
+# Settings (environment):
+#   KNHK_BIN            where knhk-otel and python live (default: .venv/bin)
+#   REGISTRY            registry directory (default: schema)
+#   DIAGNOSTIC_FORMAT   ansi | json | gh_workflow_command (default: ansi; the GitHub workflow sets the last)
+#   FAIL_ON             violation | improvement | information | none (default: violation)
+#   TELEMETRY_EMITTER   command that emits telemetry to $OTEL_EXPORTER_OTLP_ENDPOINT
+#                       (default: python -m knhk_otel.validate.selftest, run once per protocol)
+#   REPORT_DIR          where the live-check report is written (default: a temporary directory)
+#   CI_TIMEOUT          seconds any one step may take (default: 120)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${KNHK_BIN:-.venv/bin}
+REGISTRY=${REGISTRY:-schema}
+FORMAT=${DIAGNOSTIC_FORMAT:-ansi}
+FAIL_ON=${FAIL_ON:-violation}
+STEP_TIMEOUT=${CI_TIMEOUT:-120}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/telemetry-schema-ci.XXXXXX")
+REPORT_DIR=${REPORT_DIR:-$WORK/report}
+LIVE_PID=""
+
+cleanup() {
+    if [[ -n "$LIVE_PID" ]] && kill -0 "$LIVE_PID" 2>/dev/null; then
+        kill -TERM "$LIVE_PID" 2>/dev/null || true
+        wait "$LIVE_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { echo "== telemetry-schema-ci: $*" >&2; }
+
+step "check $REGISTRY"
+timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" check -r "$REGISTRY" --diagnostic-format "$FORMAT"
+
+step "generated code is up to date"
+timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" generate -r "$REGISTRY" --check
+
+step "live-check on free ports"
+"$BIN/knhk-otel" live-check -r "$REGISTRY" \
+    --address 127.0.0.1 --otlp-grpc-port 0 --otlp-http-port 0 --admin-port 0 \
+    --ports-file "$WORK/ports.json" --inactivity-timeout "$STEP_TIMEOUT" \
+    --format ansi -o "$REPORT_DIR" --fail-on "$FAIL_ON" &
+LIVE_PID=$!
+
+port() { "$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/ports.json" "$1"; }
+admin() {
+    "$BIN/python" - "$@" <<'PY'
+import sys, urllib.request
+method, url = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+with urllib.request.urlopen(req, timeout=30) as resp:
+    sys.exit(0 if resp.status == 200 else 1)
+PY
+}
+
+for _ in $(seq 1 100); do
+    [[ -s "$WORK/ports.json" ]] && break
+    kill -0 "$LIVE_PID" 2>/dev/null || { echo "live-check exited before listening" >&2; exit 2; }
+    sleep 0.1
+done
+[[ -s "$WORK/ports.json" ]] || { echo "live-check did not start listening in 10 s" >&2; exit 2; }
+ADMIN="http://127.0.0.1:$(port admin)"
+for _ in $(seq 1 50); do admin GET "$ADMIN/health" 2>/dev/null && break; sleep 0.1; done
+admin GET "$ADMIN/health"
+
+emit() {
+    if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
+        timeout "$STEP_TIMEOUT" bash -c "$TELEMETRY_EMITTER"
+    else
+        timeout "$STEP_TIMEOUT" "$BIN/python" -m knhk_otel.validate.selftest --validation off
+    fi
+}
+
+step "emit over OTLP/gRPC"
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port grpc)" OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+    OTEL_EXPORTER_OTLP_COMPRESSION=gzip emit
+step "emit over OTLP/HTTP"
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port http)" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf emit
+
+step "stop live-check and read its verdict"
+admin POST "$ADMIN/stop"
+set +e
+wait "$LIVE_PID"
+VERDICT=$?
+set -e
+LIVE_PID=""
+sed -n '/^samples:/,$p' "$REPORT_DIR/live_check.txt" >&2
+if [[ $VERDICT -eq 0 ]]; then
+    step "telemetry conforms to $REGISTRY (fail-on $FAIL_ON)"
+else
+    step "telemetry breaks $REGISTRY (exit $VERDICT); report: $REPORT_DIR/live_check.txt"
+    grep -B1 -E '^\s+violation' "$REPORT_DIR/live_check.txt" >&2 || true
+fi
+exit "$VERDICT"
