@@ -18,8 +18,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 
 from knhk_otel.schema.diagnostics import Diagnostic
 from knhk_otel.schema.yamlpos import PathKey, YamlDoc
@@ -93,8 +93,11 @@ def _error_diagnostics(doc: YamlDoc, err: ValidationError) -> list[Diagnostic]:
     where = format_path(path)
     inst = err.instance
     kind = err.validator
+    # jsonschema types these as possibly Unset; for a raised error they are always set.
+    schema: dict[str, Any] = err.schema if isinstance(err.schema, dict) else {}
+    expected_value: Any = err.validator_value
     if kind == "additionalProperties" and isinstance(inst, dict):
-        allowed = list(err.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         out = []
         for key in inst:
             if key in allowed:
@@ -109,13 +112,13 @@ def _error_diagnostics(doc: YamlDoc, err: ValidationError) -> list[Diagnostic]:
             )
         return out
     if kind == "required" and isinstance(inst, dict):
-        missing = [name for name in err.validator_value if name not in inst]
+        missing = [name for name in expected_value if name not in inst]
         return [
             Diagnostic("syntax", f"{where}: missing required field `{name}`", doc.source(path))
             for name in missing
         ]
     if kind == "enum":
-        options = [str(o) for o in err.validator_value]
+        options = [str(o) for o in expected_value]
         return [
             Diagnostic(
                 "syntax",
@@ -127,17 +130,17 @@ def _error_diagnostics(doc: YamlDoc, err: ValidationError) -> list[Diagnostic]:
     if kind == "const":
         return [
             Diagnostic(
-                "syntax", f"{where}: must be {err.validator_value!r}, not {_short(inst)}", doc.source(path)
+                "syntax", f"{where}: must be {expected_value!r}, not {_short(inst)}", doc.source(path)
             )
         ]
     if kind == "type":
-        expected = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        expected = expected_value if isinstance(expected_value, list) else [expected_value]
         wanted = " or ".join(str(t) for t in expected if t != "null")
         return [Diagnostic("syntax", f"{where}: expected {wanted}, got {_describe(inst)}", doc.source(path))]
     if kind in ("minItems", "minLength"):
         return [Diagnostic("syntax", f"{where}: must not be empty", doc.source(path))]
-    if kind in ("minProperties", "maxProperties") and isinstance(err.schema.get("properties"), dict):
-        keys = ", ".join(err.schema["properties"])
+    if kind in ("minProperties", "maxProperties") and isinstance(schema.get("properties"), dict):
+        keys = ", ".join(schema["properties"])
         return [Diagnostic("syntax", f"{where}: must have exactly one of {keys}", doc.source(path))]
     return [Diagnostic("syntax", f"{where}: {err.message}", doc.source(path))]
 
