@@ -15,7 +15,9 @@ from typing import Final
 #: One attribute of a helper: (attribute name, schema type or enum class, required).
 AttributeSpec = tuple[str, "str | type[Enum]", bool]
 
-_state: list[bool] = [False]
+#: Read by generated helpers on every call (a module attribute is the cheapest check there is);
+#: change it only through `set_strict`.
+enabled: bool = False
 
 _SCALARS: Final[dict[str, tuple[type, ...]]] = {
     "string": (str,),
@@ -29,13 +31,14 @@ class SchemaUsageError(TypeError):
     """A generated helper was called with values the schema does not allow (strict mode only)."""
 
 
-def set_strict(enabled: bool) -> None:
+def set_strict(on: bool) -> None:
     """Turn strict checking on or off for every generated helper in the process."""
-    _state[0] = bool(enabled)
+    global enabled
+    enabled = bool(on)
 
 
 def is_strict() -> bool:
-    return _state[0]
+    return enabled
 
 
 def _scalar_ok(kind: str, value: object) -> bool:

@@ -45,7 +45,7 @@ def emit_byzantine_detected(
     - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
       IP address or Unix domain socket name.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_byzantine_detected",
             _SPEC_EMIT_BYZANTINE_DETECTED,
@@ -60,10 +60,10 @@ def emit_byzantine_detected(
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
         "knhk.mesh.peer.id": peer_id,
-        "knhk.mesh.byzantine.kind": byzantine_kind.value,
+        "knhk.mesh.byzantine.kind": byzantine_kind._value_,
     }
     if message_type is not None:
-        _attributes["knhk.mesh.message.type"] = message_type.value
+        _attributes["knhk.mesh.message.type"] = message_type._value_
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
 
@@ -98,7 +98,7 @@ def emit_converged(
       state.
     - gossip_round: `knhk.mesh.gossip.round`, recommended. The node's gossip round counter.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_converged",
             _SPEC_EMIT_CONVERGED,
@@ -145,7 +145,7 @@ def emit_partition_detected(
     - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f <
       n/3).
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_partition_detected",
             _SPEC_EMIT_PARTITION_DETECTED,
@@ -189,7 +189,7 @@ def emit_partition_healed(
     - state_digest: `knhk.mesh.state.digest`, recommended. Hex digest (Merkle root) of the node's
       replicated state.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_partition_healed",
             _SPEC_EMIT_PARTITION_HEALED,
@@ -237,7 +237,7 @@ def emit_peer_joined(
     - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
       IP address or Unix domain socket name.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_peer_joined",
             _SPEC_EMIT_PEER_JOINED,
@@ -283,7 +283,7 @@ def emit_peer_left(
     - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - error_type: `error.type`, recommended. Describes a class of error the operation ended with.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_peer_left",
             _SPEC_EMIT_PEER_LEFT,
@@ -334,7 +334,7 @@ def emit_reputation_changed(
       from 0.0 (ignored) to 1.0 (fully trusted).
     - reputation_reason: `knhk.mesh.reputation.reason`, required. Why a peer's reputation changed.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "emit_reputation_changed",
             _SPEC_EMIT_REPUTATION_CHANGED,
@@ -351,7 +351,7 @@ def emit_reputation_changed(
         "knhk.mesh.peer.id": peer_id,
         "knhk.mesh.reputation.previous": reputation_previous,
         "knhk.mesh.reputation.current": reputation_current,
-        "knhk.mesh.reputation.reason": reputation_reason.value,
+        "knhk.mesh.reputation.reason": reputation_reason._value_,
     }
 
     logger.emit(event_name="knhk.mesh.reputation.changed", attributes=_attributes)

@@ -56,7 +56,7 @@ class ByzantineEvents:
         byzantine_kind: attributes.ByzantineKind,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "ByzantineEvents.add",
                 _SPEC_BYZANTINE_EVENTS,
@@ -67,7 +67,7 @@ class ByzantineEvents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.byzantine.kind": byzantine_kind.value,
+            "knhk.mesh.byzantine.kind": byzantine_kind._value_,
         }
 
         self._instrument.add(value, _attributes)
@@ -144,7 +144,7 @@ class ConvergenceDuration:
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "ConvergenceDuration.record",
                 _SPEC_CONVERGENCE_DURATION,
@@ -157,7 +157,7 @@ class ConvergenceDuration:
             "knhk.mesh.node.id": node_id,
         }
         if topology is not None:
-            _attributes["knhk.mesh.topology"] = topology.value
+            _attributes["knhk.mesh.topology"] = topology._value_
 
         self._instrument.record(value, _attributes)
 
@@ -220,7 +220,7 @@ class ConvergenceRounds:
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "ConvergenceRounds.record",
                 _SPEC_CONVERGENCE_ROUNDS,
@@ -233,7 +233,7 @@ class ConvergenceRounds:
             "knhk.mesh.node.id": node_id,
         }
         if topology is not None:
-            _attributes["knhk.mesh.topology"] = topology.value
+            _attributes["knhk.mesh.topology"] = topology._value_
 
         self._instrument.record(value, _attributes)
 
@@ -277,7 +277,7 @@ class GossipFanout:
         node_id: str,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "GossipFanout.record",
                 _SPEC_GOSSIP_FANOUT,
@@ -328,7 +328,7 @@ class GossipRounds:
         node_id: str,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "GossipRounds.add",
                 _SPEC_GOSSIP_ROUNDS,
@@ -387,7 +387,7 @@ class HierarchyAgents:
         region: str | None = None,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "HierarchyAgents.set",
                 _SPEC_HIERARCHY_AGENTS,
@@ -399,7 +399,7 @@ class HierarchyAgents:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.hierarchy.level": hierarchy_level.value,
+            "knhk.mesh.hierarchy.level": hierarchy_level._value_,
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
@@ -450,7 +450,7 @@ class Messages:
         message_type: attributes.MessageType,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "Messages.add",
                 _SPEC_MESSAGES,
@@ -462,8 +462,8 @@ class Messages:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.message.direction": message_direction.value,
-            "knhk.mesh.message.type": message_type.value,
+            "knhk.mesh.message.direction": message_direction._value_,
+            "knhk.mesh.message.type": message_type._value_,
         }
 
         self._instrument.add(value, _attributes)
@@ -508,7 +508,7 @@ class MessagesRejected:
         rejection_reason: attributes.RejectionReason,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "MessagesRejected.add",
                 _SPEC_MESSAGES_REJECTED,
@@ -519,7 +519,7 @@ class MessagesRejected:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.rejection.reason": rejection_reason.value,
+            "knhk.mesh.rejection.reason": rejection_reason._value_,
         }
 
         self._instrument.add(value, _attributes)
@@ -565,7 +565,7 @@ class NetworkIo:
         message_direction: attributes.MessageDirection,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "NetworkIo.add",
                 _SPEC_NETWORK_IO,
@@ -576,7 +576,7 @@ class NetworkIo:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.message.direction": message_direction.value,
+            "knhk.mesh.message.direction": message_direction._value_,
         }
 
         self._instrument.add(value, _attributes)
@@ -637,7 +637,7 @@ class PartitionRecoveryDuration:
         node_id: str,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PartitionRecoveryDuration.record",
                 _SPEC_PARTITION_RECOVERY_DURATION,
@@ -691,7 +691,7 @@ class PartitionStatus:
         partition_status: attributes.PartitionStatus,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PartitionStatus.set",
                 _SPEC_PARTITION_STATUS,
@@ -702,7 +702,7 @@ class PartitionStatus:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.partition.status": partition_status.value,
+            "knhk.mesh.partition.status": partition_status._value_,
         }
 
         self._instrument.set(value, _attributes)
@@ -744,7 +744,7 @@ class PartitionsDetected:
         node_id: str,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PartitionsDetected.add",
                 _SPEC_PARTITIONS_DETECTED,
@@ -795,7 +795,7 @@ class PeerCount:
         node_id: str,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PeerCount.set",
                 _SPEC_PEER_COUNT,
@@ -882,7 +882,7 @@ class PeerLatency:
         region: str | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PeerLatency.record",
                 _SPEC_PEER_LATENCY,
@@ -939,7 +939,7 @@ class PeerReputation:
         peer_id: str,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "PeerReputation.set",
                 _SPEC_PEER_REPUTATION,
@@ -992,7 +992,7 @@ class QueueSize:
         node_id: str,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "QueueSize.add",
                 _SPEC_QUEUE_SIZE,
@@ -1050,7 +1050,7 @@ class SchemaFindings:
         schema_signal_type: attributes.SchemaSignalType | None = None,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "SchemaFindings.add",
                 _SPEC_SCHEMA_FINDINGS,
@@ -1062,10 +1062,10 @@ class SchemaFindings:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.schema.finding.id": schema_finding_id,
-            "knhk.mesh.schema.finding.level": schema_finding_level.value,
+            "knhk.mesh.schema.finding.level": schema_finding_level._value_,
         }
         if schema_signal_type is not None:
-            _attributes["knhk.mesh.schema.signal.type"] = schema_signal_type.value
+            _attributes["knhk.mesh.schema.signal.type"] = schema_signal_type._value_
 
         self._instrument.add(value, _attributes)
 
@@ -1110,7 +1110,7 @@ class TickOverruns:
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "TickOverruns.add",
                 _SPEC_TICK_OVERRUNS,
@@ -1121,7 +1121,7 @@ class TickOverruns:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.tick.operation": tick_operation.value,
+            "knhk.mesh.tick.operation": tick_operation._value_,
         }
 
         self._instrument.add(value, _attributes)
@@ -1179,7 +1179,7 @@ class TickUsage:
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "TickUsage.record",
                 _SPEC_TICK_USAGE,
@@ -1190,7 +1190,7 @@ class TickUsage:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.tick.operation": tick_operation.value,
+            "knhk.mesh.tick.operation": tick_operation._value_,
         }
 
         self._instrument.record(value, _attributes)
@@ -1235,7 +1235,7 @@ class TopologyClusters:
         topology: attributes.Topology,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "TopologyClusters.set",
                 _SPEC_TOPOLOGY_CLUSTERS,
@@ -1246,7 +1246,7 @@ class TopologyClusters:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.topology": topology.value,
+            "knhk.mesh.topology": topology._value_,
         }
 
         self._instrument.set(value, _attributes)
@@ -1291,7 +1291,7 @@ class TopologyRebalances:
         topology: attributes.Topology,
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.is_strict():
+        if _strict.enabled:
             _strict.check(
                 "TopologyRebalances.add",
                 _SPEC_TOPOLOGY_REBALANCES,
@@ -1302,7 +1302,7 @@ class TopologyRebalances:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
-            "knhk.mesh.topology": topology.value,
+            "knhk.mesh.topology": topology._value_,
         }
 
         self._instrument.add(value, _attributes)

@@ -52,7 +52,7 @@ def start_gossip_round(
     - peer_selection_strategy: `knhk.mesh.peer.selection_strategy`, recommended. How a node samples its
       gossip peers.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_gossip_round",
             _SPEC_START_GOSSIP_ROUND,
@@ -71,15 +71,15 @@ def start_gossip_round(
         "knhk.mesh.gossip.round": gossip_round,
     }
     if gossip_phase is not None:
-        _attributes["knhk.mesh.gossip.phase"] = gossip_phase.value
+        _attributes["knhk.mesh.gossip.phase"] = gossip_phase._value_
     if gossip_fanout is not None:
         _attributes["knhk.mesh.gossip.fanout"] = gossip_fanout
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
     if topology is not None:
-        _attributes["knhk.mesh.topology"] = topology.value
+        _attributes["knhk.mesh.topology"] = topology._value_
     if peer_selection_strategy is not None:
-        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
+        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy._value_
 
     return tracer.start_as_current_span(
         "knhk.mesh.gossip.round",
@@ -126,7 +126,7 @@ def start_message_receive(
     - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
       IP address or Unix domain socket name.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_message_receive",
             _SPEC_START_MESSAGE_RECEIVE,
@@ -146,11 +146,11 @@ def start_message_receive(
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
     if message_type is not None:
-        _attributes["knhk.mesh.message.type"] = message_type.value
+        _attributes["knhk.mesh.message.type"] = message_type._value_
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
     if rejection_reason is not None:
-        _attributes["knhk.mesh.rejection.reason"] = rejection_reason.value
+        _attributes["knhk.mesh.rejection.reason"] = rejection_reason._value_
     if error_type is not None:
         _attributes["error.type"] = error_type
     if network_peer_address is not None:
@@ -196,7 +196,7 @@ def start_message_send(
       IP address or Unix domain socket name.
     - network_peer_port: `network.peer.port`, opt_in. Peer port number of the network connection.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_message_send",
             _SPEC_START_MESSAGE_SEND,
@@ -212,7 +212,7 @@ def start_message_send(
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
         "knhk.mesh.peer.id": peer_id,
-        "knhk.mesh.message.type": message_type.value,
+        "knhk.mesh.message.type": message_type._value_,
     }
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
@@ -256,7 +256,7 @@ def start_partition_detect(
     - partition_quorum: `knhk.mesh.partition.quorum`, required. Peers needed for a quorum (n - f, f <
       n/3).
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_partition_detect",
             _SPEC_START_PARTITION_DETECT,
@@ -269,7 +269,7 @@ def start_partition_detect(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.partition.status": partition_status.value,
+        "knhk.mesh.partition.status": partition_status._value_,
         "knhk.mesh.partition.reachable": partition_reachable,
         "knhk.mesh.partition.quorum": partition_quorum,
     }
@@ -309,7 +309,7 @@ def start_partition_recover(
     - state_entries: `knhk.mesh.state.entries`, recommended. Number of state entries an operation carried
       or applied.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_partition_recover",
             _SPEC_START_PARTITION_RECOVER,
@@ -322,7 +322,7 @@ def start_partition_recover(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.partition.status": partition_status.value,
+        "knhk.mesh.partition.status": partition_status._value_,
     }
     if partition_reachable is not None:
         _attributes["knhk.mesh.partition.reachable"] = partition_reachable
@@ -370,7 +370,7 @@ def start_peer_register(
     - network_peer_port: `network.peer.port`, opt_in. Peer port number of the network connection.
     - peer_count: `knhk.mesh.peer.count`, recommended. Number of peers known to the node's registry.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_peer_register",
             _SPEC_START_PEER_REGISTER,
@@ -434,7 +434,7 @@ def start_state_merge(
     - state_digest: `knhk.mesh.state.digest`, opt_in. Hex digest (Merkle root) of the node's replicated
       state.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_state_merge",
             _SPEC_START_STATE_MERGE,
@@ -491,7 +491,7 @@ def start_topology_rebalance(
     - peer_selection_strategy: `knhk.mesh.peer.selection_strategy`, recommended. How a node samples its
       gossip peers.
     """
-    if _strict.is_strict():
+    if _strict.enabled:
         _strict.check(
             "start_topology_rebalance",
             _SPEC_START_TOPOLOGY_REBALANCE,
@@ -504,11 +504,11 @@ def start_topology_rebalance(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.topology": topology.value,
+        "knhk.mesh.topology": topology._value_,
         "knhk.mesh.topology.clusters": topology_clusters,
     }
     if peer_selection_strategy is not None:
-        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy.value
+        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy._value_
 
     return tracer.start_as_current_span(
         "knhk.mesh.topology.rebalance",
