@@ -29,7 +29,7 @@ from knhk_otel.semconv import attributes, metrics, spans
 MODEL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
 SPAN_ITERATIONS = 4_000
 METRIC_ITERATIONS = 20_000
-REPETITIONS = 7
+REPETITIONS = 9
 GENERATE_ROUNDS = 3
 
 
