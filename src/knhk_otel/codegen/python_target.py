@@ -142,19 +142,15 @@ def _enum_base(enum: EnumType) -> str:
 
 
 def _collect_attributes(inp: GenerationInput) -> list[Attribute]:
-    """Own registry attributes plus every attribute an own signal uses (first definition wins)."""
-    own = inp.own_groups()
-    seen: dict[str, Attribute] = {}
-    for group in own:
-        if group.type == "attribute_group":
-            for attr in group.attributes:
-                seen.setdefault(attr.name, attr)
-    registry_attrs = inp.registry.registry_attributes()
-    for group in own:
+    """Every registry attribute plus any attribute an own signal defines inline (first definition wins).
+
+    Dependencies' attributes are included: instrumented code sets them too (resource attributes, ...).
+    """
+    seen: dict[str, Attribute] = dict(inp.registry.registry_attributes())
+    for group in inp.own_groups():
         if group.type in ("span", "metric", "event"):
             for attr in group.attributes:
-                if attr.name not in seen:
-                    seen[attr.name] = registry_attrs.get(attr.name, attr)
+                seen.setdefault(attr.name, attr)
     return sorted(seen.values(), key=lambda a: a.name)
 
 

@@ -105,6 +105,9 @@ NETWORK_PEER_ADDRESS: Final = "network.peer.address"
 NETWORK_PEER_PORT: Final = "network.peer.port"
 """Peer port number of the network connection."""
 
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+"""The string ID of the service instance."""
+
 
 class ByzantineKind(StrEnum):
     """Values of `knhk.mesh.byzantine.kind`: Kind of Byzantine behaviour detected."""
