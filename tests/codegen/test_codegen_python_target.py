@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from knhk_otel.codegen import CodegenError, builtin_names, discover, generate_ta
 from knhk_otel.runtime.strict import SchemaUsageError
 from knhk_otel.schema.model import Deprecated, EnumMember, EnumType, ResolvedRegistry
 
-from .conftest import Sdk, attr, group, registry_of
+from .conftest import REPO_ROOT, VENV_BIN, Sdk, attr, group, registry_of
 
 _counter = iter(range(10_000))
 
@@ -183,3 +184,40 @@ def test_one_metric_defined_by_several_groups_becomes_one_class(build, sdk: Sdk)
         {"acme.id": "x"},
         {"acme.id": "x", "acme.fan": "f1", "acme.disk": "d1"},
     ]
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        registry_of(),
+        registry_of(group("registry.acme", "attribute_group", attr("acme.x"))),
+        registry_of(
+            group("span.acme.bare", "span", span_kind="internal"),
+            group("metric.acme.bare", "metric", metric_name="acme.bare", instrument="gauge", unit="{x}"),
+            group("event.acme.bare", "event", name="acme.bare"),
+        ),
+    ],
+    ids=["empty", "attributes-only", "signals-without-attributes"],
+)
+def test_sparse_registries_generate_lint_clean_code(registry: ResolvedRegistry, tmp_path: Path) -> None:
+    out = tmp_path / "sparse_pkg"
+    generate_target(discover()["python"], registry, tmp_path, out, registry_display="acme")
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "ruff"),
+            "check",
+            "--no-cache",
+            "--config",
+            str(REPO_ROOT / "pyproject.toml"),
+            "--config",
+            "lint.isort.known-first-party = ['knhk_otel']",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+    for name in ("attributes", "spans", "metrics", "events"):
+        compile((out / f"{name}.py").read_text(), name, "exec")

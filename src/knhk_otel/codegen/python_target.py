@@ -320,9 +320,12 @@ def _buckets(group: Group) -> list[float] | None:
     return None
 
 
-def _imports_needed(signals: Iterable[PySignal]) -> dict[str, bool]:
+def _imports_needed(signals: list[PySignal]) -> dict[str, bool]:
+    """Which imports a signal module uses, so an empty or attribute-less module has no unused ones."""
     params = [p for s in signals for p in s.params]
     return {
+        "signals": bool(signals),
+        "strict": bool(params),
         "abc": any(ABC in p.annotation for p in params),
         "types": any(TYPES in p.annotation for p in params),
         "enums": any(ENUMS in p.annotation or ENUMS in p.spec_type for p in params),
