@@ -62,19 +62,21 @@ class FindingRecorder:
             return [f for f in self.findings if f.level == "violation"]
 
 
-_recorders: list[FindingRecorder] = []
+# Replaced, never mutated, so the hot path reads it without a lock.
+_recorders: tuple[FindingRecorder, ...] = ()
 _recorders_lock = threading.Lock()
 
 
 def install_recorder(recorder: FindingRecorder) -> None:
+    global _recorders
     with _recorders_lock:
-        _recorders.append(recorder)
+        _recorders = (*_recorders, recorder)
 
 
 def uninstall_recorder(recorder: FindingRecorder) -> None:
+    global _recorders
     with _recorders_lock:
-        if recorder in _recorders:
-            _recorders.remove(recorder)
+        _recorders = tuple(r for r in _recorders if r is not recorder)
 
 
 class ValidationHook:
@@ -95,6 +97,7 @@ class ValidationHook:
         self._resources_seen: set[Any] = set()
         self._lock = threading.Lock()
         self._counter: _FindingsCounter | None = None
+        self.last_resource: Any = None  # the resource judged last: spans of a provider share one
         if meter is not None:
             self.bind_meter(meter)
 
@@ -119,9 +122,7 @@ class ValidationHook:
     def handle(self, findings: list[Finding]) -> None:
         if not findings or self.mode == "off":
             return
-        with _recorders_lock:
-            recorders = list(_recorders)
-        for recorder in recorders:
+        for recorder in _recorders:
             recorder.record(findings)
         if self.mode == "count":
             self._count(findings)
@@ -185,7 +186,7 @@ class _FindingsCounter:
         self._raw.add(1, attrs)
 
 
-_KIND_WORDS: dict[SpanKind, str] = {k: k.name.lower() for k in SpanKind}
+_KIND_WORDS: dict[int, str] = {k.value: k.name.lower() for k in SpanKind}
 
 
 class ValidatingSpanProcessor(SpanProcessor):
@@ -198,15 +199,27 @@ class ValidatingSpanProcessor(SpanProcessor):
         hook = self.hook
         if hook.mode == "off":
             return
+        # ReadableSpan.attributes wraps the SDK's BoundedAttributes in a proxy whose every read runs
+        # Python code under a lock; the span has ended, so its plain dict is safe to read directly.
+        attrs: Any = span._attributes
+        attrs = getattr(attrs, "_dict", None) if attrs is not None else {}
+        if attrs is None:
+            attrs = span.attributes or {}
         events: Sequence[SpanEventSample] = (
-            [SpanEventSample(e.name, e.attributes or {}) for e in span.events] if span.events else ()
+            [SpanEventSample(e.name, e.attributes or {}) for e in span._events] if span._events else ()
         )
-        links: Sequence[Any] = [link.attributes or {} for link in span.links] if span.links else ()
-        sample = SpanSample(span.name, _KIND_WORDS.get(span.kind), span.attributes or {}, events, links)
-        found = hook.validator.validate_span(sample)
-        if span.resource is not None:
-            found.extend(hook.resource(span.resource.attributes))
-        hook.handle(found)
+        links: Sequence[Any] = [link.attributes or {} for link in span._links] if span._links else ()
+        found = hook.validator.validate_span(
+            SpanSample(span._name, _KIND_WORDS.get(span._kind.value), attrs, events, links)
+        )
+        resource = span._resource
+        if resource is not None and resource is not hook.last_resource:
+            found.extend(hook.resource(resource.attributes))
+            hook.last_resource = resource
+        # Findings come most serious first: without a recorder, strict mode has nothing to do
+        # unless the first one is a violation.
+        if found and (_recorders or hook.mode != "strict" or found[0].level == "violation"):
+            hook.handle(found)
 
 
 class ValidatingLogProcessor(LogRecordProcessor):

@@ -30,7 +30,23 @@ _SHAPE_CACHE_LIMIT = 8192
 @dataclass(frozen=True, slots=True)
 class _Shape:
     findings: tuple[Finding, ...]
-    checks: tuple[tuple[str, AttrRule], ...]  # keys whose values need a type/enum check
+    checks: tuple[tuple[int, AttrRule], ...]  # positions whose values need an enum/array check
+
+
+def _level_first(f: Finding) -> int:
+    return -F.LEVEL_RANK[f.level]
+
+
+def _type_mismatch(
+    key: str, value: Any, rule: AttrRule, signal_type: str, signal_name: str | None
+) -> Finding:
+    return _finding(
+        F.TYPE_MISMATCH,
+        f"Attribute `{key}` has type `{_describe(value)}`, the registry says `{rule.type_name}`.",
+        signal_type,
+        signal_name,
+        key,
+    )
 
 
 def _finding(
@@ -63,7 +79,8 @@ class Validator:
 
     def __init__(self, registry: ResolvedRegistry | RegistryIndex) -> None:
         self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
-        self._shapes: dict[tuple[str, str, tuple[str, ...]], _Shape] = {}
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
+        self._spans: dict[tuple[Any, ...], _Shape] = {}
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -81,31 +98,64 @@ class Validator:
     # -- signals ----------------------------------------------------------------------------
 
     def validate_span(self, span: SpanSample) -> list[Finding]:
-        rule = self.index.spans.get(span.name)
+        """The span's findings, most serious first (so `found[0]` tells whether any is a violation)."""
+        if span.events or span.links:
+            out = self._span_findings(span.name, span.kind, span.attributes)
+            for event in span.events:
+                out.extend(self._span_event(span.name, event))
+            for link in span.links:
+                self._attributes("span", span.name, None, link, out, registry_only=True)
+            out.sort(key=_level_first)
+            return out
+        attrs = span.attributes
+        keys = tuple(attrs)
+        values = tuple(attrs.values())
+        cache_key = (span.name, span.kind, keys, tuple(map(type, values)))
+        entry = self._spans.get(cache_key)
+        if entry is None:
+            entry = self._span_entry(span.name, span.kind, keys, values)
+            if len(self._spans) >= _SHAPE_CACHE_LIMIT:
+                self._spans.clear()
+            self._spans[cache_key] = entry
+        if not entry.checks:
+            return list(entry.findings)
+        out = []
+        self._value_checks(entry.checks, keys, values, "span", span.name, out)
+        out.extend(entry.findings)
+        return out
+
+    def _span_entry(
+        self, name: str, kind: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
+    ) -> _Shape:
+        rule = self.index.spans.get(name)
+        found = self._span_level(name, kind, rule)
+        shape = self._shape("span", name, rule, keys, values, False)
+        return _Shape(tuple(sorted((*found, *shape.findings), key=_level_first)), shape.checks)
+
+    def _span_findings(self, name: str, kind: str | None, attrs: Mapping[str, Any]) -> list[Finding]:
+        rule = self.index.spans.get(name)
+        out = self._span_level(name, kind, rule)
+        self._attributes("span", name, rule, attrs, out)
+        return out
+
+    def _span_level(self, name: str, kind: str | None, rule: SignalRule | None) -> list[Finding]:
         out: list[Finding] = []
         if rule is None:
             out.append(
+                _finding(F.MISSING_SPAN, f"Span `{name}` is not defined in the registry.", "span", name)
+            )
+            return out
+        if rule.span_kind is not None and kind is not None and kind != rule.span_kind:
+            out.append(
                 _finding(
-                    F.MISSING_SPAN, f"Span `{span.name}` is not defined in the registry.", "span", span.name
+                    F.SPAN_KIND_MISMATCH,
+                    f"Span kind `{kind}` does not match the registry's `{rule.span_kind}`.",
+                    "span",
+                    name,
                 )
             )
-        else:
-            if rule.span_kind is not None and span.kind is not None and span.kind != rule.span_kind:
-                out.append(
-                    _finding(
-                        F.SPAN_KIND_MISMATCH,
-                        f"Span kind `{span.kind}` does not match the registry's `{rule.span_kind}`.",
-                        "span",
-                        span.name,
-                    )
-                )
-            if rule.deprecated is not None:
-                out.append(self._deprecated_signal(rule))
-        self._attributes("span", span.name, rule, span.attributes, out)
-        for event in span.events:
-            out.extend(self._span_event(span.name, event))
-        for link in span.links:
-            self._attributes("span", span.name, None, link, out, registry_only=True)
+        if rule.deprecated is not None:
+            out.append(self._deprecated_signal(rule))
         return out
 
     def _span_event(self, span_name: str, event: EventSample | Any) -> list[Finding]:
@@ -214,8 +264,16 @@ class Validator:
         if sample.has_value:
             self._attributes("attribute", None, None, attrs, out, registry_only=True)
         else:
-            shape = self._shape("attribute", None, None, (sample.name,), True)
-            out.extend(shape.findings)
+            if self.index.attribute(sample.name) is None:
+                out.append(
+                    _finding(
+                        F.MISSING_ATTRIBUTE,
+                        f"Attribute `{sample.name}` does not exist in the registry.",
+                        "attribute",
+                        None,
+                        sample.name,
+                    )
+                )
         return out
 
     # -- attributes ---------------------------------------------------------------------------
@@ -231,38 +289,41 @@ class Validator:
         registry_only: bool = False,
     ) -> None:
         keys = tuple(attrs)
-        cache_key = (
-            (signal_type, signal_name or "", keys) if not registry_only else ("~" + signal_type, "", keys)
-        )
+        values = tuple(attrs.values())
+        cache_key = (signal_type, signal_name, registry_only, keys, tuple(map(type, values)))
         shape = self._shapes.get(cache_key)
         if shape is None:
-            shape = self._shape(signal_type, signal_name, rule, keys, registry_only)
+            shape = self._shape(signal_type, signal_name, rule, keys, values, registry_only)
             if len(self._shapes) >= _SHAPE_CACHE_LIMIT:
                 self._shapes.clear()
             self._shapes[cache_key] = shape
         if shape.findings:
             out.extend(shape.findings)
-        for key, arule in shape.checks:
-            value = attrs[key]
-            if not arule.check(value):
-                out.append(
-                    _finding(
-                        F.TYPE_MISMATCH,
-                        f"Attribute `{key}` has type `{_describe(value)}`, the registry says "
-                        f"`{arule.type_name}`.",
-                        signal_type,
-                        signal_name,
-                        key,
-                    )
-                )
-            elif arule.members is not None and value not in arule.members:
+        if shape.checks:
+            self._value_checks(shape.checks, keys, values, signal_type, signal_name, out)
+
+    @staticmethod
+    def _value_checks(
+        checks: tuple[tuple[int, AttrRule], ...],
+        keys: tuple[str, ...],
+        values: tuple[Any, ...],
+        signal_type: str,
+        signal_name: str | None,
+        out: list[Finding],
+    ) -> None:
+        for i, arule in checks:
+            value = values[i]
+            if arule.members is None:
+                if not arule.check(value):
+                    out.append(_type_mismatch(keys[i], value, arule, signal_type, signal_name))
+            elif value not in arule.members:
                 out.append(
                     _finding(
                         F.UNDEFINED_ENUM_VARIANT,
-                        f"Attribute `{key}` has value {value!r}, not a member of its enum.",
+                        f"Attribute `{keys[i]}` has value {value!r}, not a member of its enum.",
                         signal_type,
                         signal_name,
-                        key,
+                        keys[i],
                     )
                 )
 
@@ -272,12 +333,14 @@ class Validator:
         signal_name: str | None,
         rule: SignalRule | None,
         keys: Sequence[str],
+        values: Sequence[Any],
         registry_only: bool,
     ) -> _Shape:
+        """Everything decided by the keys and the value types; `checks` is what depends on values."""
         found: list[Finding] = []
-        checks: list[tuple[str, AttrRule]] = []
+        checks: list[tuple[int, AttrRule]] = []
         index = self.index
-        for key in keys:
+        for i, key in enumerate(keys):
             declared: AttrRule | None = None
             if rule is not None:
                 declared = rule.attrs.get(key) or (
@@ -307,14 +370,19 @@ class Validator:
                         )
                     )
                 continue
-            checks.append((key, registered))
+            value = values[i]
+            if isinstance(value, (tuple, list)):
+                checks.append((i, registered))  # element types vary from sample to sample
+            elif not registered.check(value):
+                found.append(_type_mismatch(key, value, registered, signal_type, signal_name))
+            elif registered.members is not None:
+                checks.append((i, registered))
             if declared is None and rule is not None and not registry_only:
                 found.append(
                     _finding(
                         F.UNEXPECTED_ATTRIBUTE,
                         f"Attribute `{key}` exists in the registry but {signal_type} `{signal_name}` "
-                        "does not "
-                        "declare it.",
+                        "does not declare it.",
                         signal_type,
                         signal_name,
                         key,
@@ -332,7 +400,7 @@ class Validator:
                         key,
                     )
                 )
-            if not registered.stable and registered.deprecated is None:
+            elif not registered.stable:
                 found.append(
                     _finding(
                         F.NOT_STABLE,
