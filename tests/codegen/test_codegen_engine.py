@@ -156,3 +156,35 @@ def test_override_builtin_target_with_t(cli: Callable[..., Cli], tmp_path: Path)
     code, _, err = cli(tmp_path)("generate", "markdown", "-t", "mine", "-r", str(REPO_ROOT / "schema"))
     assert (code, err) == (0, "")
     assert (tmp_path / "docs-out/index.md").read_text().splitlines()[1].endswith(" groups")
+
+
+def test_user_target_hook_file_adds_context(tmp_path: Path) -> None:
+    folder = _target(
+        tmp_path,
+        "counted",
+        "hook: hook.py\nfiles:\n  - template: t.j2\n    output: counts.txt\n",
+        {
+            "hook.py": (
+                "def context(inp):\n"
+                "    return {'span_count': sum(1 for g in inp.own_groups() if g.type == 'span')}\n"
+            ),
+            "t.j2": "spans={{ span_count }} param={{ params.flag }}\n",
+        },
+    )
+    reg = registry_of(group("span.acme.a", "span"), group("span.acme.b", "span"))
+    files = render(GenerationInput(reg, tmp_path, "acme", load_target(folder), {"flag": True}))
+    assert files["counts.txt"].splitlines()[-1] == "spans=2 param=True"
+
+
+def test_markdown_docs_index_every_component_and_show_prometheus_names() -> None:
+    docs = REPO_ROOT / "docs" / "schema"
+    index = (docs / "README.md").read_text()
+    pages = sorted(p.name for p in docs.glob("*.md") if p.name != "README.md")
+    assert pages and all(f"]({page})" in index for page in pages)
+    gossip = (docs / "gossip.md").read_text()
+    assert "### Span `knhk.mesh.gossip.round`" in gossip and "- Kind: `internal`" in gossip
+    assert "`knhk_mesh_gossip_rounds_total`" in gossip
+    assert "`knhk_mesh_convergence_duration_seconds_bucket`" in gossip
+    assert "| `push` | Digest and deltas sent to k sampled peers. | development |" in gossip
+    ticks = (docs / "ticks.md").read_text()
+    assert "- Tick budgets: `peer_selection` 1, `validation` 2, `merge` 3" in ticks

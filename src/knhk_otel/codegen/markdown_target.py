@@ -73,13 +73,14 @@ def context(inp: GenerationInput) -> dict[str, Any]:
     for comp in components.values():
         names = [g.display_name for g in comp.groups if g.type == "attribute_group" and g.display_name]
         comp.title = names[0] if len(names) == 1 else comp.slug.replace("-", " ").capitalize()
-    attribute_pages = {
-        a.name: comp.slug
-        for comp in components.values()
-        for g in comp.groups
-        if g.type == "attribute_group"
-        for a in g.attributes
-    }
+    # an attribute links to the page defining it in a `registry.*` group, else to its first mention
+    attribute_pages: dict[str, str] = {}
+    for registry_only in (True, False):
+        for comp in sorted(components.values(), key=lambda c: c.slug):
+            for g in comp.groups:
+                if g.type == "attribute_group" and (g.id.startswith("registry.") or not registry_only):
+                    for a in g.attributes:
+                        attribute_pages.setdefault(a.name, comp.slug)
     return {
         "components": sorted(components.values(), key=lambda c: c.slug),
         "attribute_pages": attribute_pages,
