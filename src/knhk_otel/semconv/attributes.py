@@ -2,8 +2,8 @@
 # schema and regenerate.
 """Attribute names of the registry `schema` as constants, and its enum attributes as enums.
 
-Constants are the full attribute names (`ERROR_TYPE`);
-enum classes are named after the attribute without the registry namespace.
+Constants are named after the full attribute name (`network.peer.address` becomes `NETWORK_PEER_ADDRESS`);
+enum classes after the name without the registry's namespace, in PascalCase.
 """
 
 from enum import StrEnum
