@@ -60,7 +60,8 @@ def main() -> int:
     width = max((len(n) for n in figures), default=10)
     print(f"{'figure':<{width}}  {'value':>14} {'unit':<10} {'baseline':>14}  {'ratio':>8}  goal")
     for name, f in figures.items():
-        print(f"{name:<{width}}  {f.value:>14.4g} {f.unit:<10} {f.baseline:>14.4g}  {f.ratio:>8.3f}  {f.goal}")
+        row = f"{name:<{width}}  {f.value:>14.4g} {f.unit:<10} {f.baseline:>14.4g}  {f.ratio:>8.3f}"
+        print(f"{row}  {f.goal}")
         if f.note:
             print(f"{'':<{width}}    {f.note}")
     Path(args.output).write_text(
