@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 Level = Literal["violation", "improvement", "information"]
@@ -63,6 +63,15 @@ class Finding:
     signal_type: str
     signal_name: str | None = None
     attribute: str | None = None
+    # Reports group samples by their tuple of findings: hash each finding once, not per sample.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        key = (self.id, self.level, self.message, self.signal_type, self.signal_name, self.attribute)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

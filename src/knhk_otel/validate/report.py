@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from knhk_otel.validate.findings import LEVEL_RANK, LEVELS, Finding, at_or_above
@@ -38,7 +38,7 @@ class ReportBuilder:
     def __init__(self, index: RegistryIndex) -> None:
         self.index = index
         self._lock = threading.Lock()
-        self._groups: Counter[tuple[str, str | None, tuple[Finding, ...]]] = Counter()
+        self._groups: dict[tuple[str, str | None, tuple[int, ...]], list[Any]] = {}
         self._by_type: Counter[str] = Counter()
         self._without_findings = 0
         self._attrs_seen: set[str] = set()
@@ -46,26 +46,46 @@ class ReportBuilder:
         self._input_errors: list[Finding] = []
         self._logs_without_event = 0
 
-    def add(self, sample: Sample, findings: list[Finding]) -> None:
-        keys = _attribute_keys(sample)
+    def add(self, sample: Sample, findings: Sequence[Finding]) -> None:
+        self.add_many(((sample, findings),))
+
+    def add_many(self, judged: Iterable[tuple[Sample, Sequence[Finding]]]) -> None:
+        """Samples with their findings, under one lock acquisition (a request's worth at a time)."""
         with self._lock:
-            self._by_type[sample.signal_type] += 1
-            self._attrs_seen.update(keys)
-            name = _signal_name(sample)
-            if name is not None and sample.signal_type in self._names_seen:
-                self._names_seen[sample.signal_type].add(name)
-            if isinstance(sample, SpanSample):
-                self._names_seen["event"].update(e.name for e in sample.events)
-            if findings:
-                ordered = tuple(sorted(findings, key=Finding.sort_key))
-                self._groups[(sample.signal_type, name, ordered)] += 1
-            else:
-                self._without_findings += 1
+            by_type = self._by_type
+            groups = self._groups
+            attrs_seen = self._attrs_seen
+            names_seen = self._names_seen
+            clean = 0
+            for sample, findings in judged:
+                signal_type = sample.signal_type
+                by_type[signal_type] += 1
+                attrs_seen.update(_attribute_keys(sample))
+                name = _signal_name(sample)
+                if name is not None:
+                    seen = names_seen.get(signal_type)
+                    if seen is not None:
+                        seen.add(name)
+                if isinstance(sample, SpanSample) and sample.events:
+                    names_seen["event"].update(e.name for e in sample.events)
+                if findings:
+                    # Keyed by the findings' identities (the validator hands out the same objects
+                    # for the same problem); the stored tuple keeps them alive, so ids stay unique.
+                    key = (signal_type, name, tuple(map(id, findings)))
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [1, tuple(findings)]
+                    else:
+                        group[0] += 1
+                else:
+                    clean += 1
+            self._without_findings += clean
 
     def add_input_error(self, finding: Finding) -> None:
         with self._lock:
             self._input_errors.append(finding)
-            self._groups[(finding.signal_type, finding.signal_name, (finding,))] += 1
+            key = (finding.signal_type, finding.signal_name, (id(finding),))
+            self._groups[key] = [1, (finding,)]
 
     def add_logs_without_event(self, n: int) -> None:
         if n:
@@ -74,13 +94,16 @@ class ReportBuilder:
 
     def highest_level(self) -> str | None:
         with self._lock:
-            levels = {f.level for (_, _, fs) in self._groups for f in fs}
+            levels = {f.level for _, fs in self._groups.values() for f in fs}
         return max(levels, key=lambda lv: LEVEL_RANK[lv]) if levels else None
 
     def build(self) -> dict[str, Any]:
         with self._lock:
+            merged: Counter[tuple[str, str | None, tuple[Finding, ...]]] = Counter()
+            for (signal_type, signal_name, _), (count, found) in self._groups.items():
+                merged[(signal_type, signal_name, tuple(sorted(found, key=Finding.sort_key)))] += count
             groups = sorted(
-                self._groups.items(),
+                merged.items(),
                 key=lambda kv: (kv[0][0], kv[0][1] or "", [f.sort_key() for f in kv[0][2]]),
             )
             by_level: Counter[str] = Counter()

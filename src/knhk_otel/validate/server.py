@@ -50,16 +50,14 @@ class Checker:
     def add_batch(self, batch: Batch) -> None:
         self.last_activity = time.monotonic()
         validate = self.validator.validate
-        add = self.report.add
-        for sample in batch.samples:
-            add(sample, validate(sample))
+        self.report.add_many([(sample, validate(sample)) for sample in batch.samples])
         for resource in batch.resources:
             key = _resource_key(resource.attributes)
             with self._lock:
                 if key in self._resources:
                     continue
                 self._resources.add(key)
-            add(resource, self.validator.validate_resource(resource))
+            self.report.add(resource, self.validator.validate_resource(resource))
         self.report.add_logs_without_event(batch.log_records_without_event)
 
     def reject(self, transport: str, reason: str) -> None:

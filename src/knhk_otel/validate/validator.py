@@ -37,18 +37,6 @@ def _level_first(f: Finding) -> int:
     return -F.LEVEL_RANK[f.level]
 
 
-def _type_mismatch(
-    key: str, value: Any, rule: AttrRule, signal_type: str, signal_name: str | None
-) -> Finding:
-    return _finding(
-        F.TYPE_MISMATCH,
-        f"Attribute `{key}` has type `{_describe(value)}`, the registry says `{rule.type_name}`.",
-        signal_type,
-        signal_name,
-        key,
-    )
-
-
 def _finding(
     fid: str, message: str, signal_type: str, signal_name: str | None, attribute: str | None = None
 ) -> Finding:
@@ -81,6 +69,7 @@ class Validator:
         self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._spans: dict[tuple[Any, ...], _Shape] = {}
+        self._interned: dict[tuple[str, str, str, str | None, str | None], Finding] = {}
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -302,8 +291,8 @@ class Validator:
         if shape.checks:
             self._value_checks(shape.checks, keys, values, signal_type, signal_name, out)
 
-    @staticmethod
     def _value_checks(
+        self,
         checks: tuple[tuple[int, AttrRule], ...],
         keys: tuple[str, ...],
         values: tuple[Any, ...],
@@ -315,10 +304,10 @@ class Validator:
             value = values[i]
             if arule.members is None:
                 if not arule.check(value):
-                    out.append(_type_mismatch(keys[i], value, arule, signal_type, signal_name))
+                    out.append(self._type_mismatch(keys[i], value, arule, signal_type, signal_name))
             elif value not in arule.members:
                 out.append(
-                    _finding(
+                    self._intern(
                         F.UNDEFINED_ENUM_VARIANT,
                         f"Attribute `{keys[i]}` has value {value!r}, not a member of its enum.",
                         signal_type,
@@ -374,7 +363,7 @@ class Validator:
             if isinstance(value, (tuple, list)):
                 checks.append((i, registered))  # element types vary from sample to sample
             elif not registered.check(value):
-                found.append(_type_mismatch(key, value, registered, signal_type, signal_name))
+                found.append(self._type_mismatch(key, value, registered, signal_type, signal_name))
             elif registered.members is not None:
                 checks.append((i, registered))
             if declared is None and rule is not None and not registry_only:
@@ -436,6 +425,29 @@ class Validator:
                         )
                     )
         return _Shape(tuple(found), tuple(checks))
+
+    def _intern(
+        self, fid: str, message: str, signal_type: str, signal_name: str | None, attribute: str | None = None
+    ) -> Finding:
+        """One object per distinct value-dependent finding, so reports can group by identity."""
+        key = (fid, message, signal_type, signal_name, attribute)
+        found = self._interned.get(key)
+        if found is None:
+            if len(self._interned) >= _SHAPE_CACHE_LIMIT:
+                self._interned.clear()
+            found = self._interned[key] = _finding(fid, message, signal_type, signal_name, attribute)
+        return found
+
+    def _type_mismatch(
+        self, key: str, value: Any, rule: AttrRule, signal_type: str, signal_name: str | None
+    ) -> Finding:
+        return self._intern(
+            F.TYPE_MISMATCH,
+            f"Attribute `{key}` has type `{_describe(value)}`, the registry says `{rule.type_name}`.",
+            signal_type,
+            signal_name,
+            key,
+        )
 
     def _deprecated_signal(self, rule: SignalRule) -> Finding:
         dep = rule.deprecated
