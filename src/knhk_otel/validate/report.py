@@ -57,17 +57,23 @@ class ReportBuilder:
             attrs_seen = self._attrs_seen
             names_seen = self._names_seen
             clean = 0
+            span_names = names_seen["span"]
             for sample, findings in judged:
                 signal_type = sample.signal_type
                 by_type[signal_type] += 1
-                attrs_seen.update(_attribute_keys(sample))
-                name = _signal_name(sample)
-                if name is not None:
-                    seen = names_seen.get(signal_type)
-                    if seen is not None:
-                        seen.add(name)
-                if isinstance(sample, SpanSample) and sample.events:
-                    names_seen["event"].update(e.name for e in sample.events)
+                if type(sample) is SpanSample and not sample.events and not sample.links:
+                    name: str | None = sample.name
+                    span_names.add(sample.name)
+                    attrs_seen.update(sample.attributes)
+                else:
+                    attrs_seen.update(_attribute_keys(sample))
+                    name = _signal_name(sample)
+                    if name is not None:
+                        seen = names_seen.get(signal_type)
+                        if seen is not None:
+                            seen.add(name)
+                    if isinstance(sample, SpanSample):
+                        names_seen["event"].update(e.name for e in sample.events)
                 if findings:
                     # Keyed by the findings' identities (the validator hands out the same objects
                     # for the same problem); the stored tuple keeps them alive, so ids stay unique.
@@ -80,6 +86,28 @@ class ReportBuilder:
                 else:
                     clean += 1
             self._without_findings += clean
+
+    def add_tally(
+        self, signal_type: str, tally: Iterable[tuple[str, tuple[str, ...], tuple[Finding, ...], int]]
+    ) -> None:
+        """Many samples at once, as (name, attribute keys, findings, how many) per distinct shape."""
+        with self._lock:
+            groups = self._groups
+            names = self._names_seen.get(signal_type)
+            for name, keys, findings, count in tally:
+                self._by_type[signal_type] += count
+                self._attrs_seen.update(keys)
+                if names is not None:
+                    names.add(name)
+                if findings:
+                    key = (signal_type, name, tuple(map(id, findings)))
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [count, tuple(findings)]
+                    else:
+                        group[0] += count
+                else:
+                    self._without_findings += count
 
     def add_input_error(self, finding: Finding) -> None:
         with self._lock:

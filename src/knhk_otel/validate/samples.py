@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 Attrs = Mapping[str, Any]
 
 #: OTLP `Span.SpanKind` numbers → the registry's span_kind words.
-_KIND_BY_NUMBER: dict[int, str | None] = {
+KIND_BY_NUMBER: dict[int, str | None] = {
     0: None,
     1: "internal",
     2: "server",
@@ -100,18 +100,19 @@ class Batch:
 # --- OTLP protobuf ---------------------------------------------------------------------------
 
 
-def _any_value(v: Any) -> Any:
+def any_value(v: Any) -> Any:
+    """An OTLP AnyValue as a Python value (arrays as tuples, key-value lists as dicts)."""
     which = v.WhichOneof("value")
     if which is None:
         return None
     if which == "array_value":
-        return tuple(_any_value(x) for x in v.array_value.values)
+        return tuple(any_value(x) for x in v.array_value.values)
     if which == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
     return getattr(v, which)
 
 
-def _kv(attributes: Iterable[Any]) -> dict[str, Any]:
+def kv_attributes(attributes: Iterable[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in attributes:
         v = kv.value
@@ -121,25 +122,41 @@ def _kv(attributes: Iterable[Any]) -> dict[str, Any]:
         elif which == "int_value":
             out[kv.key] = v.int_value
         else:
-            out[kv.key] = _any_value(v)
+            out[kv.key] = any_value(v)
     return out
 
 
 def from_otlp_traces(request: Any) -> Batch:
     batch = Batch()
-    samples = batch.samples
+    append = batch.samples.append
+    kinds = KIND_BY_NUMBER
     for rs in request.resource_spans:
         if rs.HasField("resource"):
-            batch.resources.append(ResourceSample(_kv(rs.resource.attributes)))
+            batch.resources.append(ResourceSample(kv_attributes(rs.resource.attributes)))
         for ss in rs.scope_spans:
             for span in ss.spans:
+                # The attribute loop is `_kv` inlined: this is the receiver's hot path.
+                attrs: dict[str, Any] = {}
+                for kv in span.attributes:
+                    v = kv.value
+                    which = v.WhichOneof("value")
+                    if which == "string_value":
+                        attrs[kv.key] = v.string_value
+                    elif which == "int_value":
+                        attrs[kv.key] = v.int_value
+                    else:
+                        attrs[kv.key] = any_value(v)
+                span_events = span.events
                 events: Sequence[SpanEventSample] = (
-                    [SpanEventSample(e.name, _kv(e.attributes)) for e in span.events] if span.events else ()
+                    [SpanEventSample(e.name, kv_attributes(e.attributes)) for e in span_events]
+                    if span_events
+                    else ()
                 )
-                links: Sequence[Attrs] = [_kv(link.attributes) for link in span.links] if span.links else ()
-                samples.append(
-                    SpanSample(span.name, _KIND_BY_NUMBER.get(span.kind), _kv(span.attributes), events, links)
+                span_links = span.links
+                links: Sequence[Attrs] = (
+                    [kv_attributes(link.attributes) for link in span_links] if span_links else ()
                 )
+                append(SpanSample(span.name, kinds.get(span.kind), attrs, events, links))
     return batch
 
 
@@ -161,14 +178,16 @@ def _metric_from_otlp(metric: Any) -> MetricSample:
         instrument, points = "summary", metric.summary.data_points
     else:
         instrument, points = None, ()
-    return MetricSample(metric.name, instrument, metric.unit, [_kv(p.attributes) for p in points], bounds)
+    return MetricSample(
+        metric.name, instrument, metric.unit, [kv_attributes(p.attributes) for p in points], bounds
+    )
 
 
 def from_otlp_metrics(request: Any) -> Batch:
     batch = Batch()
     for rm in request.resource_metrics:
         if rm.HasField("resource"):
-            batch.resources.append(ResourceSample(_kv(rm.resource.attributes)))
+            batch.resources.append(ResourceSample(kv_attributes(rm.resource.attributes)))
         for sm in rm.scope_metrics:
             batch.samples.extend(_metric_from_otlp(m) for m in sm.metrics)
     return batch
@@ -178,11 +197,11 @@ def from_otlp_logs(request: Any) -> Batch:
     batch = Batch()
     for rl in request.resource_logs:
         if rl.HasField("resource"):
-            batch.resources.append(ResourceSample(_kv(rl.resource.attributes)))
+            batch.resources.append(ResourceSample(kv_attributes(rl.resource.attributes)))
         for sl in rl.scope_logs:
             for record in sl.log_records:
                 if record.event_name:
-                    batch.samples.append(EventSample(record.event_name, _kv(record.attributes)))
+                    batch.samples.append(EventSample(record.event_name, kv_attributes(record.attributes)))
                 else:
                     batch.log_records_without_event += 1
     return batch

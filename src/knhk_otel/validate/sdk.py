@@ -205,21 +205,22 @@ class ValidatingSpanProcessor(SpanProcessor):
         attrs = getattr(attrs, "_dict", None) if attrs is not None else {}
         if attrs is None:
             attrs = span.attributes or {}
-        events: Sequence[SpanEventSample] = (
-            [SpanEventSample(e.name, e.attributes or {}) for e in span._events] if span._events else ()
-        )
-        links: Sequence[Any] = [link.attributes or {} for link in span._links] if span._links else ()
-        found = hook.validator.validate_span(
-            SpanSample(span._name, _KIND_WORDS.get(span._kind.value), attrs, events, links)
-        )
-        resource = span._resource
-        if resource is not None and resource is not hook.last_resource:
-            found.extend(hook.resource(resource.attributes))
-            hook.last_resource = resource
+        kind = _KIND_WORDS.get(span._kind.value)
+        found: Sequence[Finding]
+        if span._events or span._links:
+            events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
+            links = [link.attributes or {} for link in span._links]
+            found = hook.validator.validate_span(SpanSample(span._name, kind, attrs, events, links))
+        else:
+            found = hook.validator.judge_span(span._name, kind, tuple(attrs), tuple(attrs.values()))
         # Findings come most serious first: without a recorder, strict mode has nothing to do
         # unless the first one is a violation.
         if found and (_recorders or hook.mode != "strict" or found[0].level == "violation"):
-            hook.handle(found)
+            hook.handle(list(found))
+        resource = span._resource
+        if resource is not None and resource is not hook.last_resource:
+            hook.last_resource = resource
+            hook.handle(hook.resource(resource.attributes))
 
 
 class ValidatingLogProcessor(LogRecordProcessor):

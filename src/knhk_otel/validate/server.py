@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate import findings as F
 from knhk_otel.validate.findings import Finding
@@ -17,7 +19,15 @@ from knhk_otel.validate.index import RegistryIndex
 from knhk_otel.validate.receiver_grpc import GrpcReceiver
 from knhk_otel.validate.receiver_http import HttpReceiver, make_server
 from knhk_otel.validate.report import ReportBuilder
-from knhk_otel.validate.samples import Batch, convert_otlp
+from knhk_otel.validate.samples import (
+    KIND_BY_NUMBER,
+    Batch,
+    ResourceSample,
+    any_value,
+    convert_otlp,
+    from_otlp_traces,
+    kv_attributes,
+)
 from knhk_otel.validate.validator import Validator
 
 _log = logging.getLogger(__name__)
@@ -45,7 +55,52 @@ class Checker:
         self.last_activity = time.monotonic()
 
     def ingest(self, signal: str, request: Any) -> None:
-        self.add_batch(convert_otlp(signal, request))
+        if signal == "traces":
+            self._ingest_traces(request)
+        else:
+            self.add_batch(convert_otlp(signal, request))
+
+    def _ingest_traces(self, request: Any) -> None:
+        """Traces without building a sample per span: spans are judged and tallied per shape.
+
+        Same findings as `add_batch(from_otlp_traces(request))` (the tests hold both to the same
+        report); spans with events or links take that general path.
+        """
+        self.last_activity = time.monotonic()
+        judge = self.validator.judge_span
+        kinds = KIND_BY_NUMBER
+        tally: dict[tuple[str, tuple[str, ...], int], list[Any]] = {}
+        general = Batch()
+        for rs in request.resource_spans:
+            if rs.HasField("resource"):
+                general.resources.append(ResourceSample(kv_attributes(rs.resource.attributes)))
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    if span.events or span.links:
+                        general.samples.extend(from_otlp_traces(_only(span)).samples)
+                        continue
+                    attrs: dict[str, Any] = {}
+                    for kv in span.attributes:
+                        v = kv.value
+                        which = v.WhichOneof("value")
+                        if which == "string_value":
+                            attrs[kv.key] = v.string_value
+                        elif which == "int_value":
+                            attrs[kv.key] = v.int_value
+                        else:
+                            attrs[kv.key] = any_value(v)
+                    name = span.name
+                    keys = tuple(attrs)
+                    findings = judge(name, kinds.get(span.kind), keys, tuple(attrs.values()))
+                    # The findings tuple is shared by every span of a shape: count by identity
+                    # (the tally holds it, so the id cannot be reused meanwhile).
+                    entry = tally.get((name, keys, id(findings)))
+                    if entry is None:
+                        tally[(name, keys, id(findings))] = [name, keys, findings, 1]
+                    else:
+                        entry[3] += 1
+        self.report.add_tally("span", ((e[0], e[1], e[2], e[3]) for e in tally.values()))
+        self.add_batch(general)
 
     def add_batch(self, batch: Batch) -> None:
         self.last_activity = time.monotonic()
@@ -72,6 +127,13 @@ class Checker:
                 f"otlp-{transport}",
             )
         )
+
+
+def _only(span: Any) -> Any:
+    """A traces request holding just `span` (for the general path)."""
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.append(span)
+    return request
 
 
 def _resource_key(attributes: Any) -> Any:

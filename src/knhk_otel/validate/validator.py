@@ -97,21 +97,32 @@ class Validator:
             out.sort(key=_level_first)
             return out
         attrs = span.attributes
-        keys = tuple(attrs)
-        values = tuple(attrs.values())
-        cache_key = (span.name, span.kind, keys, tuple(map(type, values)))
+        return list(self.judge_span(span.name, span.kind, tuple(attrs), tuple(attrs.values())))
+
+    def judge_span(
+        self, name: str, kind: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[Finding, ...]:
+        """Findings of a span without events or links, from its attribute keys and values.
+
+        The hot path of both the receivers and the span processor. Most serious first; when no
+        finding depends on a value, the very same tuple is returned for every span of this shape,
+        which lets callers tally by identity.
+        """
+        cache_key = (name, kind, keys, tuple(map(type, values)))
         entry = self._spans.get(cache_key)
         if entry is None:
-            entry = self._span_entry(span.name, span.kind, keys, values)
+            entry = self._span_entry(name, kind, keys, values)
             if len(self._spans) >= _SHAPE_CACHE_LIMIT:
                 self._spans.clear()
             self._spans[cache_key] = entry
         if not entry.checks:
-            return list(entry.findings)
-        out = []
-        self._value_checks(entry.checks, keys, values, "span", span.name, out)
+            return entry.findings
+        out: list[Finding] = []
+        self._value_checks(entry.checks, keys, values, "span", name, out)
+        if not out:
+            return entry.findings
         out.extend(entry.findings)
-        return out
+        return tuple(out)
 
     def _span_entry(
         self, name: str, kind: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
