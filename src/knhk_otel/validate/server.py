@@ -79,19 +79,17 @@ class Checker:
                     if span.events or span.links:
                         general.samples.extend(from_otlp_traces(_only(span)).samples)
                         continue
-                    attrs: dict[str, Any] = {}
+                    key_list: list[str] = []
+                    value_list: list[Any] = []
+                    add_key, add_value = key_list.append, value_list.append
                     for kv in span.attributes:
                         v = kv.value
                         which = v.WhichOneof("value")
-                        if which == "string_value":
-                            attrs[kv.key] = v.string_value
-                        elif which == "int_value":
-                            attrs[kv.key] = v.int_value
-                        else:
-                            attrs[kv.key] = any_value(v)
+                        add_key(kv.key)
+                        add_value(getattr(v, which) if which in _SCALAR_FIELDS else any_value(v))
                     name = span.name
-                    keys = tuple(attrs)
-                    findings = judge(name, kinds.get(span.kind), keys, tuple(attrs.values()))
+                    keys = tuple(key_list)
+                    findings = judge(name, kinds.get(span.kind), keys, tuple(value_list))
                     # The findings tuple is shared by every span of a shape: count by identity
                     # (the tally holds it, so the id cannot be reused meanwhile).
                     entry = tally.get((name, keys, id(findings)))
@@ -127,6 +125,9 @@ class Checker:
                 f"otlp-{transport}",
             )
         )
+
+
+_SCALAR_FIELDS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
 
 
 def _only(span: Any) -> Any:
