@@ -73,6 +73,8 @@ def load_registry(root: str) -> ResolvedRegistry:
         print(d.render(), file=sys.stderr)
     if registry is None or errors:
         raise UserError(f"{root}: registry has {len(errors)} error(s); run `knhk-otel check -r {root}`")
+    if not registry.groups:
+        raise UserError(f"{root}: the registry defines nothing (no YAML files with groups?)")
     if not isinstance(registry, ResolvedRegistry):
         raise UserError(f"{root}: the loader returned {type(registry).__name__}, not a resolved registry")
     return registry

@@ -76,6 +76,8 @@ def load_registry(path: str | Path) -> ResolvedRegistry:
     if registry is None or errors:
         first = errors[0].render() if errors else "no registry"
         raise ConfigError(f"{path}: cannot load the registry for validation: {first}")
+    if not registry.groups:
+        raise ConfigError(f"{path}: cannot load the registry for validation: it defines nothing")
     return registry
 
 
