@@ -161,3 +161,17 @@ def test_bad_grpc_requests_get_invalid_argument_and_resource_exhausted(live: Liv
     st = report["statistics"]
     assert st["samples_by_type"] == {"span": 2}
     assert st["findings_by_id"] == {"invalid_request": 2}  # the gzip bomb stops in grpc core, before us
+
+
+def test_errors_carry_a_google_rpc_status_in_the_request_encoding(live: LiveCheck) -> None:
+    from google.rpc import status_pb2
+
+    status, body = _post(live.ports["http"], "/v1/metrics", b"\xff\xff", PROTO)
+    assert status == 400
+    decoded = status_pb2.Status.FromString(body)
+    assert decoded.code == 3  # INVALID_ARGUMENT
+    assert "malformed metrics protobuf" in decoded.message
+    status, body = _post(
+        live.ports["http"], "/v1/logs", b"x" * (LIMIT + 1), {"Content-Type": "application/json"}
+    )
+    assert (status, json.loads(body)["code"]) == (413, 8)  # RESOURCE_EXHAUSTED

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from knhk_otel.validate.receiver_grpc import SERVICES, Ingest
 from knhk_otel.validate.samples import OTLP_SIGNALS, SampleFormatError, parse_otlp_json
@@ -25,6 +26,8 @@ PATHS: dict[str, str] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _RESPONSES = {signal: response for signal, response in SERVICES.values()}
+#: HTTP status → google.rpc.Code of the Status body (INVALID_ARGUMENT unless said otherwise).
+_RPC_CODES = {404: 5, 405: 12, 413: 8}
 
 
 class _Rejected(Exception):
@@ -68,9 +71,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _reject(self, exc: _Rejected, content_type: str) -> None:
+        """OTLP/HTTP errors carry a google.rpc.Status in the request's encoding."""
         self.server.sink.reject("http", f"{self.path}: {exc.reason}")
-        body = json.dumps({"code": exc.status, "message": exc.reason}).encode()
-        self._reply(exc.status, body, JSON if content_type != PROTOBUF else "text/plain")
+        code = _RPC_CODES.get(exc.status, 3)
+        if content_type == PROTOBUF:
+            self._reply(
+                exc.status, status_pb2.Status(code=code, message=exc.reason).SerializeToString(), PROTOBUF
+            )
+        else:
+            self._reply(exc.status, json.dumps({"code": code, "message": exc.reason}).encode(), JSON)
 
     def do_POST(self) -> None:
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
