@@ -134,7 +134,8 @@ class PeerRegistry:
 
     @staticmethod
     def _id_hash(agent_id: bytes) -> int:
-        return int.from_bytes(agent_id, "little")
+        # SipHash (per-process key): ids are meant to be random, but must not be trusted to be.
+        return hash(agent_id) & 0x7FFFFFFFFFFFFFFF
 
     def _slot_id_hash(self, slot: int) -> int:
         return self._id_hash(self._id_at(slot))
