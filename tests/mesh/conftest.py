@@ -62,8 +62,13 @@ def make_engines() -> EngineFactory:
         rng = random.Random(seed)
         ids = [Identity.generate(rng) for _ in range(n)]
         engines = [
-            MeshEngine(ident, ("127.0.0.1", 30000 + i), rng=random.Random(rng.getrandbits(32)), config=config,
-                       **kwargs)
+            MeshEngine(
+                ident,
+                ("127.0.0.1", 30000 + i),
+                rng=random.Random(rng.getrandbits(32)),
+                config=config,
+                **kwargs,
+            )
             for i, ident in enumerate(ids)
         ]
         for e in engines:
@@ -74,7 +79,7 @@ def make_engines() -> EngineFactory:
     return make
 
 
-def deliver(engines: Sequence[MeshEngine], now: float, *, rounds: int = 20) -> int:
+def _deliver(engines: Sequence[MeshEngine], now: float, *, rounds: int = 20) -> int:
     """Hand every queued frame to its addressee until quiet; returns frames delivered."""
     by_addr = {e.address: e for e in engines}
     count = 0
@@ -92,8 +97,20 @@ def deliver(engines: Sequence[MeshEngine], now: float, *, rounds: int = 20) -> i
     return count
 
 
-def drain(engine: MeshEngine) -> list[Any]:
+def _drain(engine: MeshEngine) -> list[Any]:
     out = []
     while (ev := engine.next_event()) is not None:
         out.append(ev)
     return out
+
+
+@pytest.fixture
+def deliver() -> Callable[..., int]:
+    """Hand queued frames between engines until quiet (no network, no faults)."""
+    return _deliver
+
+
+@pytest.fixture
+def drain() -> Callable[[MeshEngine], list[Any]]:
+    """All events an engine has queued."""
+    return _drain

@@ -80,7 +80,9 @@ def test_delta_exchanges_make_replicas_identical(a: State, b: State) -> None:
     st.integers(0, 10),
     st.integers(0, 10),
 )
-def test_without_equivocation_one_exchange_suffices(writes: list[tuple[int, str]], cut: int, cut2: int) -> None:
+def test_without_equivocation_one_exchange_suffices(
+    writes: list[tuple[int, str]], cut: int, cut2: int
+) -> None:
     """Honest replicas hold a prefix of each agent's history (deltas are sent oldest first)."""
     versions = [0, 0, 0]
     entries = []

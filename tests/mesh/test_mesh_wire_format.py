@@ -105,16 +105,25 @@ def test_arbitrary_bytes_raise_only_protocol_error(data: bytes) -> None:
 
 
 _leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(),
-    st.binary(max_size=40), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(),
+    st.binary(max_size=40),
+    st.text(max_size=20),
 )
-_tree = st.recursive(_leaf, lambda c: st.lists(c, max_size=6) | st.dictionaries(st.text(max_size=5), c, max_size=4),
-                     max_leaves=30)
+_tree = st.recursive(
+    _leaf,
+    lambda c: st.lists(c, max_size=6) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+    max_leaves=30,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=1, max_value=8), _tree, st.binary(min_size=64, max_size=64))
-def test_wellformed_msgpack_with_wrong_shapes_raises_only_protocol_error(mtype: int, body: object, sig: bytes) -> None:
+def test_wellformed_msgpack_with_wrong_shapes_raises_only_protocol_error(
+    mtype: int, body: object, sig: bytes
+) -> None:
     data = msgpack.packb([1, mtype, bytes(8), bytes(8), 5, body], use_bin_type=True) + sig
     try:
         decode(data)

@@ -1,0 +1,195 @@
+"""Engine defences, one frame at a time: each kind of bad frame is rejected, counted and blamed right."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.events import (
+    ByzantineDetected,
+    MessageRejected,
+    Offence,
+    PeerJoined,
+    Rejection,
+    ReputationChanged,
+)
+from knhk_mesh.core.messages import Entry, Join, Ping, Push
+from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
+from knhk_mesh.security import Identity
+
+
+def _frame(signer: Identity, sender: bytes, recipient: bytes, nonce: int, body: Any) -> bytes:
+    signed = encode_signed_part(sender, recipient, nonce, body)
+    return frame(signed, signer.sign(envelope_message(signed)))
+
+
+EngineFactory = Callable[..., Any]
+Drain = Callable[[Any], list[Any]]
+
+
+def _of(events: list[Any], kind: type) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def test_an_honest_ping_is_answered_and_nothing_is_rejected(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b = make_engines(2)
+    b.receive(a.address, _frame(a.identity, a.agent_id, b.agent_id, 1, Ping(5)), now=1.0)
+    assert _of(drain(b), MessageRejected) == []
+    ((addr, data),) = b.messages_to_send(1.0)
+    assert addr == a.address
+    a.receive(b.address, data, now=1.0)
+    assert _of(drain(a), MessageRejected) == []
+
+
+def test_a_replayed_nonce_is_ignored_counted_and_costs_reputation(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b = make_engines(2)
+    data = _frame(a.identity, a.agent_id, b.agent_id, 9, Ping(1))
+    b.receive(a.address, data, 1.0)
+    b.receive(a.address, data, 1.1)
+    events = drain(b)
+    assert [r.reason for r in _of(events, MessageRejected)] == [Rejection.REPLAY]
+    assert [d.kind for d in _of(events, ByzantineDetected)] == [Offence.REPLAY]
+    assert b.offences[Offence.REPLAY] == 1
+    (change,) = _of(events, ReputationChanged)
+    assert (change.peer_id, change.previous, change.reason) == (a.agent_id, 1.0, "replay")
+    assert change.current < 1.0
+
+
+def test_a_frame_addressed_to_another_agent_counts_as_replay(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b, c = make_engines(3)
+    stolen = _frame(a.identity, a.agent_id, c.agent_id, 1, Ping(1))
+    b.receive(a.address, stolen, 1.0)
+    assert [r.reason for r in _of(drain(b), MessageRejected)] == [Rejection.REPLAY]
+
+
+def test_a_genuine_frame_resent_from_another_address_is_blamed_on_the_relay(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b, mallory = make_engines(3)
+    genuine = _frame(a.identity, a.agent_id, b.agent_id, 1, Ping(1))
+    b.receive(mallory.address, genuine, 1.0)
+    (det,) = _of(drain(b), ByzantineDetected)
+    assert (det.peer_id, det.kind) == (mallory.agent_id, Offence.REPLAY)
+    assert b.registry.reputation(a.agent_id) == 1.0
+
+
+def test_impersonation_is_detected_and_blamed_on_the_impostor(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b, mallory = make_engines(3)
+    forged = _frame(mallory.identity, a.agent_id, b.agent_id, 1, Ping(1))
+    b.receive(mallory.address, forged, 1.0)
+    events = drain(b)
+    (det,) = _of(events, ByzantineDetected)
+    assert (det.peer_id, det.kind) == (mallory.agent_id, Offence.IMPERSONATION)
+    assert b.registry.reputation(mallory.agent_id) < 0.5
+    assert b.registry.reputation(a.agent_id) == 1.0
+
+
+def test_joining_under_another_agents_id_is_impersonation(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b, mallory = make_engines(3)
+    body = Join(mallory.identity.public_key, *mallory.address, "")
+    b.receive(mallory.address, _frame(mallory.identity, a.agent_id, b.agent_id, 1, body), 1.0)
+    assert [r.reason for r in _of(drain(b), MessageRejected)] == [Rejection.IMPERSONATION]
+
+
+def test_a_forged_entry_rejects_the_whole_frame(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b, mallory = make_engines(3)
+    good = mallory.identity.sign_entry(1, "fine", b"1")
+    forged = Entry(a.agent_id, 5, "k", b"evil", bytes(64))
+    push = Push(bytes(16), (), (good, forged))
+    b.receive(mallory.address, _frame(mallory.identity, mallory.agent_id, b.agent_id, 1, push), 1.0)
+    events = drain(b)
+    assert [d.kind for d in _of(events, ByzantineDetected)] == [Offence.INVALID_SIGNATURE]
+    assert b.state.get(mallory.agent_id, "fine") is None
+    assert b.state.get(a.agent_id, "k") is None
+
+
+def test_a_bad_envelope_signature_is_invalid_signature(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b = make_engines(2)
+    data = bytearray(_frame(a.identity, a.agent_id, b.agent_id, 1, Ping(1)))
+    data[-1] ^= 1
+    b.receive(a.address, bytes(data), 1.0)
+    assert [d.kind for d in _of(drain(b), ByzantineDetected)] == [Offence.INVALID_SIGNATURE]
+
+
+def test_garbage_bytes_are_malformed_and_blamed_on_the_sender(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    a, b = make_engines(2)
+    b.receive(a.address, random.Random(1).randbytes(120), 1.0)
+    (det,) = _of(drain(b), ByzantineDetected)
+    assert (det.peer_id, det.kind) == (a.agent_id, Offence.MALFORMED)
+
+
+def test_frames_from_strangers_are_unknown_senders(make_engines: EngineFactory, drain: Drain) -> None:
+    (b,) = make_engines(1)
+    stranger = Identity.generate(random.Random(99))
+    b.receive(("127.0.0.1", 1), _frame(stranger, stranger.agent_id, b.agent_id, 1, Ping(1)), 1.0)
+    events = drain(b)
+    assert [r.reason for r in _of(events, MessageRejected)] == [Rejection.UNKNOWN_SENDER]
+    assert [d.kind for d in _of(events, ByzantineDetected)] == [Offence.UNKNOWN_SENDER]
+
+
+def test_a_stranger_may_join_and_is_then_heard(make_engines: EngineFactory, drain: Drain) -> None:
+    (b,) = make_engines(1)
+    rng = random.Random(5)
+    stranger = Identity.generate(rng)
+    addr = ("127.0.0.1", 2)
+    join = Join(stranger.public_key, *addr, "eu")
+    b.receive(addr, _frame(stranger, stranger.agent_id, bytes(8), 1, join), 1.0)
+    events = drain(b)
+    assert [(j.peer_id, j.region) for j in _of(events, PeerJoined)] == [(stranger.agent_id, "eu")]
+    b.receive(addr, _frame(stranger, stranger.agent_id, b.agent_id, 2, Ping(3)), 1.1)
+    assert _of(drain(b), MessageRejected) == []
+
+
+def test_flooding_is_rate_limited_by_the_engine_clock(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b = make_engines(2, config=MeshConfig(rate_per_second=100, burst=20))
+    for n in range(30):
+        b.receive(a.address, _frame(a.identity, a.agent_id, b.agent_id, n + 1, Ping(n)), 1.0)
+    events = drain(b)
+    reasons = [r.reason for r in _of(events, MessageRejected)]
+    assert reasons.count(Rejection.RATE_LIMITED) == 10
+    assert [d.kind for d in _of(events, ByzantineDetected)] == [Offence.RATE_LIMITED]  # once per episode
+    assert b.registry.reputation(a.agent_id) == 0.0
+    # after that the peer is simply ignored, even once the bucket refills
+    b.receive(a.address, _frame(a.identity, a.agent_id, b.agent_id, 100, Ping(0)), 5.0)
+    assert [r.reason for r in _of(drain(b), MessageRejected)] == [Rejection.LOW_REPUTATION]
+
+
+def test_oversized_frames_are_rejected_unparsed(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b = make_engines(2, config=MeshConfig(max_message_bytes=512))
+    b.receive(a.address, bytes(513), 1.0)
+    assert [r.reason for r in _of(drain(b), MessageRejected)] == [Rejection.OVERSIZED]
+
+
+def test_equivocation_is_proven_kept_and_gossiped(
+    make_engines: EngineFactory, drain: Drain, deliver: Callable[..., int]
+) -> None:
+    a, b, c, mallory = make_engines(4)
+    me = mallory.identity
+    left, right = me.sign_entry(1, "k", b"left"), me.sign_entry(1, "k", b"right")
+    b.receive(mallory.address, _frame(me, me.agent_id, b.agent_id, 1, Push(bytes(16), (), (left,))), 1.0)
+    b.receive(mallory.address, _frame(me, me.agent_id, b.agent_id, 2, Push(bytes(16), (), (right,))), 1.0)
+    (det,) = _of(drain(b), ByzantineDetected)
+    assert (det.peer_id, det.kind) == (mallory.agent_id, Offence.EQUIVOCATION)
+    assert (mallory.agent_id, 1) in b.evidence.proofs
+    assert b.registry.reputation(mallory.agent_id) < 0.5
+    # the next round carries the proof to the sampled peers, who verify it and blame mallory too
+    b.handle_timer(10.0)
+    b.handle_timer(20.0)
+    deliver([a, b, c, mallory], 20.0)
+    for other in (a, c):
+        kinds = [(d.peer_id, d.kind) for d in _of(drain(other), ByzantineDetected)]
+        assert (mallory.agent_id, Offence.EQUIVOCATION) in kinds
+        assert other.registry.reputation(mallory.agent_id) < 0.5
+        assert other.state.get(me.agent_id, "k") == b.state.get(me.agent_id, "k")
