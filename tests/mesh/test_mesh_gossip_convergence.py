@@ -65,6 +65,9 @@ def test_a_write_at_one_of_200_agents_reaches_all_and_rounds_are_recorded(teleme
     ops = {p.attributes[A.KNHK_MESH_TICK_OPERATION] for p in telemetry.points(M.TickUsage.NAME)}
     assert ops == {op.value for op in A.TickOperation}
     assert set(hub.ticks.budgets) == {op.value for op in A.TickOperation}
-    sent = [p for p in telemetry.points(M.Messages.NAME)
-            if p.attributes[A.KNHK_MESH_MESSAGE_DIRECTION] == A.MessageDirection.SENT.value]
+    sent = [
+        p
+        for p in telemetry.points(M.Messages.NAME)
+        if p.attributes[A.KNHK_MESH_MESSAGE_DIRECTION] == A.MessageDirection.SENT.value
+    ]
     assert _sum(sent) == net.stats.sent

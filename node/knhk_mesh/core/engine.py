@@ -357,6 +357,8 @@ class MeshEngine:
                 raise self._reject(scope, address, peer, Rejection.IMPERSONATION, f"join as {sender.hex()}")
             key = claimed
         elif key is None or peer is None:
+            key = self._seed_key(env, address)
+        if key is None:
             # Neither registered nor joining; unverifiable, so nobody's reputation can pay for it.
             self.offences[Offence.UNKNOWN_SENDER] += 1
             self._emit(ByzantineDetected(sender, Offence.UNKNOWN_SENDER, mtype, address))
@@ -386,6 +388,20 @@ class MeshEngine:
             if peer is not None:
                 self._offence(peer, Offence.REPLAY, mtype, address)
             raise self._reject(scope, address, peer, Rejection.REPLAY, f"nonce {env.nonce}")
+
+    def _seed_key(self, env: Envelope, address: Address) -> bytes | None:
+        """A seed answers our join with a membership list holding its own (self-certifying) record."""
+        body = env.body
+        if address not in self.seeds or not isinstance(body, Membership):
+            return None
+        for rec in body.peers:
+            if (
+                rec.agent == env.sender
+                and (rec.host, rec.port) == address
+                and agent_id_of(rec.public_key) == rec.agent
+            ):
+                return rec.public_key
+        return None
 
     def _validate_entries(self, env: Envelope, address: Address, scope: Scope) -> list[Entry]:
         """Entries worth merging, each verified against its owner's key; one forgery rejects the frame."""
@@ -450,7 +466,7 @@ class MeshEngine:
         elif isinstance(body, Join):
             self._on_join(sender, address, body, now)
         elif isinstance(body, Membership):
-            self._on_membership(body, now)
+            self._on_membership(sender, body, now)
         elif isinstance(body, Ping):
             self._send(sender, address, Pong(body.token))
         elif isinstance(body, Pong):
@@ -507,11 +523,15 @@ class MeshEngine:
         self._register(sender, join.public_key, address, join.region, now, introduced=True)
         self._send(sender, address, self._membership_sample())
 
-    def _on_membership(self, membership: Membership, now: float) -> None:
+    def _on_membership(self, sender: AgentId, membership: Membership, now: float) -> None:
         for rec in membership.peers:
             if rec.agent == self.agent_id or agent_id_of(rec.public_key) != rec.agent:
                 continue
-            if rec.agent not in self.registry:
+            if rec.agent == sender:
+                self._register(
+                    rec.agent, rec.public_key, (rec.host, rec.port), rec.region, now, introduced=True
+                )
+            elif rec.agent not in self.registry:
                 self._register(
                     rec.agent, rec.public_key, (rec.host, rec.port), rec.region, now, introduced=False
                 )
