@@ -1,0 +1,80 @@
+"""`knhk-mesh up`: a small mesh runs to a clean summary; bad arguments are one line and exit 2."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from knhk_mesh import cli
+
+
+def test_up_runs_a_mesh_with_byzantine_agents_and_prints_the_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KNHK_TICK_NS", raising=False)
+    args = cli.build_parser().parse_args(
+        [
+            "up",
+            "--transport",
+            "memory",
+            "--nodes",
+            "10",
+            "--byzantine",
+            "3",
+            "--rounds",
+            "8",
+            "--seed",
+            "3",
+            "--fanout",
+            "4",
+        ]
+    )
+    out = io.StringIO()
+    assert cli.run_up(args, out) == 0
+    text = out.getvalue()
+    assert "reached all 7 honest agents" in text
+    for op in ("peer_selection", "validation", "merge", "convergence_check", "message"):
+        assert op in text
+    assert "µs" in text
+    for kind in ("invalid_signature", "equivocation", "replay"):
+        assert kind in text
+    assert "schema findings: 0 (violations 0, improvements 0)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up", "--transport", "memory", "--nodes", "9", "--byzantine", "3"], "fewer than n/3"),
+        (["up", "--transport", "carrier-pigeon", "--nodes", "3"], "--transport"),
+        (["up", "--transport", "memory", "--nodes", "zero"], "--nodes"),
+        (["up", "--transport", "memory", "--nodes", "5", "--fanout", "0"], "--fanout"),
+        (["up", "--nodes", "5"], "--transport"),
+        ([], "command"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("knhk-mesh: error:") and message in err
+
+
+def test_a_bad_tick_length_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KNHK_TICK_NS", "fast")
+    assert cli.main(["up", "--transport", "memory", "--nodes", "3", "--rounds", "1"]) == 2
+    assert "KNHK_TICK_NS" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "knhk_mesh.cli", "up", "--transport", "memory", "--nodes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "at least 2" in done.stderr
