@@ -11,6 +11,7 @@ from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address
+from knhk_mesh.registry import PeerRegistry
 from knhk_mesh.security import Identity
 from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
 
@@ -69,6 +70,10 @@ def build_cluster(
     network = MemoryNetwork(random.Random(master.getrandbits(64)), faults, on_event)
     identities = [Identity.generate(master) for _ in range(n)]
     addresses = [(MEMORY_HOST, BASE_PORT + i) for i in range(n)]
+    template = PeerRegistry()
+    if full_membership:
+        for ident, addr in zip(identities, addresses, strict=True):
+            template.register(ident.agent_id, addr, ident.public_key, region=cfg.region, introduced=True)
     engines: list[MeshEngine] = []
     for i, (ident, addr) in enumerate(zip(identities, addresses, strict=True)):
         engine = MeshEngine(
@@ -78,10 +83,8 @@ def build_cluster(
             config=cfg,
             instrumentation=instrumentation(ident) if instrumentation else NOOP,
             seeds=() if full_membership or i == 0 else (addresses[0],),
+            registry=template.copy() if full_membership else None,
         )
-        if full_membership:
-            for other, other_addr in zip(identities, addresses, strict=True):
-                engine.add_peer(other.agent_id, other.public_key, other_addr, region=cfg.region)
         engines.append(engine)
     honest_count = n - len(byzantine)
     honest = engines[:honest_count]

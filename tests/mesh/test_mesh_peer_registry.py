@@ -121,3 +121,14 @@ def test_a_peer_costs_well_under_256_bytes() -> None:
     tracemalloc.stop()
     assert len(reg) == n
     assert (after - before) / n < 256
+
+
+def test_a_copy_is_independent_of_its_original() -> None:
+    reg = _fill(100)
+    twin = reg.copy()
+    twin.remove(_id(5))
+    twin.update_reputation(_id(6), -0.5)
+    twin.register(_id(500), ("10.9.9.9", 1), _key(500))
+    assert _id(5) in reg and _id(500) not in reg and reg.reputation(_id(6)) == 1.0
+    assert _id(5) not in twin and twin.agent_at(("10.9.9.9", 1)) == _id(500)
+    assert all(twin.get(_id(i)) == reg.get(_id(i)) for i in range(100) if i not in (5, 6))

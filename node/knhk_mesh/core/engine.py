@@ -81,14 +81,17 @@ class MeshEngine:
         config: MeshConfig | None = None,
         instrumentation: Instrumentation = NOOP,
         seeds: Sequence[Address] = (),
+        registry: PeerRegistry | None = None,
     ) -> None:
+        """`registry` may carry a statically configured membership (its peers count as introduced)."""
         self.identity = identity
         self.agent_id = identity.agent_id
         self.address = address
         self.config = config or MeshConfig()
         self.rng = rng
         self.instr = instrumentation
-        self.registry = PeerRegistry()
+        self.registry = registry if registry is not None else PeerRegistry()
+        self.registry.remove(self.agent_id)
         self.state = State()
         self.seeds = tuple(seeds)
         self.round_no = 0
