@@ -20,6 +20,7 @@ from knhk_mesh.core.messages import AGENT_ID_BYTES, PUBLIC_KEY_BYTES, Address, A
 
 _IP_BYTES = 16
 _FLAG_INTRODUCED = 1
+_HOT_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class PeerRegistry:
             cap *= 2
         self._by_id = _SlotTable(cap)
         self._by_addr = _SlotTable(cap)
+        self._hot: dict[object, int] = {}  # bounded cache of recent id/address -> slot lookups
 
     def copy(self) -> PeerRegistry:
         """An independent copy (column and table copies run at C speed: cheap bulk bootstrap)."""
@@ -136,6 +138,7 @@ class PeerRegistry:
             setattr(out, name, array(getattr(self, name).typecode, getattr(self, name)))
         out._hosts, out._host_index = list(self._hosts), dict(self._host_index)
         out._regions, out._region_index = list(self._regions), dict(self._region_index)
+        out._hot = {}
         for name in ("_by_id", "_by_addr"):
             table: _SlotTable = getattr(self, name)
             clone = _SlotTable.__new__(_SlotTable)
@@ -205,16 +208,32 @@ class PeerRegistry:
         return self._n
 
     def slot_of(self, agent_id: AgentId) -> int:
+        slot = self._hot.get(agent_id)
+        if slot is not None:
+            return slot
         if len(agent_id) != AGENT_ID_BYTES:
             return -1
-        return self._by_id.find(self._id_hash(agent_id), lambda s: self._id_at(s) == agent_id)
+        slot = self._by_id.find(self._id_hash(agent_id), lambda s: self._id_at(s) == agent_id)
+        if slot >= 0:
+            self._remember(agent_id, slot)
+        return slot
+
+    def _remember(self, key: object, slot: int) -> None:
+        if len(self._hot) >= _HOT_LIMIT:
+            self._hot.clear()
+        self._hot[key] = slot
 
     def __contains__(self, agent_id: object) -> bool:
         return isinstance(agent_id, bytes) and self.slot_of(agent_id) >= 0
 
     def agent_at(self, address: Address) -> AgentId | None:
-        slot = self._by_addr.find(self._addr_hash(address), lambda s: self._address_at(s) == address)
-        return None if slot < 0 else self._id_at(slot)
+        slot = self._hot.get(address)
+        if slot is None:
+            slot = self._by_addr.find(self._addr_hash(address), lambda s: self._address_at(s) == address)
+            if slot < 0:
+                return None
+            self._remember(address, slot)
+        return self._id_at(slot)
 
     def public_key(self, agent_id: AgentId) -> bytes | None:
         slot = self.slot_of(agent_id)
@@ -279,6 +298,7 @@ class PeerRegistry:
         slot = self.slot_of(agent_id)
         if slot >= 0:
             if self._address_at(slot) != address:
+                self._hot.clear()
                 self._by_addr.remove(self._slot_addr_hash(slot), slot, self._slot_addr_hash)
                 self._set_address(slot, address)
                 self._by_addr.insert(self._addr_hash(address), slot)
@@ -325,6 +345,7 @@ class PeerRegistry:
         slot = self.slot_of(agent_id)
         if slot < 0:
             return False
+        self._hot.clear()
         self._by_id.remove(self._id_hash(agent_id), slot, self._slot_id_hash)
         self._by_addr.remove(self._slot_addr_hash(slot), slot, self._slot_addr_hash)
         last = self._n - 1
