@@ -108,6 +108,18 @@ NETWORK_PEER_PORT: Final = "network.peer.port"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
 """The string ID of the service instance."""
 
+SERVICE_NAME: Final = "service.name"
+"""Logical name of the service."""
+
+TELEMETRY_SDK_LANGUAGE: Final = "telemetry.sdk.language"
+"""The language of the telemetry SDK."""
+
+TELEMETRY_SDK_NAME: Final = "telemetry.sdk.name"
+"""The name of the telemetry SDK."""
+
+TELEMETRY_SDK_VERSION: Final = "telemetry.sdk.version"
+"""The version string of the telemetry SDK."""
+
 
 class ByzantineKind(StrEnum):
     """Values of `knhk.mesh.byzantine.kind`: Kind of Byzantine behaviour detected."""
@@ -300,3 +312,10 @@ class Topology(StrEnum):
     """Regional meshes whose leaders gossip (1k to 100k agents)."""
     HIERARCHICAL = "hierarchical"
     """Edge, aggregator and coordinator levels (100k to 1M agents)."""
+
+
+class TelemetrySdkLanguage(StrEnum):
+    """Values of `telemetry.sdk.language`: The language of the telemetry SDK."""
+
+    PYTHON = "python"
+    """Python."""
