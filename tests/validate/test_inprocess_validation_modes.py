@@ -163,3 +163,35 @@ def test_resource_is_judged_once_per_hook(
         ):
             pass
     assert schema_validation.findings == []
+
+
+def test_sdk_span_converter_sees_what_the_processor_sees(
+    shop: ResolvedRegistry, schema_validation: SchemaValidation
+) -> None:
+    from knhk_otel.validate.samples import from_sdk_log, from_sdk_span
+    from knhk_otel.validate.validator import Validator
+
+    schema_validation.allow()
+    p = validated_providers(shop, "count")
+    with p.tracer_provider.get_tracer("t").start_as_current_span(
+        "shop.checkout", kind=SpanKind.CLIENT, attributes={"shop.order.id": "o", "shop.tags": ("a", 2)}
+    ) as span:
+        span.add_event("shop.order.placed", {"shop.order.id": "o"})
+    p.logger_provider.get_logger("t").emit(event_name="shop.order.placed", attributes={"shop.order.id": 1})
+    (finished,) = p.spans.get_finished_spans()
+    (log,) = p.logs.get_finished_logs()
+    validator = Validator(shop)
+    offline = validator.validate(from_sdk_span(finished))
+    event = from_sdk_log(log)
+    assert event is not None
+    offline += validator.validate(event)
+    assert sorted(f.id for f in offline) == sorted(f.id for f in schema_validation.findings)
+    assert sorted(f.id for f in offline) == [
+        "recommended_attribute_not_present",
+        "recommended_attribute_not_present",
+        "recommended_attribute_not_present",
+        "span_kind_mismatch",
+        "type_mismatch",
+        "type_mismatch",
+    ]
+    p.shutdown()

@@ -186,7 +186,8 @@ class _FindingsCounter:
         self._raw.add(1, attrs)
 
 
-_KIND_WORDS: dict[int, str] = {k.value: k.name.lower() for k in SpanKind}
+# Keyed by identity: hashing an Enum member runs Python code, `id()` does not.
+_KIND_WORDS: dict[int, str] = {id(k): k.name.lower() for k in SpanKind}
 
 
 class ValidatingSpanProcessor(SpanProcessor):
@@ -205,7 +206,7 @@ class ValidatingSpanProcessor(SpanProcessor):
         attrs = getattr(attrs, "_dict", None) if attrs is not None else {}
         if attrs is None:
             attrs = span.attributes or {}
-        kind = _KIND_WORDS.get(span._kind.value)
+        kind = _KIND_WORDS.get(id(span._kind))
         found: Sequence[Finding]
         if span._events or span._links:
             events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
