@@ -103,7 +103,8 @@ class GrpcReceiver:
         return export
 
     def start(self) -> int:
-        self.port = self._server.add_insecure_port(f"{self.address}:{self.requested_port}")
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        self.port = self._server.add_insecure_port(f"{host}:{self.requested_port}")
         if self.port == 0:
             raise OSError(f"cannot bind OTLP/gRPC to {self.address}:{self.requested_port}")
         self._server.start()
