@@ -7,8 +7,9 @@
 #   REGISTRY            registry directory (default: schema)
 #   DIAGNOSTIC_FORMAT   ansi | json | gh_workflow_command (default: ansi; the GitHub workflow sets the last)
 #   FAIL_ON             violation | improvement | information | none (default: violation)
-#   TELEMETRY_EMITTER   command that emits telemetry to $OTEL_EXPORTER_OTLP_ENDPOINT
-#                       (default: python -m knhk_otel.validate.selftest, run once per protocol)
+#   TELEMETRY_EMITTER   command that emits telemetry to $OTEL_EXPORTER_OTLP_ENDPOINT, run once per
+#                       protocol (default: python -m knhk_otel.validate.selftest — every generated
+#                       helper — once per protocol, then `knhk-mesh up --export` when the mesh exists)
 #   REPORT_DIR          where the live-check report is written (default: a temporary directory)
 #   CI_TIMEOUT          seconds any one step may take (default: 120)
 set -euo pipefail
@@ -82,6 +83,12 @@ OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port grpc)" OTEL_EXPORTER_OTLP_P
     OTEL_EXPORTER_OTLP_COMPRESSION=gzip emit
 step "emit over OTLP/HTTP"
 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port http)" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf emit
+if [[ -z "${TELEMETRY_EMITTER:-}" && -x "$BIN/knhk-mesh" ]]; then
+    step "run the mesh (memory transport, Byzantine agents) exporting over OTLP/HTTP"
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port http)" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+        timeout "$STEP_TIMEOUT" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
+        --seed 7 --export >/dev/null
+fi
 
 step "stop live-check and read its verdict"
 admin POST "$ADMIN/stop"
