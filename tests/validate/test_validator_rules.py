@@ -199,3 +199,15 @@ def test_findings_are_json_values(v: Validator) -> None:
         "signal_type": "span",
         "signal_name": "nope",
     }
+
+
+def test_report_groups_equal_findings_whatever_object_carries_them(shop: ResolvedRegistry) -> None:
+    from knhk_otel.validate.index import RegistryIndex
+    from knhk_otel.validate.report import ReportBuilder
+
+    report = ReportBuilder(RegistryIndex(shop))
+    for _ in range(3):  # three fresh validators: three sets of distinct but equal finding objects
+        metric = MetricSample("shop.bogus", "counter", "1", [{}])
+        report.add(metric, Validator(shop).validate(metric))
+    built = report.build()
+    assert [(s["signal_name"], s["count"]) for s in built["samples"]] == [("shop.bogus", 3)]

@@ -39,6 +39,7 @@ class ReportBuilder:
         self.index = index
         self._lock = threading.Lock()
         self._groups: dict[tuple[str, str | None, tuple[int, ...]], list[Any]] = {}
+        self._canonical: dict[Finding, Finding] = {}
         self._by_type: Counter[str] = Counter()
         self._without_findings = 0
         self._attrs_seen: set[str] = set()
@@ -53,7 +54,6 @@ class ReportBuilder:
         """Samples with their findings, under one lock acquisition (a request's worth at a time)."""
         with self._lock:
             by_type = self._by_type
-            groups = self._groups
             attrs_seen = self._attrs_seen
             names_seen = self._names_seen
             clean = 0
@@ -75,14 +75,7 @@ class ReportBuilder:
                     if isinstance(sample, SpanSample):
                         names_seen["event"].update(e.name for e in sample.events)
                 if findings:
-                    # Keyed by the findings' identities (the validator hands out the same objects
-                    # for the same problem); the stored tuple keeps them alive, so ids stay unique.
-                    key = (signal_type, name, tuple(map(id, findings)))
-                    group = groups.get(key)
-                    if group is None:
-                        groups[key] = [1, tuple(findings)]
-                    else:
-                        group[0] += 1
+                    self._count_group(signal_type, name, findings, 1)
                 else:
                     clean += 1
             self._without_findings += clean
@@ -92,7 +85,6 @@ class ReportBuilder:
     ) -> None:
         """Many samples at once, as (name, attribute keys, findings, how many) per distinct shape."""
         with self._lock:
-            groups = self._groups
             names = self._names_seen.get(signal_type)
             for name, keys, findings, count in tally:
                 self._by_type[signal_type] += count
@@ -100,20 +92,29 @@ class ReportBuilder:
                 if names is not None:
                     names.add(name)
                 if findings:
-                    key = (signal_type, name, tuple(map(id, findings)))
-                    group = groups.get(key)
-                    if group is None:
-                        groups[key] = [count, tuple(findings)]
-                    else:
-                        group[0] += count
+                    self._count_group(signal_type, name, findings, count)
                 else:
                     self._without_findings += count
+
+    def _count_group(
+        self, signal_type: str, name: str | None, findings: Sequence[Finding], count: int
+    ) -> None:
+        """Count samples by their findings (lock held). Equal findings are first mapped to one
+        canonical object, then grouped by identity: hashing ids is cheaper than comparing values,
+        and the stored tuple keeps the objects (so their ids) alive."""
+        canon = self._canonical
+        found = tuple([canon.setdefault(f, f) for f in findings])
+        key = (signal_type, name, tuple(map(id, found)))
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = [count, found]
+        else:
+            group[0] += count
 
     def add_input_error(self, finding: Finding) -> None:
         with self._lock:
             self._input_errors.append(finding)
-            key = (finding.signal_type, finding.signal_name, (id(finding),))
-            self._groups[key] = [1, (finding,)]
+            self._count_group(finding.signal_type, finding.signal_name, (finding,), 1)
 
     def add_logs_without_event(self, n: int) -> None:
         if n:
