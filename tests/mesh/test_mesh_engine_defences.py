@@ -96,7 +96,7 @@ def test_impersonation_is_detected_and_blamed_on_the_impostor(
 
 def test_joining_under_another_agents_id_is_impersonation(make_engines: EngineFactory, drain: Drain) -> None:
     a, b, mallory = make_engines(3)
-    body = Join(mallory.identity.public_key, *mallory.address, "")
+    body = Join(mallory.identity.public_key, mallory.address[0], mallory.address[1], "")
     b.receive(mallory.address, _frame(mallory.identity, a.agent_id, b.agent_id, 1, body), 1.0)
     assert [r.reason for r in _of(drain(b), MessageRejected)] == [Rejection.IMPERSONATION]
 
@@ -144,7 +144,7 @@ def test_a_stranger_may_join_and_is_then_heard(make_engines: EngineFactory, drai
     rng = random.Random(5)
     stranger = Identity.generate(rng)
     addr = ("127.0.0.1", 2)
-    join = Join(stranger.public_key, *addr, "eu")
+    join = Join(stranger.public_key, addr[0], addr[1], "eu")
     b.receive(addr, _frame(stranger, stranger.agent_id, bytes(8), 1, join), 1.0)
     events = drain(b)
     assert [(j.peer_id, j.region) for j in _of(events, PeerJoined)] == [(stranger.agent_id, "eu")]

@@ -13,7 +13,7 @@ INTERVAL = 0.1
 
 
 def _sum(points: list[Any]) -> float:
-    return sum(p.value for p in points)
+    return float(sum(p.value for p in points))
 
 
 def test_a_write_at_one_of_200_agents_reaches_all_and_rounds_are_recorded(telemetry: Any) -> None:

@@ -113,7 +113,7 @@ def test_register_rejects_wrong_sizes() -> None:
 
 
 def test_a_peer_costs_well_under_256_bytes() -> None:
-    n = 20_000
+    n = 10_000
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     reg = _fill(n)
