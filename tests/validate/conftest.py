@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
@@ -151,17 +151,15 @@ SHOP_RESOURCE = Resource(
 )
 
 
-def summarize(
-    report: dict[str, Any],
-) -> list[tuple[str, str | None, int, tuple[tuple[str, str, str | None], ...]]]:
-    """The report's samples reduced to what EXPECTED_FINDINGS states."""
-    out = []
-    for s in report["samples"]:
-        found = tuple((f["id"], f["level"], f.get("attribute")) for f in s["findings"])
-        out.append((s["signal_type"], s["signal_name"], s["count"], found))
-    return out
+@dataclass(frozen=True)
+class CraftedSet:
+    """The crafted telemetry, the resource it is emitted under, and the findings it must get."""
+
+    emit: Emit
+    resource: Resource
+    expected: list[tuple[str, str | None, int, tuple[tuple[str, str, str | None], ...]]]
 
 
 @pytest.fixture
-def crafted() -> Emit:
-    return emit_crafted_set
+def crafted() -> CraftedSet:
+    return CraftedSet(emit_crafted_set, SHOP_RESOURCE, EXPECTED_FINDINGS)

@@ -26,9 +26,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.server import LiveCheck, LiveCheckOptions
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from conftest import EXPECTED_FINDINGS, SHOP_RESOURCE, Emit, summarize  # noqa: E402
+Expected = list[tuple[str, str | None, int, tuple[tuple[str, str, str | None], ...]]]
+
+
+def summarize(
+    report: dict[str, Any],
+) -> Expected:
+    """The report's samples reduced to what the crafted set's expectations state."""
+    out = []
+    for s in report["samples"]:
+        found = tuple((f["id"], f["level"], f.get("attribute")) for f in s["findings"])
+        out.append((s["signal_type"], s["signal_name"], s["count"], found))
+    return out
 
 
 @pytest.fixture
@@ -68,15 +77,15 @@ def _exporters(protocol: str, port: int, gzip: bool) -> tuple[Any, Any, Any]:
     )
 
 
-def _send_over_otlp(crafted: Emit, protocol: str, port: int, gzip: bool) -> None:
+def _send_over_otlp(crafted: Any, protocol: str, port: int, gzip: bool) -> None:
     span_exporter, metric_exporter, log_exporter = _exporters(protocol, port, gzip)
-    tracer_provider = TracerProvider(resource=SHOP_RESOURCE)
+    tracer_provider = TracerProvider(resource=crafted.resource)
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=3_600_000)
-    meter_provider = MeterProvider(resource=SHOP_RESOURCE, metric_readers=[reader])
-    logger_provider = LoggerProvider(resource=SHOP_RESOURCE)
+    meter_provider = MeterProvider(resource=crafted.resource, metric_readers=[reader])
+    logger_provider = LoggerProvider(resource=crafted.resource)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-    crafted(tracer_provider, meter_provider, logger_provider)
+    crafted.emit(tracer_provider, meter_provider, logger_provider)
     tracer_provider.shutdown()
     meter_provider.shutdown()
     logger_provider.shutdown()
@@ -94,12 +103,12 @@ def _admin(port: int, method: str, path: str) -> tuple[int, Any]:
     ("protocol", "gzip"), [("grpc", False), ("grpc", True), ("http", False), ("http", True)]
 )
 def test_sdk_telemetry_over_otlp_gets_the_exact_findings(
-    live: LiveCheck, crafted: Emit, protocol: str, gzip: bool
+    live: LiveCheck, crafted: Any, protocol: str, gzip: bool
 ) -> None:
     _send_over_otlp(crafted, protocol, live.ports[protocol], gzip)
     status, report = _admin(live.ports["admin"], "POST", "/stop")
     assert status == 200
-    assert summarize(report) == EXPECTED_FINDINGS
+    assert summarize(report) == crafted.expected
     st = report["statistics"]
     assert st["samples_by_type"] == {"event": 2, "metric": 4, "resource": 1, "span": 5}
     assert st["samples_without_findings"] == 3  # the good checkout span, orders counter and event
@@ -108,7 +117,7 @@ def test_sdk_telemetry_over_otlp_gets_the_exact_findings(
     assert st["highest_level"] == "violation"
 
 
-def test_coverage_counts_what_was_seen_and_what_never_was(live: LiveCheck, crafted: Emit) -> None:
+def test_coverage_counts_what_was_seen_and_what_never_was(live: LiveCheck, crafted: Any) -> None:
     _send_over_otlp(crafted, "http", live.ports["http"], False)
     cov = live.stop()["statistics"]["coverage"]
     assert cov["spans"] == {
@@ -131,17 +140,17 @@ def test_health_answers_while_receiving(live: LiveCheck) -> None:
     assert _admin(live.ports["admin"], "GET", "/health") == (200, {"status": "ok"})
 
 
-def _otlp_json_lines(crafted: Emit) -> str:
+def _otlp_json_lines(crafted: Any) -> str:
     """The same crafted set as OTLP JSON requests (hex ids, as the OTLP JSON mapping writes them)."""
     spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider(resource=SHOP_RESOURCE)
+    tracer_provider = TracerProvider(resource=crafted.resource)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(resource=SHOP_RESOURCE, metric_readers=[reader])
+    meter_provider = MeterProvider(resource=crafted.resource, metric_readers=[reader])
     logs = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(resource=SHOP_RESOURCE)
+    logger_provider = LoggerProvider(resource=crafted.resource)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    crafted(tracer_provider, meter_provider, logger_provider)
+    crafted.emit(tracer_provider, meter_provider, logger_provider)
     requests = [
         encode_spans(spans.get_finished_spans()),
         encode_metrics(reader.get_metrics_data()),
@@ -179,7 +188,7 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 
 
 def test_same_set_from_a_file_gives_the_same_report(
-    live: LiveCheck, crafted: Emit, shop_dir: Path, tmp_path: Path
+    live: LiveCheck, crafted: Any, shop_dir: Path, tmp_path: Path
 ) -> None:
     _send_over_otlp(crafted, "grpc", live.ports["grpc"], False)
     live_report = live.stop()
@@ -195,7 +204,7 @@ def test_same_set_from_a_file_gives_the_same_report(
     ("fail_on", "expected_exit"), [("violation", 1), ("improvement", 1), ("information", 1), ("none", 0)]
 )
 def test_fail_on_sets_the_exit_code(
-    crafted: Emit, shop_dir: Path, tmp_path: Path, fail_on: str, expected_exit: int
+    crafted: Any, shop_dir: Path, tmp_path: Path, fail_on: str, expected_exit: int
 ) -> None:
     source = tmp_path / "telemetry.jsonl"
     source.write_text(_otlp_json_lines(crafted))
