@@ -15,7 +15,6 @@ from opentelemetry.trace import SpanKind
 
 from knhk_otel.schema import load_and_resolve
 from knhk_otel.schema.model import ResolvedRegistry
-from knhk_otel.validate.index import RegistryIndex
 
 SHOP_DIR = Path(__file__).resolve().parent / "shop"
 
@@ -30,11 +29,6 @@ def shop_registry() -> ResolvedRegistry:
 @pytest.fixture(scope="session")
 def shop() -> ResolvedRegistry:
     return shop_registry()
-
-
-@pytest.fixture(scope="session")
-def shop_index(shop: ResolvedRegistry) -> RegistryIndex:
-    return RegistryIndex(shop)
 
 
 @pytest.fixture(scope="session")
