@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from google.rpc import status_pb2  # type: ignore[import-untyped]
+from google.rpc import status_pb2
 
 from knhk_otel.validate.receiver_grpc import SERVICES, Ingest
 from knhk_otel.validate.samples import OTLP_SIGNALS, SampleFormatError, parse_otlp_json
