@@ -12,6 +12,7 @@ from knhk_mesh.core.events import (
     MessageRejected,
     Offence,
     PeerJoined,
+    PeerLeft,
     Rejection,
     ReputationChanged,
 )
@@ -193,3 +194,16 @@ def test_equivocation_is_proven_kept_and_gossiped(
         assert (mallory.agent_id, Offence.EQUIVOCATION) in kinds
         assert other.registry.reputation(mallory.agent_id) < 0.5
         assert other.state.get(me.agent_id, "k") == b.state.get(me.agent_id, "k")
+
+
+def test_silent_peers_are_pruned_and_reported(make_engines: EngineFactory, drain: Drain) -> None:
+    a, b, c = make_engines(3, config=MeshConfig(stale_timeout=1.0, prune_every_rounds=1, round_interval=0.5))
+    stranger = Identity.generate(random.Random(7))
+    a.receive(("127.0.0.1", 9), _frame(stranger, stranger.agent_id, a.agent_id, 1, Ping(1)), 0.1)
+    a.registry.touch(b.agent_id, 2.0)
+    a.handle_timer(2.0)  # arms the timer
+    a.handle_timer(3.0)
+    left = [e.peer_id for e in _of(drain(a), PeerLeft)]
+    assert left == [c.agent_id]
+    assert b.agent_id in a.registry and c.agent_id not in a.registry
+    assert ("127.0.0.1", 9) not in a._buckets

@@ -268,6 +268,9 @@ class MeshEngine:
             self._views.pop(agent, None)
             self._windows.pop(agent, None)
             self._emit(PeerLeft(agent, "stale"))
+        # buckets of addresses nobody is registered at (strangers, departed peers) would grow forever
+        for address in [a for a in self._buckets if self.registry.agent_at(a) is None]:
+            del self._buckets[address]
 
     def _recover(self) -> None:
         """Peers that stayed above the threshold and offended no more regain a little standing."""
