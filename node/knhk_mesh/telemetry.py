@@ -172,7 +172,7 @@ class NodeTelemetry:
             S.start_message_send(
                 self.hub.tracer,
                 node_id=self.node_id,
-                peer_id=peer_id.hex() if peer_id is not None else "",
+                peer_id=peer_id.hex() if peer_id is not None else None,
                 message_type=_TYPES[mtype],
                 network_peer_address=address[0],
                 network_peer_port=address[1],

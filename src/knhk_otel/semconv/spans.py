@@ -164,8 +164,8 @@ def start_message_receive(
 
 _SPEC_START_MESSAGE_SEND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
-    ("knhk.mesh.peer.id", "string", True),
     ("knhk.mesh.message.type", attributes.MessageType, True),
+    ("knhk.mesh.peer.id", "string", False),
     ("knhk.mesh.message.size", "int", False),
     ("network.peer.address", "string", False),
     ("network.peer.port", "int", False),
@@ -176,8 +176,8 @@ def start_message_send(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-    peer_id: str,
     message_type: attributes.MessageType,
+    peer_id: str | None = None,
     message_size: int | None = None,
     network_peer_address: str | None = None,
     network_peer_port: int | None = None,
@@ -189,8 +189,9 @@ def start_message_send(
     Keyword arguments (attribute, requirement level):
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
     - message_type: `knhk.mesh.message.type`, required. Type of a mesh protocol message.
+    - peer_id: `knhk.mesh.peer.id`, conditionally_required. Agent id of the remote peer an operation
+      concerns.
     - message_size: `knhk.mesh.message.size`, recommended. Encoded size of a message in bytes.
     - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
       IP address or Unix domain socket name.
@@ -202,8 +203,8 @@ def start_message_send(
             _SPEC_START_MESSAGE_SEND,
             (
                 node_id,
-                peer_id,
                 message_type,
+                peer_id,
                 message_size,
                 network_peer_address,
                 network_peer_port,
@@ -211,9 +212,10 @@ def start_message_send(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.peer.id": peer_id,
         "knhk.mesh.message.type": message_type._value_,
     }
+    if peer_id is not None:
+        _attributes["knhk.mesh.peer.id"] = peer_id
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
     if network_peer_address is not None:
