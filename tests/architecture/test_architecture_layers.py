@@ -1,0 +1,191 @@
+"""The data flows one way: each stage imports only the stages before it, and nothing imports in a cycle.
+
+schema → check / codegen / validate; the mesh's protocol knows nothing of telemetry, and only
+`knhk_mesh.telemetry` may touch the generated helpers. These rules are read from the source (imports
+and string literals), so a violation fails here before it shows up as a tangle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from knhk_otel.schema import load_and_resolve
+
+REPO = Path(__file__).resolve().parents[2]
+ROOTS = {"knhk_otel": REPO / "src" / "knhk_otel", "knhk_mesh": REPO / "node" / "knhk_mesh"}
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for root in ROOTS.values():
+        for path in root.rglob("*.py"):
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _owner(name: str) -> str | None:
+    """The project module a dotted import name lands in (None for third-party)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str) -> set[str]:
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                origin = ".".join([*base, node.module] if node.module else base)
+            else:
+                origin = node.module or ""
+            # `from pkg import mod` imports the submodule; `from mod import name` the module.
+            targets = [
+                f"{origin}.{a.name}" if f"{origin}.{a.name}" in MODULES else origin for a in node.names
+            ]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            targets = [node.args[0].value]
+        else:
+            continue
+        for target in targets:
+            owner = _owner(target)
+            if owner is not None and owner != module:
+                found.add(owner)
+    return found
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def _under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _edges_from(*prefixes: str) -> Iterator[tuple[str, str]]:
+    for module, targets in GRAPH.items():
+        if _under(module, *prefixes):
+            for target in sorted(targets):
+                yield module, target
+
+
+def test_no_module_imports_itself_through_a_cycle() -> None:
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+LATER_STAGES = (
+    "knhk_otel.check",
+    "knhk_otel.codegen",
+    "knhk_otel.validate",
+    "knhk_otel.runtime",
+    "knhk_otel.semconv",
+    "knhk_otel.commands",
+    "knhk_otel.diff",
+    "knhk_otel.stats",
+    "knhk_otel.cli",
+)
+
+
+@pytest.mark.parametrize(
+    ("stage", "may_import"),
+    [
+        ("knhk_otel.schema", ("knhk_otel.schema",)),
+        ("knhk_otel.check", ("knhk_otel.schema", "knhk_otel.check")),
+        ("knhk_otel.codegen", ("knhk_otel.schema", "knhk_otel.codegen")),
+        ("knhk_otel.diff", ("knhk_otel.schema", "knhk_otel.check", "knhk_otel.diff")),
+        ("knhk_otel.stats", ("knhk_otel.schema", "knhk_otel.stats")),
+        ("knhk_otel.semconv", ("knhk_otel.semconv", "knhk_otel.runtime.strict")),
+        (
+            # the pure validator: registry in, findings out (SDK hooks, receivers and the pytest
+            # plugin are its edges and may reach the runtime)
+            "knhk_otel.validate.validator",
+            (
+                "knhk_otel.schema",
+                "knhk_otel.validate.index",
+                "knhk_otel.validate.findings",
+                "knhk_otel.validate.samples",
+            ),
+        ),
+    ],
+)
+def test_a_stage_imports_only_the_stages_before_it(stage: str, may_import: tuple[str, ...]) -> None:
+    wrong = [(m, t) for m, t in _edges_from(stage) if not _under(t, *may_import)]
+    assert wrong == []
+
+
+def test_the_mesh_protocol_knows_nothing_of_telemetry() -> None:
+    edges = [
+        (m, t)
+        for m, t in _edges_from("knhk_mesh")
+        if not _under(m, "knhk_mesh.telemetry", "knhk_mesh.cli") and _under(t, "knhk_otel")
+    ]
+    assert edges == []
+
+
+def test_only_the_mesh_telemetry_module_touches_the_generated_helpers() -> None:
+    users = {m for m, t in _edges_from("knhk_mesh") if _under(t, "knhk_otel.semconv")}
+    assert users == {"knhk_mesh.telemetry"}
+
+
+def _literals(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.lineno, node.value
+
+
+def test_the_mesh_spells_no_schema_name_of_its_own() -> None:
+    registry, _ = load_and_resolve(REPO / "schema")
+    assert registry is not None
+    names = {a.name for g in registry.groups for a in g.attributes}
+    names |= {g.signal_name for g in registry.groups if g.type in ("span", "metric", "event")}
+    spelled = [
+        f"{path.relative_to(REPO)}:{line}: {value!r}"
+        for module, path in MODULES.items()
+        if _under(module, "knhk_mesh")
+        for line, value in _literals(path)
+        if value in names
+    ]
+    assert spelled == []
