@@ -22,16 +22,9 @@ FAIL_ON=${FAIL_ON:-violation}
 STEP_TIMEOUT=${CI_TIMEOUT:-120}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/telemetry-schema-ci.XXXXXX")
 REPORT_DIR=${REPORT_DIR:-$WORK/report}
-LIVE_PID=""
-
-cleanup() {
-    if [[ -n "$LIVE_PID" ]] && kill -0 "$LIVE_PID" 2>/dev/null; then
-        kill -TERM "$LIVE_PID" 2>/dev/null || true
-        wait "$LIVE_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/livecheck.sh
+source scripts/livecheck.sh
+trap livecheck_cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { echo "== telemetry-schema-ci: $*" >&2; }
@@ -43,32 +36,7 @@ step "generated code is up to date"
 timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" generate -r "$REGISTRY" --check
 
 step "live-check on free ports"
-"$BIN/knhk-otel" live-check -r "$REGISTRY" \
-    --address 127.0.0.1 --otlp-grpc-port 0 --otlp-http-port 0 --admin-port 0 \
-    --ports-file "$WORK/ports.json" --inactivity-timeout "$STEP_TIMEOUT" \
-    --format ansi -o "$REPORT_DIR" --fail-on "$FAIL_ON" &
-LIVE_PID=$!
-
-port() { "$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/ports.json" "$1"; }
-admin() {
-    "$BIN/python" - "$@" <<'PY'
-import sys, urllib.request
-method, url = sys.argv[1], sys.argv[2]
-req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-with urllib.request.urlopen(req, timeout=30) as resp:
-    sys.exit(0 if resp.status == 200 else 1)
-PY
-}
-
-for _ in $(seq 1 100); do
-    [[ -s "$WORK/ports.json" ]] && break
-    kill -0 "$LIVE_PID" 2>/dev/null || { echo "live-check exited before listening" >&2; exit 2; }
-    sleep 0.1
-done
-[[ -s "$WORK/ports.json" ]] || { echo "live-check did not start listening in 10 s" >&2; exit 2; }
-ADMIN="http://127.0.0.1:$(port admin)"
-for _ in $(seq 1 50); do admin GET "$ADMIN/health" 2>/dev/null && break; sleep 0.1; done
-admin GET "$ADMIN/health"
+livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR" "$STEP_TIMEOUT"
 
 emit() {
     if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
@@ -91,12 +59,7 @@ if [[ -z "${TELEMETRY_EMITTER:-}" && -x "$BIN/knhk-mesh" ]]; then
 fi
 
 step "stop live-check and read its verdict"
-admin POST "$ADMIN/stop"
-set +e
-wait "$LIVE_PID"
-VERDICT=$?
-set -e
-LIVE_PID=""
+livecheck_stop
 sed -n '/^samples:/,$p' "$REPORT_DIR/live_check.txt" >&2
 if [[ $VERDICT -eq 0 ]]; then
     step "telemetry conforms to $REGISTRY (fail-on $FAIL_ON)"
