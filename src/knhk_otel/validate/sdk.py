@@ -195,29 +195,59 @@ class ValidatingSpanProcessor(SpanProcessor):
 
     def __init__(self, hook: ValidationHook) -> None:
         self.hook = hook
+        self._shapes = hook.validator.sdk_span_shapes
+
+    # The SDK calls these for every span: C callables that accept anything and do nothing are
+    # cheaper no-ops than Python methods (`"".format` ignores its arguments).
+    on_start = "".format  # type: ignore[assignment]
+    _on_ending = "".format  # type: ignore[assignment]
 
     def on_end(self, span: ReadableSpan) -> None:
         hook = self.hook
         if hook.mode == "off":
             return
         # ReadableSpan.attributes wraps the SDK's BoundedAttributes in a proxy whose every read runs
-        # Python code under a lock; the span has ended, so its plain dict is safe to read directly.
-        attrs: Any = span._attributes
-        attrs = getattr(attrs, "_dict", None) if attrs is not None else {}
-        if attrs is None:
+        # Python code under a lock, and its BoundedLists answer `len()` in Python: the span has
+        # ended, so the plain dict and deques underneath are safe to read directly.
+        try:
+            attrs: Any = span._attributes._dict  # type: ignore[union-attr]
+            bare = not (span._events._dq or span._links._dq)  # type: ignore[attr-defined]
+        except AttributeError:  # a span not built by the SDK's Span
             attrs = span.attributes or {}
-        kind = _KIND_WORDS.get(id(span._kind))
+            bare = not (span._events or span._links)
         found: Sequence[Finding]
-        if span._events or span._links:
+        if bare:
+            name = span._name
+            kind = span._kind
+            shape_key = (name, id(kind), *attrs, *map(type, attrs.values()))
+            shape = self._shapes.get(shape_key)
+            if shape is None:
+                validator = hook.validator
+                shape = validator.remember_span_shape(
+                    self._shapes,
+                    shape_key,
+                    validator.span_shape(
+                        name, _KIND_WORDS.get(id(kind)), tuple(attrs), tuple(attrs.values())
+                    ),
+                )
+            getter = shape.getter
+            if getter is None:
+                verdict = shape.verdict
+            else:
+                checked = getter(attrs)
+                memo = shape.memo
+                verdict = (memo and memo.get(checked)) or shape.judge(checked)
+            # Findings come most serious first: without a recorder, strict mode has nothing to do
+            # unless the first one is a violation.
+            if verdict.findings and (_recorders or hook.mode != "strict" or verdict.violation):
+                hook.handle(list(verdict.findings))
+        else:
+            kind_word = _KIND_WORDS.get(id(span._kind))
             events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
             links = [link.attributes or {} for link in span._links]
-            found = hook.validator.validate_span(SpanSample(span._name, kind, attrs, events, links))
-        else:
-            found = hook.validator.judge_span(span._name, kind, tuple(attrs), tuple(attrs.values()))
-        # Findings come most serious first: without a recorder, strict mode has nothing to do
-        # unless the first one is a violation.
-        if found and (_recorders or hook.mode != "strict" or found[0].level == "violation"):
-            hook.handle(list(found))
+            found = hook.validator.validate_span(SpanSample(span._name, kind_word, attrs, events, links))
+            if found:
+                hook.handle(list(found))
         resource = span._resource
         if resource is not None and resource is not hook.last_resource:
             hook.last_resource = resource

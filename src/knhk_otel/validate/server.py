@@ -28,7 +28,7 @@ from knhk_otel.validate.samples import (
     from_otlp_traces,
     kv_attributes,
 )
-from knhk_otel.validate.validator import Validator
+from knhk_otel.validate.validator import SpanShape, SpanVerdict, Validator
 
 _log = logging.getLogger(__name__)
 
@@ -61,15 +61,16 @@ class Checker:
             self.add_batch(convert_otlp(signal, request))
 
     def _ingest_traces(self, request: Any) -> None:
-        """Traces without building a sample per span: spans are judged and tallied per shape.
+        """Traces without building a sample per span: spans are judged per shape and tallied.
 
         Same findings as `add_batch(from_otlp_traces(request))` (the tests hold both to the same
-        report); spans with events or links take that general path.
+        report); spans with events or links take that general path. A span's shape is its name,
+        kind, attribute keys and which AnyValue field each value is in (that is its Python type),
+        so only the values its shape still checks (enum members, array items) are read.
         """
         self.last_activity = time.monotonic()
-        judge = self.validator.judge_span
-        kinds = KIND_BY_NUMBER
-        tally: dict[tuple[str, tuple[str, ...], int], list[Any]] = {}
+        get_shape = self.validator.otlp_span_shapes.get
+        tally: dict[SpanVerdict, int] = {}
         general = Batch()
         for rs in request.resource_spans:
             if rs.HasField("resource"):
@@ -79,26 +80,34 @@ class Checker:
                     if span.events or span.links:
                         general.samples.extend(from_otlp_traces(_only(span)).samples)
                         continue
-                    key_list: list[str] = []
-                    value_list: list[Any] = []
-                    add_key, add_value = key_list.append, value_list.append
-                    for kv in span.attributes:
-                        v = kv.value
-                        which = v.WhichOneof("value")
-                        add_key(kv.key)
-                        add_value(getattr(v, which) if which in _SCALAR_FIELDS else any_value(v))
-                    name = span.name
-                    keys = tuple(key_list)
-                    findings = judge(name, kinds.get(span.kind), keys, tuple(value_list))
-                    # The findings tuple is shared by every span of a shape: count by identity
-                    # (the tally holds it, so the id cannot be reused meanwhile).
-                    entry = tally.get((name, keys, id(findings)))
-                    if entry is None:
-                        tally[(name, keys, id(findings))] = [name, keys, findings, 1]
+                    attributes = span.attributes
+                    shape_key: list[Any] = [span.name, span.kind]
+                    for kv in attributes:
+                        shape_key += (kv.key, kv.value.WhichOneof("value"))
+                    key = tuple(shape_key)
+                    shape = get_shape(key)
+                    if shape is None:
+                        shape = self._otlp_shape(key, attributes)
+                    if shape.getter is None:  # nothing left to check: one verdict for all
+                        verdict = shape.verdict
+                    elif len(fields := shape.fields) == 1:
+                        i, field = fields[0]
+                        v = attributes[i].value
+                        verdict = shape.judge(getattr(v, field) if field else any_value(v))
                     else:
-                        entry[3] += 1
-        self.report.add_tally("span", ((e[0], e[1], e[2], e[3]) for e in tally.values()))
+                        verdict = shape.judge(tuple([_read(attributes[i].value, f) for i, f in fields]))
+                    tally[verdict] = tally.get(verdict, 0) + 1
+        self.report.add_tally("span", ((v.name, v.keys, v.findings, n) for v, n in tally.items()))
         self.add_batch(general)
+
+    def _otlp_shape(self, key: tuple[Any, ...], attributes: Any) -> SpanShape:
+        """Judge a span shape not seen yet (`key` as `_ingest_traces` builds it)."""
+        validator = self.validator
+        values = [any_value(kv.value) for kv in attributes]
+        shape = validator.span_shape(key[0], KIND_BY_NUMBER.get(key[1]), tuple(key[2::2]), values)
+        fields = key[3::2]
+        shape.fields = tuple((i, fields[i] if fields[i] in _SCALAR_FIELDS else None) for i, _ in shape.checks)
+        return validator.remember_span_shape(validator.otlp_span_shapes, key, shape)
 
     def add_batch(self, batch: Batch) -> None:
         self.last_activity = time.monotonic()
@@ -128,6 +137,11 @@ class Checker:
 
 
 _SCALAR_FIELDS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
+
+
+def _read(value: Any, field: str | None) -> Any:
+    """An AnyValue's Python value, `field` being its scalar field (None: arrays, maps, unset)."""
+    return getattr(value, field) if field else any_value(value)
 
 
 def _only(span: Any) -> Any:

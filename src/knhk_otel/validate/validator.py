@@ -3,12 +3,18 @@
 Structural findings (which keys are unknown, undeclared, deprecated, missing) depend only on the
 signal and the set of attribute keys, so they are computed once per (signal, keys) shape and then
 reused; only value checks (type, enum member) run per sample.
+
+Spans, the bulk of all telemetry, go further: a `SpanShape` (name, kind, keys, value types) is
+judged once, and the values it still has to look at (enum members, array items) are read by the
+caller and judged into a `SpanVerdict` that is shared, and for enum values memoised, so callers
+tally spans by verdict identity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from knhk_otel.schema.model import ResolvedRegistry
@@ -25,12 +31,89 @@ from knhk_otel.validate.samples import (
 )
 
 _SHAPE_CACHE_LIMIT = 8192
+_VERDICT_MEMO_LIMIT = 1024  # distinct checked values remembered per span shape
+
+#: Types whose equal values have equal reprs (so a memoised verdict's messages are the very ones
+#: the value would get): the only values verdicts are memoised for. Not float (-0.0 == 0.0, nan).
+_MEMO_TYPES = frozenset({str, int, bool})
 
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
     findings: tuple[Finding, ...]
     checks: tuple[tuple[int, AttrRule], ...]  # positions whose values need an enum/array check
+
+
+class SpanVerdict:
+    """The findings of spans of one shape (with one set of checked values): most serious first.
+
+    Shared by every such span, so it is hashed and counted by identity.
+    """
+
+    __slots__ = ("findings", "keys", "name", "violation")
+
+    def __init__(self, name: str, keys: tuple[str, ...], findings: tuple[Finding, ...]) -> None:
+        self.name = name
+        self.keys = keys
+        self.findings = findings
+        self.violation = bool(findings) and findings[0].level == "violation"
+
+
+class SpanShape:
+    """Spans without events or links of one name, kind, attribute keys and value types, judged once.
+
+    `checks` are the positions whose values still decide findings (enum members, array items).
+    Without any, `verdict` is every such span's verdict; otherwise the caller reads those values
+    (`getter` picks them from an attribute dict) and asks `judge`: one value for one check, a
+    tuple of them for several.
+    """
+
+    __slots__ = ("_validator", "checks", "fields", "getter", "keys", "memo", "name", "verdict")
+
+    def __init__(
+        self,
+        validator: Validator,
+        name: str,
+        keys: tuple[str, ...],
+        findings: tuple[Finding, ...],
+        checks: tuple[tuple[int, AttrRule], ...],
+        values: Sequence[Any],
+    ) -> None:
+        self._validator = validator
+        self.name = name
+        self.keys = keys
+        self.checks = checks
+        self.verdict = SpanVerdict(name, keys, findings)
+        self.getter: Callable[[Mapping[str, Any]], Any] | None = (
+            itemgetter(*(keys[i] for i, _ in checks)) if checks else None
+        )
+        #: For OTLP readers, set by them before the shape is shared: per check, its position and
+        #: the AnyValue field to read (None: convert with `any_value`).
+        self.fields: tuple[tuple[int, str | None], ...] = ()
+        memoise = checks and all(type(values[i]) in _MEMO_TYPES for i, _ in checks)
+        #: Verdicts by checked values (`judge` fills it), when they are of `_MEMO_TYPES`.
+        self.memo: dict[Any, SpanVerdict] | None = {} if memoise else None
+
+    def judge(self, checked: Any) -> SpanVerdict:
+        """The verdict for the checked values (one value for one check, else a tuple)."""
+        memo = self.memo
+        if memo is not None:
+            verdict = memo.get(checked)
+            if verdict is not None:
+                return verdict
+        out: list[Finding] = []
+        values = (checked,) if len(self.checks) == 1 else checked
+        self._validator._value_checks(self.checks, self.keys, values, "span", self.name, out)
+        if not out:
+            verdict = self.verdict
+        else:
+            out.extend(self.verdict.findings)
+            verdict = SpanVerdict(self.name, self.keys, tuple(out))
+        if memo is not None:
+            if len(memo) >= _VERDICT_MEMO_LIMIT:
+                memo.clear()
+            memo[checked] = verdict
+        return verdict
 
 
 def _level_first(f: Finding) -> int:
@@ -68,7 +151,13 @@ class Validator:
     def __init__(self, registry: ResolvedRegistry | RegistryIndex) -> None:
         self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
-        self._spans: dict[tuple[Any, ...], _Shape] = {}
+        self._spans: dict[tuple[Any, ...], SpanShape] = {}
+        #: Span shapes by the keys the hot paths can build cheapest:
+        #: the span processor's (name, id(SDK kind), *keys, *value types) and the OTLP
+        #: receivers' (name, kind number, key, AnyValue field, key, field, ...).
+        #: Filled through `span_shape` and `remember_span_shape`.
+        self.sdk_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
+        self.otlp_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
         self._interned: dict[tuple[str, str, str, str | None, str | None], Finding] = {}
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -104,33 +193,43 @@ class Validator:
     ) -> tuple[Finding, ...]:
         """Findings of a span without events or links, from its attribute keys and values.
 
-        The hot path of both the receivers and the span processor. Most serious first; when no
-        finding depends on a value, the very same tuple is returned for every span of this shape,
-        which lets callers tally by identity.
+        Most serious first; every span of one shape (and one set of enum values) gets the very
+        same tuple. The receivers and the span processor go through `span_shape` themselves, with
+        shape keys they can build cheaper.
         """
         cache_key = (name, kind, keys, tuple(map(type, values)))
-        entry = self._spans.get(cache_key)
-        if entry is None:
-            entry = self._span_entry(name, kind, keys, values)
-            if len(self._spans) >= _SHAPE_CACHE_LIMIT:
-                self._spans.clear()
-            self._spans[cache_key] = entry
-        if not entry.checks:
-            return entry.findings
-        out: list[Finding] = []
-        self._value_checks(entry.checks, keys, values, "span", name, out)
-        if not out:
-            return entry.findings
-        out.extend(entry.findings)
-        return tuple(out)
+        shape = self._spans.get(cache_key)
+        if shape is None:
+            shape = self.remember_span_shape(
+                self._spans, cache_key, self.span_shape(name, kind, keys, values)
+            )
+        if shape.getter is None:
+            return shape.verdict.findings
+        checked = [values[i] for i, _ in shape.checks]
+        return shape.judge(checked[0] if len(checked) == 1 else tuple(checked)).findings
 
-    def _span_entry(
-        self, name: str, kind: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
-    ) -> _Shape:
+    def span_shape(
+        self, name: str, kind: str | None, keys: tuple[str, ...], values: Sequence[Any]
+    ) -> SpanShape:
+        """Judge the shape of a span without events or links (uncached: see `remember_span_shape`)."""
         rule = self.index.spans.get(name)
         found = self._span_level(name, kind, rule)
-        shape = self._shape("span", name, rule, keys, values, False)
-        return _Shape(tuple(sorted((*found, *shape.findings), key=_level_first)), shape.checks)
+        attrs = self._shape("span", name, rule, keys, values, False)
+        findings = tuple(sorted((*found, *attrs.findings), key=_level_first))
+        return SpanShape(self, name, keys, findings, attrs.checks, values)
+
+    @staticmethod
+    def remember_span_shape(
+        cache: dict[tuple[Any, ...], SpanShape], cache_key: tuple[Any, ...], shape: SpanShape
+    ) -> SpanShape:
+        """Store a shape (complete: other threads read it at once) in a bounded shape cache.
+
+        `cache_key` must tell apart everything the shape depends on: name, kind, keys, value types.
+        """
+        if len(cache) >= _SHAPE_CACHE_LIMIT:
+            cache.clear()
+        cache[cache_key] = shape
+        return shape
 
     def _span_findings(self, name: str, kind: str | None, attrs: Mapping[str, Any]) -> list[Finding]:
         rule = self.index.spans.get(name)
@@ -300,19 +399,20 @@ class Validator:
         if shape.findings:
             out.extend(shape.findings)
         if shape.checks:
-            self._value_checks(shape.checks, keys, values, signal_type, signal_name, out)
+            checked = [values[i] for i, _ in shape.checks]
+            self._value_checks(shape.checks, keys, checked, signal_type, signal_name, out)
 
     def _value_checks(
         self,
         checks: tuple[tuple[int, AttrRule], ...],
         keys: tuple[str, ...],
-        values: tuple[Any, ...],
+        checked: Sequence[Any],
         signal_type: str,
         signal_name: str | None,
         out: list[Finding],
     ) -> None:
-        for i, arule in checks:
-            value = values[i]
+        """Value findings of the `checks` (position, rule), `checked` holding their values."""
+        for (i, arule), value in zip(checks, checked, strict=True):
             if arule.members is None:
                 if not arule.check(value):
                     out.append(self._type_mismatch(keys[i], value, arule, signal_type, signal_name))
