@@ -6,6 +6,8 @@ from typing import Any
 
 from knhk_mesh.cluster import build_cluster
 from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.messages import Push
+from knhk_mesh.core.wire import decode
 from knhk_otel.semconv import attributes as A
 from knhk_otel.semconv import metrics as M
 
@@ -71,3 +73,27 @@ def test_a_write_at_one_of_200_agents_reaches_all_and_rounds_are_recorded(teleme
         if p.attributes[A.KNHK_MESH_MESSAGE_DIRECTION] == A.MessageDirection.SENT.value
     ]
     assert _sum(sent) == net.stats.sent
+
+
+def test_a_write_is_pushed_at_once_to_fanout_peers_and_a_second_write_of_the_round_waits() -> None:
+    config = MeshConfig(fanout=10, round_interval=INTERVAL, jitter_start=False)
+    cluster = build_cluster(50, seed=5, config=config)
+    net = cluster.network
+    writer = cluster.honest[0]
+    first = writer.write("a", b"1", net.now)
+    frames = writer.messages_to_send(net.now)
+    assert len({addr for addr, _ in frames}) == 10 and writer.address not in {addr for addr, _ in frames}
+    for _, data in frames:
+        body = decode(data).body
+        assert isinstance(body, Push) and body.entries == (first,)
+    second = writer.write("b", b"2", net.now)
+    assert writer.messages_to_send(net.now) == []  # one eager push per round; the rounds carry the rest
+    net.run_for(10 * INTERVAL)  # (the eager frames above were taken out of the engine, never sent)
+    assert cluster.all_have(first.agent, first.key, first.version)
+    assert cluster.all_have(second.agent, second.key, second.version)
+
+    # driven by the network, the eager push lands before the first round: 1 + 10 agents hold it
+    fresh = build_cluster(50, seed=5, config=config)
+    entry = fresh.honest[0].write("a", b"1", fresh.network.now)
+    fresh.network.run_for(INTERVAL / 2)
+    assert sum(1 for e in fresh.honest if e.state.get(entry.agent, entry.key) == entry) == 11

@@ -107,6 +107,8 @@ class MeshEngine:
         self._pings: dict[int, tuple[AgentId, float]] = {}
         self._nonce = self.config.nonce_base
         self._version = 0
+        self._announced = 0  # own entries up to this version went out in an eager push
+        self._announce_round = -1  # the round of the last eager push (at most one per round)
         self._next_round: float | None = None
         self._joined = not self.seeds
         self._offended: set[AgentId] = set()
@@ -129,12 +131,19 @@ class MeshEngine:
         self._register(agent_id, public_key, address, region, now, introduced=True)
 
     def write(self, key: str, value: bytes, now: float) -> Entry:
-        """Sign and apply a new entry of this agent; gossip spreads it from the next round."""
+        """Sign and apply a new entry of this agent and push it to `fanout` peers at once.
+
+        A write does not wait for the next round: the first write of a round is pushed immediately
+        (with every own entry not pushed eagerly before, oldest first), later writes of the same round
+        ride on the round's gossip. The frames are in `messages_to_send` after this call.
+        """
         self._now = now
         self._version = max(self._version, self.state.version_of(self.agent_id)) + 1
         entry = self.identity.sign_entry(self._version, key, value)
         self.state.apply(entry)
         self.convergence.state_changed(self.round_no, now)
+        if self._announce_round != self.round_no:
+            self._announce(now)
         return entry
 
     def receive(self, address: Address, data: bytes, now: float) -> None:
@@ -229,6 +238,30 @@ class MeshEngine:
                 self._prune(now)
             if self.round_no % cfg.recovery_every_rounds == 0:
                 self._recover()
+
+    def _announce(self, now: float) -> None:
+        """Eager push of own entries written since the last one: every receiver lacks them."""
+        cfg = self.config
+        own = [e for e in self.state.entries_of(self.agent_id) if e.version > self._announced]
+        if not own:
+            return
+        own.sort(key=lambda e: e.version)
+        self._announce_round = self.round_no
+        self._announced = own[-1].version
+        with self.instr.measure(Operation.PEER_SELECTION):
+            peers = self.registry.random_peers(
+                cfg.fanout, self.rng, exclude=self.agent_id, min_reputation=cfg.min_reputation
+            )
+        if not peers:
+            return
+        versions = self.state.versions()
+        push = Push(self.state.digest, versions, fit_entries(own, versions, cfg.max_message_bytes))
+        for peer in peers:
+            address = self.registry.address_of(peer)
+            assert address is not None
+            if not self.registry.introduced(peer):
+                self._introduce(peer, address)
+            self._send(peer, address, push)
 
     def _introduce(self, peer: AgentId, address: Address) -> None:
         me = self.identity

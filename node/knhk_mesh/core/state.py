@@ -63,6 +63,11 @@ class State:
         for regs in self._by_agent.values():
             yield from regs.values()
 
+    def entries_of(self, agent: AgentId) -> Iterator[Entry]:
+        regs = self._by_agent.get(agent)
+        if regs is not None:
+            yield from regs.values()
+
     def snapshot(self) -> dict[tuple[AgentId, str], Entry]:
         return {(e.agent, e.key): e for e in self.entries()}
 

@@ -160,7 +160,13 @@ class MemoryNetwork:
             self._after_activity(node)
 
     def run_until(self, t: float, *, max_steps: int = 50_000_000) -> None:
-        """Process every delivery and timer due up to virtual time t."""
+        """Process every delivery and timer due up to virtual time t.
+
+        First collects what nodes queued between runs (an application's `write` pushes at once): a
+        sans-I/O driver reads frames and timers after every call into a node, including the caller's.
+        """
+        for queued in self.nodes.values():
+            self._after_activity(queued)
         steps = 0
         while self._heap and self._heap[0][0] <= t and steps < max_steps:
             steps += 1
