@@ -197,11 +197,6 @@ class ValidatingSpanProcessor(SpanProcessor):
         self.hook = hook
         self._shapes = hook.validator.sdk_span_shapes
 
-    # The SDK calls these for every span: C callables that accept anything and do nothing are
-    # cheaper no-ops than Python methods (`"".format` ignores its arguments).
-    on_start = "".format  # type: ignore[assignment]
-    _on_ending = "".format  # type: ignore[assignment]
-
     def on_end(self, span: ReadableSpan) -> None:
         hook = self.hook
         if hook.mode == "off":
