@@ -8,17 +8,20 @@ Instrumentation.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
+from collections.abc import Sequence
+from time import perf_counter_ns
 from types import TracebackType
+from typing import Any
 
-from opentelemetry import _logs, metrics, trace
-from opentelemetry.trace import Span, StatusCode
+from opentelemetry import _logs, context, metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from knhk_mesh import __version__
 from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
+    EntriesMerged,
     MeshEvent,
     MessageReceived,
     MessageRejected,
@@ -59,7 +62,7 @@ class MeshTelemetry:
         topology: A.Topology = A.Topology.SINGLE_REGION,
         strategy: A.PeerSelectionStrategy = A.PeerSelectionStrategy.RANDOM,
     ) -> None:
-        self.tracer = tracer_provider.get_tracer(SCOPE_NAME, __version__)
+        self.tracer = _ScopeTracer(tracer_provider.get_tracer(SCOPE_NAME, __version__))
         self.logger = logger_provider.get_logger(SCOPE_NAME, __version__)
         meter = meter_provider.get_meter(SCOPE_NAME, __version__)
         self.ticks = tick_clock or TickClock(budgets=schema_budgets())
@@ -85,62 +88,122 @@ class MeshTelemetry:
 
 
 class _SpanScope:
-    """An open span the engine can add what it learns to (peer, type, size, rejection)."""
+    """An open span, current while the engine works inside it, that it can add what it learns to
+    (peer, type, size, rejection). Does what the SDK's start_as_current_span + use_span do (attach,
+    record an escaping exception, detach, end) without their two stacked generator context managers."""
 
-    __slots__ = ("_cm", "_span")
+    __slots__ = ("_measure", "_span", "_token")
 
-    def __init__(self, cm: object) -> None:
-        self._cm = cm
-        self._span: Span | None = None
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+        self._measure: _Measure | None = None
+
+    def measuring(self, measure: _Measure) -> _SpanScope:
+        """Also measure the work inside in ticks (one scope instead of a span and a measure)."""
+        self._measure = measure
+        return self
 
     def __enter__(self) -> _SpanScope:
-        self._span = self._cm.__enter__()  # type: ignore[attr-defined]
+        self._token = context.attach(trace.set_span_in_context(self._span))
+        if self._measure is not None:
+            self._measure.__enter__()
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._cm.__exit__(et, ev, tb)  # type: ignore[attr-defined]
+        span = self._span
+        if self._measure is not None:
+            self._measure.__exit__(et, ev, tb)
+        try:
+            if isinstance(ev, Exception) and span.is_recording():
+                span.record_exception(ev)
+                span.set_status(Status(StatusCode.ERROR, f"{type(ev).__name__}: {ev}"))
+        finally:
+            context.detach(self._token)  # type: ignore[arg-type]
+            span.end()
 
     def peer(self, peer_id: AgentId) -> None:
-        if self._span is not None:
-            self._span.set_attribute(A.KNHK_MESH_PEER_ID, peer_id.hex())
+        self._span.set_attribute(A.KNHK_MESH_PEER_ID, peer_id.hex())
 
     def message_type(self, mtype: WireType) -> None:
-        if self._span is not None:
-            self._span.set_attribute(A.KNHK_MESH_MESSAGE_TYPE, _TYPES[mtype].value)
+        self._span.set_attribute(A.KNHK_MESH_MESSAGE_TYPE, _TYPES[mtype].value)
 
     def size(self, size: int) -> None:
-        if self._span is not None:
-            self._span.set_attribute(A.KNHK_MESH_MESSAGE_SIZE, size)
+        self._span.set_attribute(A.KNHK_MESH_MESSAGE_SIZE, size)
 
     def reject(self, reason: Rejection) -> None:
-        if self._span is not None:
-            self._span.set_attribute(A.KNHK_MESH_REJECTION_REASON, _REJECTIONS[reason].value)
-            self._span.set_status(StatusCode.ERROR, reason.value)
+        self._span.set_attribute(A.KNHK_MESH_REJECTION_REASON, _REJECTIONS[reason].value)
+        self._span.set_status(StatusCode.ERROR, reason.value)
+
+
+class _ScopeTracer(trace.Tracer):
+    """The SDK tracer the generated span helpers are given: their `start_as_current_span` returns a
+    `_SpanScope` (the helpers still name the span and build its attributes)."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self,
+        name: str,
+        context: context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span:
+        return self._tracer.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Sequence[trace.Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> _SpanScope:
+        return _SpanScope(
+            self._tracer.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
+        )
 
 
 class _Measure:
-    __slots__ = ("_node", "_op", "_start")
+    __slots__ = ("_attr", "_hub", "_name", "_node_id", "_start")
 
     def __init__(self, node: NodeTelemetry, op: Operation) -> None:
-        self._node = node
-        self._op = op
+        self._hub = node.hub
+        self._node_id = node.node_id
+        self._name = op.value
+        self._attr = _OPS[op]
         self._start = 0
 
     def __enter__(self) -> _Measure:
-        self._start = time.perf_counter_ns()
+        self._start = perf_counter_ns()
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        hub = self._node.hub
-        sample = hub.ticks.sample(self._op.value, time.perf_counter_ns() - self._start)
-        op = _OPS[self._op]
-        hub.tick_usage.record(sample.ticks, node_id=self._node.node_id, tick_operation=op)
-        if sample.overrun:
-            hub.tick_overruns.add(1, node_id=self._node.node_id, tick_operation=op)
+        ns = perf_counter_ns() - self._start
+        hub = self._hub
+        ticks, overrun = hub.ticks.account(self._name, ns)
+        hub.tick_usage.record(ticks, node_id=self._node_id, tick_operation=self._attr)
+        if overrun:
+            hub.tick_overruns.add(1, node_id=self._node_id, tick_operation=self._attr)
 
 
 class NodeTelemetry:
@@ -154,67 +217,65 @@ class NodeTelemetry:
 
     def round(self, round_no: int, fanout: int, peer_count: int) -> _SpanScope:
         h = self.hub
-        return _SpanScope(
-            S.start_gossip_round(
-                h.tracer,
-                node_id=self.node_id,
-                gossip_round=round_no,
-                gossip_phase=A.GossipPhase.PUSH,
-                gossip_fanout=fanout,
-                peer_count=peer_count,
-                topology=h.topology,
-                peer_selection_strategy=h.strategy,
-            )
+        return S.start_gossip_round(  # type: ignore[return-value]
+            h.tracer,
+            node_id=self.node_id,
+            gossip_round=round_no,
+            gossip_phase=A.GossipPhase.PUSH,
+            gossip_fanout=fanout,
+            peer_count=peer_count,
+            topology=h.topology,
+            peer_selection_strategy=h.strategy,
         )
 
     def send(self, peer_id: AgentId | None, address: Address, mtype: WireType) -> _SpanScope:
-        return _SpanScope(
-            S.start_message_send(
-                self.hub.tracer,
-                node_id=self.node_id,
-                peer_id=peer_id.hex() if peer_id is not None else None,
-                message_type=_TYPES[mtype],
-                network_peer_address=address[0],
-                network_peer_port=address[1],
-            )
+        return S.start_message_send(  # type: ignore[return-value]
+            self.hub.tracer,
+            node_id=self.node_id,
+            peer_id=peer_id.hex() if peer_id is not None else None,
+            message_type=_TYPES[mtype],
+            network_peer_address=address[0],
+            network_peer_port=address[1],
         )
 
-    def receive(self, address: Address, size: int) -> _SpanScope:
+    def receive(self, address: Address, size: int, peer_id: AgentId | None) -> _SpanScope:
         self.hub.network_io.add(size, node_id=self.node_id, message_direction=A.MessageDirection.RECEIVED)
-        return _SpanScope(
-            S.start_message_receive(
-                self.hub.tracer, node_id=self.node_id, message_size=size, network_peer_address=address[0]
-            )
+        scope: _SpanScope = S.start_message_receive(  # type: ignore[assignment]
+            self.hub.tracer,
+            node_id=self.node_id,
+            peer_id=peer_id.hex() if peer_id is not None else None,
+            message_size=size,
+            network_peer_address=address[0],
         )
+        return scope.measuring(_Measure(self, Operation.MESSAGE))
 
     def merge(self, peer_id: AgentId, entries: int, round_no: int) -> _SpanScope:
-        return _SpanScope(
-            S.start_state_merge(
-                self.hub.tracer,
-                node_id=self.node_id,
-                peer_id=peer_id.hex(),
-                state_entries=entries,
-                gossip_round=round_no,
-            )
+        scope: _SpanScope = S.start_state_merge(  # type: ignore[assignment]
+            self.hub.tracer,
+            node_id=self.node_id,
+            peer_id=peer_id.hex(),
+            state_entries=entries,
+            gossip_round=round_no,
         )
+        return scope.measuring(_Measure(self, Operation.MERGE))
 
     def register(self, peer_id: AgentId, address: Address, region: str, peer_count: int) -> _SpanScope:
-        return _SpanScope(
-            S.start_peer_register(
-                self.hub.tracer,
-                node_id=self.node_id,
-                peer_id=peer_id.hex(),
-                region=region or None,
-                network_peer_address=address[0],
-                network_peer_port=address[1],
-                peer_count=peer_count,
-            )
+        return S.start_peer_register(  # type: ignore[return-value]
+            self.hub.tracer,
+            node_id=self.node_id,
+            peer_id=peer_id.hex(),
+            region=region or None,
+            network_peer_address=address[0],
+            network_peer_port=address[1],
+            peer_count=peer_count,
         )
 
     def measure(self, operation: Operation) -> _Measure:
         return _Measure(self, operation)
 
     def event(self, event: MeshEvent) -> None:
+        if type(event) is EntriesMerged:
+            return  # the state.merge span already tells it; skip the type tests below (one per merge)
         h, node = self.hub, self.node_id
         if isinstance(event, MessageSent):
             h.messages.add(

@@ -49,9 +49,14 @@ class Instrumentation(Protocol):
 
     def send(self, peer_id: AgentId | None, address: Address, mtype: MessageType) -> Scope: ...
 
-    def receive(self, address: Address, size: int) -> Scope: ...
+    def receive(self, address: Address, size: int, peer_id: AgentId | None) -> Scope:
+        """The scope of one received frame (`peer_id`: the agent registered at `address`, if any);
+        it also measures the whole message in ticks (`Operation.MESSAGE`)."""
+        ...
 
-    def merge(self, peer_id: AgentId, entries: int, round_no: int) -> Scope: ...
+    def merge(self, peer_id: AgentId, entries: int, round_no: int) -> Scope:
+        """The scope of merging `entries` entries; it also measures them in ticks (`Operation.MERGE`)."""
+        ...
 
     def register(self, peer_id: AgentId, address: Address, region: str, peer_count: int) -> Scope: ...
 
@@ -96,7 +101,7 @@ class NoopInstrumentation:
     def send(self, peer_id: AgentId | None, address: Address, mtype: MessageType) -> Scope:
         return _NOOP_SCOPE
 
-    def receive(self, address: Address, size: int) -> Scope:
+    def receive(self, address: Address, size: int, peer_id: AgentId | None) -> Scope:
         return _NOOP_SCOPE
 
     def merge(self, peer_id: AgentId, entries: int, round_no: int) -> Scope:

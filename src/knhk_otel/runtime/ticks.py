@@ -84,7 +84,13 @@ class TickClock:
 
     def sample(self, operation: str, ns: int) -> TickSample:
         """Account one measured duration of `operation`."""
-        s = TickSample(operation, ns, ns / self.tick_ns, self.budgets.get(operation))
+        self.account(operation, ns)
+        return TickSample(operation, ns, ns / self.tick_ns, self.budgets.get(operation))
+
+    def account(self, operation: str, ns: int) -> tuple[float, bool]:
+        """Account one measured duration of `operation`; (ticks, over budget). The hot path: no sample
+        object is built."""
+        ticks = ns / self.tick_ns
         st = self.stats.get(operation)
         if st is None:
             st = self.stats[operation] = OperationStats()
@@ -92,9 +98,11 @@ class TickClock:
         st.total_ns += ns
         if ns > st.max_ns:
             st.max_ns = ns
-        if s.overrun:
+        budget = self.budgets.get(operation)
+        overrun = budget is not None and ticks > budget
+        if overrun:
             st.overruns += 1
-        return s
+        return ticks, overrun
 
     @contextmanager
     def measure(self, operation: str) -> Iterator[None]:
