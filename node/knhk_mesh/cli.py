@@ -140,11 +140,11 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
     if result.coverage_rounds is None:
         say(f"convergence: the first write did NOT reach every honest agent in {args.rounds} rounds")
     else:
-        identical = result.identical_after if result.identical_after is not None else "never"
+        identical = "never" if result.identical_after is None else _rounds(result.identical_after)
         say(
             f"convergence: the first write reached all {len(honest)} honest agents in "
-            f"{result.coverage_rounds} rounds; all writes, identical state at every honest agent "
-            f"after {identical} rounds"
+            f"{_rounds(result.coverage_rounds)}; all writes, identical state at every honest agent "
+            f"after {identical}"
         )
     say(f"tick budgets (1 tick = {hub.ticks.tick_ns} ns = {hub.ticks.tick_ns / 1000:g} µs):")
     say(f"  {'operation':<18} {'budget':>6}  {'mean':>18}  {'max':>20}  {'within budget':>16}")
@@ -203,6 +203,10 @@ def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
         elif r >= 2:
             identical = None
     return UpResult(cluster, coverage, identical)
+
+
+def _rounds(n: int) -> str:
+    return f"{n} round" if n == 1 else f"{n} rounds"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
