@@ -34,6 +34,7 @@ from knhk_mesh.core.events import (
 )
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
 from knhk_mesh.core.messages import (
+    BODY_TYPES,
     NO_RECIPIENT,
     Address,
     AgentId,
@@ -317,7 +318,7 @@ class MeshEngine:
     # --- sending ------------------------------------------------------------------------------------
 
     def _send(self, peer: AgentId | None, address: Address, body: Body) -> None:
-        mtype = _TYPE_OF[type(body)]
+        mtype = BODY_TYPES[type(body)]
         with self.instr.send(peer, address, mtype) as scope:
             self._nonce += 1
             signed = encode_signed_part(self.agent_id, peer or NO_RECIPIENT, self._nonce, body)
@@ -586,15 +587,3 @@ class MeshEngine:
             self._events.popleft()
             log.warning("node %s: event queue full, dropping the oldest event", self.node_id)
         self._events.append(event)
-
-
-_TYPE_OF: dict[type[object], MessageType] = {
-    Push: MessageType.PUSH,
-    PullRequest: MessageType.PULL_REQUEST,
-    Delta: MessageType.DELTA,
-    Join: MessageType.JOIN,
-    Membership: MessageType.MEMBERSHIP,
-    Ping: MessageType.PING,
-    Pong: MessageType.PONG,
-    Evidence: MessageType.EVIDENCE,
-}
