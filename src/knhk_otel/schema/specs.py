@@ -326,6 +326,15 @@ class Reader:
         return value
 
 
+def read_imports(reader: Reader, data: dict[str, Any], spec: FileSpec) -> None:
+    """Top-level `imports:` (signals pulled from dependencies by name pattern); the same in v1 and v2."""
+    imports = reader.mapping(data, "imports", ())
+    if imports is not None:
+        for kind in IMPORT_KINDS:
+            for ipath, pattern in reader.strings(imports, kind, ("imports",)):
+                spec.imports.append(ImportSpec(kind, pattern, reader.at(ipath)))
+
+
 INSTRUMENTS = frozenset({"counter", "updowncounter", "gauge", "histogram"})
 SPAN_KINDS = frozenset({"client", "server", "producer", "consumer", "internal"})
 

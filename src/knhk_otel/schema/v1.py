@@ -6,14 +6,13 @@ from typing import Any
 
 from knhk_otel.schema.model import Attribute, GroupType
 from knhk_otel.schema.specs import (
-    IMPORT_KINDS,
     INSTRUMENTS,
     SPAN_KINDS,
     FileSpec,
     GroupSpec,
-    ImportSpec,
     Member,
     Reader,
+    read_imports,
 )
 from knhk_otel.schema.yamlpos import PathKey
 
@@ -40,11 +39,7 @@ def read_v1(reader: Reader) -> FileSpec:
         group = _group(reader, raw, path)
         if group is not None:
             spec.groups.append(group)
-    imports = reader.mapping(data, "imports", ())
-    if imports is not None:
-        for kind in IMPORT_KINDS:
-            for ipath, pattern in reader.strings(imports, kind, ("imports",)):
-                spec.imports.append(ImportSpec(kind, pattern, reader.at(ipath)))
+    read_imports(reader, data, spec)
     return spec
 
 

@@ -12,15 +12,14 @@ from typing import Any
 
 from knhk_otel.schema.model import GroupType
 from knhk_otel.schema.specs import (
-    IMPORT_KINDS,
     INSTRUMENTS,
     SPAN_KINDS,
     FileSpec,
     GroupRef,
     GroupSpec,
-    ImportSpec,
     Member,
     Reader,
+    read_imports,
 )
 from knhk_otel.schema.yamlpos import PathKey
 
@@ -80,11 +79,7 @@ def read_v2(reader: Reader, rel_path: str) -> FileSpec:
             group = _refinement(reader, raw, path, group_type, prefix)
             if group is not None:
                 spec.groups.append(group)
-    imports = reader.mapping(data, "imports", ())
-    if imports is not None:
-        for kind in IMPORT_KINDS:
-            for ipath, pattern in reader.strings(imports, kind, ("imports",)):
-                spec.imports.append(ImportSpec(kind, pattern, reader.at(ipath)))
+    read_imports(reader, data, spec)
     return spec
 
 
