@@ -29,7 +29,9 @@ READY_TIMEOUT_S = 30.0
 
 
 def _required() -> bool:
-    return any(os.environ.get(v, "").strip() not in ("", "0", "false") for v in ("CI", "KNHK_REQUIRE_REFERENCE"))
+    return any(
+        os.environ.get(v, "").strip() not in ("", "0", "false") for v in ("CI", "KNHK_REQUIRE_REFERENCE")
+    )
 
 
 def prometheus_binary(name: str) -> str:

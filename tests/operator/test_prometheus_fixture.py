@@ -29,7 +29,9 @@ def test_prometheus_scrapes_itself_and_evaluates_a_rule(start_prometheus: Any, t
     server = start_prometheus([], rule_files=[rules])
     host = server.url.removeprefix("http://")
     # A second server scraping the first one: scrape configs reach the real config file.
-    scraper = start_prometheus([{"job_name": "other", "static_configs": [{"targets": [host]}]}], rule_files=[rules])
+    scraper = start_prometheus(
+        [{"job_name": "other", "static_configs": [{"targets": [host]}]}], rule_files=[rules]
+    )
     scraper.wait_for("a successful scrape", lambda: bool(scraper.query('up{job="other"} == 1')), 30)
     scraper.wait_for("the recording rule", lambda: bool(scraper.query('job:up:sum{job="other"}')), 30)
     scraper.wait_for(
@@ -44,7 +46,9 @@ def test_promtool_checks_a_broken_rule_file(promtool: str, tmp_path: Path) -> No
     import subprocess
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("groups:\n  - name: x\n    rules:\n      - record: a\n        expr: 'sum(('\n", encoding="utf-8")
+    bad.write_text(
+        "groups:\n  - name: x\n    rules:\n      - record: a\n        expr: 'sum(('\n", encoding="utf-8"
+    )
     proc = subprocess.run([promtool, "check", "rules", str(bad)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "bad.yaml" in proc.stdout + proc.stderr
