@@ -74,9 +74,9 @@ def _errors(out: str) -> list[tuple[str, str, str]]:
 def test_broken_registry_fails_with_exact_diagnostics(case: Path, cli: CliRunner) -> None:
     result = cli("check", "-r", ".", *_args(case), cwd=case)
     assert "Traceback" not in result.out + result.err
-    assert result.err == ""
+    assert result.out == ""  # diagnostics and summary go to stderr
     assert result.code == 1
-    errors = _errors(result.out)
+    errors = _errors(result.err)
     expected = _expected(case)
     assert [(e, w) for e, w, _ in errors] == [(x.id, x.where) for x in expected]
     for (_, _, message), want in zip(errors, expected, strict=True):
@@ -91,4 +91,4 @@ def test_broken_registry_as_a_separate_process(name: str, cli_process: CliRunner
     result = cli_process("check", "-r", ".", *_args(case), cwd=case)
     assert "Traceback" not in result.out + result.err
     assert result.code == 1
-    assert [(e, w) for e, w, _ in _errors(result.out)] == [(x.id, x.where) for x in _expected(case)]
+    assert [(e, w) for e, w, _ in _errors(result.err)] == [(x.id, x.where) for x in _expected(case)]

@@ -30,7 +30,7 @@ def test_json_format_is_one_object_per_line(cli: CliRunner) -> None:
         "check", "-r", ".", "--diagnostic-format", "json", cwd=BROKEN / "unresolved_ref_did_you_mean"
     )
     assert result.code == 1
-    (line,) = result.out.splitlines()
+    (line,) = result.err.splitlines()  # diagnostics on stderr, as Weaver prints them
     assert json.loads(line) == {
         "id": "unresolved_ref",
         "severity": "error",
@@ -41,7 +41,7 @@ def test_json_format_is_one_object_per_line(cli: CliRunner) -> None:
         "line": 8,
         "col": 14,
     }
-    assert result.err.startswith("✘ .: 2 files, 2 groups, 1 errors")  # summary kept off stdout
+    assert result.out.startswith("✘ .: 2 files, 2 groups, 1 errors")  # summary kept off the JSON stream
 
 
 def test_gh_workflow_command_format(cli: CliRunner) -> None:
@@ -49,7 +49,7 @@ def test_gh_workflow_command_format(cli: CliRunner) -> None:
         "check", "-r", ".", "--diagnostic-format", "gh_workflow_command", cwd=BROKEN / "malformed_unit"
     )
     assert result.code == 1
-    first, summary = result.out.splitlines()
+    first, summary = result.err.splitlines()
     assert first.startswith("::error file=metrics.yaml,line=6,col=11,title=malformed_unit::metric ")
     assert "unit 'peers per node' is not a UCUM unit" in first
     assert summary.startswith("::notice title=knhk-otel check::✘ .: 2 files")
@@ -75,7 +75,7 @@ def test_gh_workflow_command_marks_warnings(tmp_path: Path, cli: CliRunner) -> N
     )
     result = cli("check", "-r", str(root), "--diagnostic-format", "gh_workflow_command")
     assert result.code == 0  # warnings do not fail
-    assert result.out.splitlines()[0].startswith(
+    assert result.err.splitlines()[0].startswith(
         f"::warning file={root / 'm.yaml'},line=2,col=5,title=histogram_without_buckets::"
     )
 
@@ -183,21 +183,21 @@ def test_a_policy_returning_garbage_is_policy_failed(tmp_path: Path, cli: CliRun
     policy = write(tmp_path, {"g.py": "POLICIES = [lambda registry: ['not a diagnostic']]\n"}) / "g.py"
     result = cli("check", "-r", ".", "--policy", str(policy), cwd=BROKEN / "custom_policy_finding")
     assert result.code == 1
-    assert "error[policy_failed]: policy `<lambda>` returned str, not a Diagnostic" in result.out
+    assert "error[policy_failed]: policy `<lambda>` returned str, not a Diagnostic" in result.err
 
 
 def test_a_missing_registry_folder_is_one_line(tmp_path: Path, cli: CliRunner) -> None:
     result = cli("check", "-r", str(tmp_path / "nowhere"))
     assert result.code == 1
-    lines = result.out.splitlines()
+    lines = result.err.splitlines()
     assert len(lines) == 2 and "error[file_unreadable]" in lines[0] and "does not exist" in lines[0]
 
 
 def test_the_projects_own_schema_checks_clean(cli: CliRunner) -> None:
     """`knhk-otel check -r schema` from the repository root, as CI runs it."""
     result = cli("check", cwd=REPO_ROOT)
-    assert result.code == 0, result.out
-    assert result.out.splitlines()[-1].startswith("✔ schema: ")
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[-1].startswith("✔ schema: ")
 
 
 def _only(tmp_path: Path, body: str) -> list[tuple[str, int, int]]:
@@ -249,7 +249,7 @@ def test_a_multi_line_exception_from_a_policy_still_prints_one_line(tmp_path: Pa
     )
     result = cli("check", "-r", ".", "--policy", str(policy), cwd=BROKEN / "custom_policy_finding")
     assert result.code == 1
-    (line,) = [x for x in result.out.splitlines() if "policy_failed" in x]
+    (line,) = [x for x in result.err.splitlines() if "policy_failed" in x]
     expected = "error[policy_failed]: policy `policy_loud` raised ValueError: first line second line"
     assert line == f"{policy}:2:1: {expected}"
 

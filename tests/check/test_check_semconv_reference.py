@@ -49,9 +49,9 @@ def _leaves(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
 
 def test_semconv_registry_checks_with_zero_errors(semconv_model: Path, cli: CliRunner) -> None:
     result = cli("check", "-r", str(semconv_model))
-    assert result.code == 0, result.out
-    assert "error[" not in result.out
-    summary = result.out.splitlines()[-1]
+    assert result.code == 0, result.err
+    assert "error[" not in result.err
+    summary = result.err.splitlines()[-1]
     assert summary.startswith("✔") and ": 249 files, 1005 groups, 0 errors," in summary
 
 

@@ -114,8 +114,8 @@ def mesh_registry(tmp_path: Path) -> Path:
 
 def test_the_small_registry_checks_clean(mesh_registry: Path, cli: CliRunner) -> None:
     result = cli("check", "-r", str(mesh_registry))
-    assert result.code == 0, result.out
-    assert result.out.splitlines()[-1].endswith(": 2 files, 5 groups, 0 errors, 0 warnings")
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[-1].endswith(": 2 files, 5 groups, 0 errors, 0 warnings")
 
 
 def test_stats_json_counts_own_and_dependencies(mesh_registry: Path, cli: CliRunner) -> None:
@@ -325,7 +325,7 @@ def test_check_against_the_baseline_flags_only_the_stable_break(
     after, before = two_versions
     result = cli("check", "-r", str(after), "--baseline-registry", str(before))
     assert result.code == 1
-    errors = [line for line in result.out.splitlines() if ": error[" in line]
+    errors = [line for line in result.err.splitlines() if ": error[" in line]
     assert len(errors) == 1
     assert errors[0].endswith(
         "error[baseline_unit_changed]: stable metric `knhk.mesh.ping.duration` changed unit from 's' to 'ms'"

@@ -61,10 +61,18 @@ def test_resolve_errors_go_to_stderr_with_exit_1(
     out = capsys.readouterr()
     assert out.out == ""
     lines = out.err.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].endswith(
-        "bad.yaml:6:14: error[unresolved_ref]: "
-        "group `s` refers to attribute `no.such`, which no registry defines"
+    # the same checks as `knhk-otel check`: the unresolved ref, the span's missing kind, the refusal
+    assert any(
+        line.endswith(
+            "bad.yaml:6:14: error[unresolved_ref]: "
+            "group `s` refers to attribute `no.such`, which no registry defines"
+        )
+        for line in lines
+    )
+    assert "error[missing_span_kind]" in out.err
+    assert lines[-1] == (
+        f"knhk-otel resolve: registry {root} has {len(lines) - 1} error(s); "
+        f"nothing done (see `knhk-otel check -r {root}`)"
     )
 
 
@@ -79,4 +87,4 @@ def test_display_paths_are_relative_to_the_current_directory(
     root = write_registry("reg", {"schema/gossip.yaml": "groups:\n  - id: x\n    type: nope\n"})
     monkeypatch.chdir(root)
     assert main(["resolve", "-r", "schema"]) == 1
-    assert capsys.readouterr().err.startswith("schema/gossip.yaml:3:11: error[invalid_definition]:")
+    assert capsys.readouterr().err.startswith("schema/gossip.yaml:3:11: error[syntax]:")

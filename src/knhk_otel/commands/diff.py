@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.diff import compute_diff, render_markdown, render_text
-from knhk_otel.schema import load_and_resolve
 
 NAME = "diff"
 HELP = "list attributes, metrics, spans and events added, removed, renamed, updated or obsoleted"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--registry", default="schema", help="registry folder (default: schema)")
+    add_registry_arguments(parser)
     parser.add_argument(
         "--baseline-registry", required=True, metavar="DIR", help="the registry to compare with"
     )
@@ -24,13 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    current, current_diags = load_and_resolve(args.registry)
-    baseline, baseline_diags = load_and_resolve(args.baseline_registry)
-    errors = [d for d in (*current_diags, *baseline_diags) if d.is_error]
-    for d in errors:
-        print(d.render(), file=sys.stderr)
-    if current is None or baseline is None or errors:
-        print("knhk-otel diff: both registries must resolve; run `knhk-otel check`", file=sys.stderr)
+    current = checked_registry(NAME, args)
+    if current is None:
+        return 1
+    # the baseline is an older release: its syntax and semantics must hold, today's policies need not
+    baseline = checked_registry(NAME, args, args.baseline_registry, policies=False)
+    if baseline is None:
         return 1
     diff = compute_diff(current, baseline)
     if args.format == "json":

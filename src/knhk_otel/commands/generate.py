@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,21 +12,23 @@ from typing import Any
 import yaml
 
 from knhk_otel.codegen import CodegenError, builtin_names, discover, generate_target
+from knhk_otel.commands.output_paths import OutputPathError, check_output_folder
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
+from knhk_otel.schema.model import ResolvedRegistry
 
 NAME = "generate"
 HELP = "generate typed Python helpers, docs (and other targets) from the registry; --check finds stale files"
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets", nargs="*", metavar="TARGET", help="targets to render (default: all built-in)"
     )
-    parser.add_argument("-r", "--registry", default="schema", help="registry folder (default: schema)")
+    add_registry_arguments(parser)
     parser.add_argument(
         "-o",
         "--output",
+        metavar="DIR",
         help="output folder (default: each target's own; with several targets, DIR/<target>)",
     )
     parser.add_argument(
@@ -51,15 +53,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", metavar="FILE.yaml", help="YAML mapping of template parameters")
 
 
-def _display(path: Path) -> str:
-    """The registry path as generated headers show it: relative to the working directory, never absolute."""
-    try:
-        rel = os.path.relpath(path.resolve(), Path.cwd().resolve())
-    except ValueError:
-        rel = path.resolve().name
-    if rel.startswith(".."):
-        rel = path.resolve().name
-    return Path(rel).as_posix()
+def _display(registry: ResolvedRegistry, root: Path) -> str:
+    """How generated headers name the registry: its manifest name and version, never a local path."""
+    manifest = registry.manifest
+    if manifest is None:
+        return root.resolve().name
+    return f"{manifest.name} {manifest.semconv_version}" if manifest.semconv_version else manifest.name
+
+
+def _refresh_command(args: argparse.Namespace) -> str:
+    """The exact `knhk-otel generate` call (same targets, registry, output, templates, params) that
+    rewrites what `--check` found stale."""
+    words = ["knhk-otel", "generate", *args.targets]
+    if args.registry != "schema":
+        words += ["-r", args.registry]
+    if args.output:
+        words += ["-o", args.output]
+    for folder in args.templates:
+        words += ["-t", folder]
+    for item in args.param:
+        words += ["-D", item]
+    if args.params:
+        words += ["--params", args.params]
+    return shlex.join(words)
+
+
+def _looks_like_a_folder(name: str) -> bool:
+    return "/" in name or os.sep in name or name in (".", "..") or Path(name).is_dir()
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,30 +108,33 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from knhk_otel.schema import load_and_resolve
-
     targets = discover([Path(t) for t in args.templates])
     names: list[str] = list(args.targets) or builtin_names()
     unknown = [n for n in names if n not in targets]
+    folders = [n for n in unknown if _looks_like_a_folder(n)]
+    if folders:
+        known = [n for n in names if n in targets]
+        raise CodegenError(
+            f"knhk-otel generate: error[unknown_target]: {folders[0]} is not a target but a folder; "
+            f"targets are names ({', '.join(sorted(targets))}) and the output folder is given with -o: "
+            + shlex.join(["knhk-otel", "generate", *known, "-o", folders[0]])
+        )
     if unknown:
         raise CodegenError(
             f"knhk-otel generate: error[unknown_target]: {', '.join(unknown)} "
             f"(known: {', '.join(sorted(targets))})"
         )
     params = _params(args)
+    if args.output and not args.check:
+        try:
+            check_output_folder(args.output, "-o")
+        except OutputPathError as exc:
+            raise CodegenError(f"knhk-otel generate: {exc}") from exc
     root = Path(args.registry)
-    registry, diagnostics = load_and_resolve(root)
-    errors = [d for d in diagnostics if d.is_error]
-    for diag in diagnostics:
-        if not diag.is_error:
-            log.warning("%s", diag.render())
-    if registry is None or errors:
-        for diag in errors or diagnostics:
-            print(diag.render(), file=sys.stderr)
-        if not errors:
-            print(f"{root}: error[registry]: nothing could be loaded", file=sys.stderr)
+    registry = checked_registry(NAME, args)
+    if registry is None:
         return 1
-    display = _display(root)
+    display = _display(registry, root)
     stale: list[str] = []
     for name in names:
         target = targets[name]
@@ -128,11 +151,22 @@ def _run(args: argparse.Namespace) -> int:
         )
         if args.check:
             stale.extend(c.render() for c in changes)
-        else:
-            log.info("%s: %d file(s) changed in %s", name, len(changes), out_dir)
+            continue
+        for change in changes:
+            verb = "deleted" if change.kind == "extra" else "wrote"
+            print(f"{verb} {change.path.as_posix()}")
+        written = sum(1 for c in changes if c.kind != "extra")
+        deleted = len(changes) - written
+        state = f"{written} written, {deleted} deleted" if changes else "up to date"
+        print(f"knhk-otel generate: {name} -> {out_dir.as_posix()}: {state}")
     if stale:
         for line in stale:
             print(line)
+        print(
+            f"knhk-otel generate: {len(stale)} file(s) out of date; refresh them with: "
+            f"{_refresh_command(args)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

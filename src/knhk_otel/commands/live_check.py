@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import signal
@@ -12,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.report import FORMATS, fails, render
 from knhk_otel.validate.samples import Batch, SampleFormatError, from_json_document
@@ -28,7 +28,7 @@ class UserError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--registry", default="schema", help="registry directory (default: schema)")
+    add_registry_arguments(parser)
     parser.add_argument(
         "--input-source",
         default="otlp",
@@ -59,24 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_registry(root: str) -> ResolvedRegistry:
-    try:
-        schema = importlib.import_module("knhk_otel.schema")
-        load_and_resolve = schema.load_and_resolve
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"{root}: the schema loader is not available in this checkout ({exc})") from exc
-    if not Path(root).is_dir():
-        raise UserError(f"{root}: registry directory not found")
-    registry, diagnostics = load_and_resolve(root)
-    errors = [d for d in diagnostics if d.is_error]
-    for d in errors:
-        print(d.render(), file=sys.stderr)
-    if registry is None or errors:
-        raise UserError(f"{root}: registry has {len(errors)} error(s); run `knhk-otel check -r {root}`")
+def load_registry(args: argparse.Namespace) -> ResolvedRegistry:
+    """The checked registry (the same checks as `knhk-otel check`; diagnostics printed)."""
+    registry = checked_registry("live-check", args)
+    if registry is None:
+        raise UserError("")  # checked_registry has said why
     if not registry.groups:
-        raise UserError(f"{root}: the registry defines nothing (no YAML files with groups?)")
-    if not isinstance(registry, ResolvedRegistry):
-        raise UserError(f"{root}: the loader returned {type(registry).__name__}, not a resolved registry")
+        raise UserError(f"{args.registry}: the registry defines nothing (no YAML files with groups?)")
     return registry
 
 
@@ -178,11 +167,12 @@ def run(args: argparse.Namespace) -> int:
         print("knhk-otel live-check: --max-payload-bytes must be positive", file=sys.stderr)
         return 2
     try:
-        registry = load_registry(args.registry)
+        registry = load_registry(args)
         run_input = _run_live if args.input_source == "otlp" else _run_file
         report = run_input(registry, args)
     except UserError as exc:
-        print(f"knhk-otel live-check: {exc}", file=sys.stderr)
+        if str(exc):
+            print(f"knhk-otel live-check: {exc}", file=sys.stderr)
         return 2
     _emit(report, args)
     return 1 if fails(report, args.fail_on) else 0

@@ -9,25 +9,30 @@ from pathlib import Path
 
 import yaml
 
-from knhk_otel.schema import load_and_resolve
+from knhk_otel.commands.output_paths import OutputPathError, check_output_file
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 
 NAME = "resolve"
-HELP = "resolve a registry (refs, extends, imports) and print it as YAML or JSON"
+HELP = "check and resolve a registry (refs, extends, imports) and print it as YAML or JSON"
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--registry", default="schema", help="registry folder (default: schema)")
+    add_registry_arguments(parser)
     parser.add_argument("-f", "--format", choices=("yaml", "json"), default="yaml", help="output format")
-    parser.add_argument("-o", "--output", help="write to FILE instead of stdout")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    registry, diagnostics = load_and_resolve(args.registry)
-    for diag in diagnostics:
-        print(diag.render(), file=sys.stderr)
-    if registry is None or any(d.is_error for d in diagnostics):
+    if args.output:
+        try:
+            check_output_file(args.output, "-o")
+        except OutputPathError as exc:
+            print(f"knhk-otel resolve: {exc}", file=sys.stderr)
+            return 2
+    registry = checked_registry(NAME, args)
+    if registry is None:
         return 1
     data = registry.to_dict()
     if args.format == "json":
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     if args.output:
         try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
             print(f"knhk-otel resolve: cannot write {args.output}: {exc.strerror}", file=sys.stderr)

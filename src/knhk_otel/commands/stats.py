@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from knhk_otel.schema import load_and_resolve
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.stats import compute_stats, render_text
 
 NAME = "stats"
@@ -14,17 +13,13 @@ HELP = "count a registry's groups, attributes and signals by type, stability and
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-r", "--registry", default="schema", help="registry folder (default: schema)")
+    add_registry_arguments(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
 
 
 def run(args: argparse.Namespace) -> int:
-    registry, diagnostics = load_and_resolve(args.registry)
-    errors = [d for d in diagnostics if d.is_error]
-    for d in errors:
-        print(d.render(), file=sys.stderr)
-    if registry is None or errors:
-        print(f"knhk-otel stats: {args.registry} does not resolve; run `knhk-otel check`", file=sys.stderr)
+    registry = checked_registry(NAME, args)
+    if registry is None:
         return 1
     stats = compute_stats(registry)
     if args.format == "json":
