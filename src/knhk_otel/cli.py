@@ -3,6 +3,10 @@
 Each command module exposes `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`. The
 dispatcher turns anything that escapes into one line on stderr and exit code 2: users never see a
 traceback (set KNHK_OTEL_DEBUG=1 to get one).
+
+Conventions hold for every command, present and future, because they are applied here and not in
+the modules: every `--help` shows defaults, `-v/--verbose` is accepted after the subcommand too,
+and each command that takes `-r/--registry` is also `knhk-otel registry <command>` (Weaver's spelling).
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 #: Subcommand modules under knhk_otel.commands, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = ("check", "resolve", "stats", "diff", "generate", "live_check")
+
+#: `knhk-otel registry <command>`: Weaver's name for the commands that read a registry.
+REGISTRY = "registry"
 
 
 def _load(name: str) -> ModuleType | None:
@@ -28,21 +37,77 @@ def _load(name: str) -> ModuleType | None:
         raise
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends `(default: X)` to every option whose default says something and whose help does not."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or default == []
+            or not (action.option_strings or action.nargs in ("?", "*"))
+        ):
+            return action.help
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser, nested subcommand parsers included (argparse makes them of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("knhk-otel")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _add_command(sub: Any, module: ModuleType) -> argparse.ArgumentParser:
+    cmd: argparse.ArgumentParser = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+    module.add_arguments(cmd)
+    if "--verbose" not in cmd._option_string_actions:
+        # SUPPRESS: absent after the subcommand, the top-level -v keeps its value
+        cmd.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress to stderr"
+        )
+    return cmd
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="knhk-otel",
         description="Weaver-style telemetry schema toolchain for the KNHK mesh.",
     )
+    parser.add_argument("--version", action="version", version=f"knhk-otel {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, ModuleType] = {}
+    registry_modules: list[ModuleType] = []
     for name in COMMANDS:
         module = _load(name)
         if module is None:
             continue
-        cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(cmd)
+        cmd = _add_command(sub, module)
         modules[module.NAME] = module
+        if "--registry" in cmd._option_string_actions:
+            registry_modules.append(module)
+    if registry_modules:
+        names = "|".join(m.NAME for m in registry_modules)
+        about = f"the registry commands under Weaver's spelling: knhk-otel registry {names} ..."
+        reg = sub.add_parser(REGISTRY, help=about, description=about)
+        reg.set_defaults(registry_help=reg.format_help)
+        reg_sub = reg.add_subparsers(dest="registry_command", metavar="COMMAND")
+        for module in registry_modules:
+            _add_command(reg_sub, module)
     return parser, modules
 
 
@@ -56,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == REGISTRY:
+        if args.registry_command is None:
+            sys.stdout.write(args.registry_help())
+            return 2
+        args.command = args.registry_command
     try:
         return int(modules[args.command].run(args))
     except KeyboardInterrupt:

@@ -190,11 +190,23 @@ def _where_raised(exc: BaseException, path: str) -> Source:
     return Source(path, line, 1 if line else 0)
 
 
+def not_a_python_policy(path: str) -> Diagnostic:
+    """The one answer to a policy file that is not Python (a Weaver `.rego` file, say)."""
+    kind = "a Rego policy" if path.endswith(".rego") else "not a Python file"
+    return Diagnostic(
+        "policy_file_invalid",
+        f"{kind}: policies are Python files (FILE.py exposing `POLICIES` or `policy_*` functions)",
+        Source(path, 0, 0),
+    )
+
+
 def load_policy_file(path: str) -> tuple[list[Policy], list[Diagnostic]]:
     """Import a policy file; any failure is one `policy_file_invalid` diagnostic."""
     file = Path(path)
     if not file.is_file():
         return [], [Diagnostic("policy_file_invalid", "policy file does not exist", Source(path, 0, 0))]
+    if file.suffix != ".py":
+        return [], [not_a_python_policy(path)]
     try:
         module = _import(file)
     except SyntaxError as exc:
