@@ -4,6 +4,7 @@ local registries its manifest depends on. Nothing is fetched from the network, e
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -46,7 +47,7 @@ def display_path(path: Path) -> str:
     try:
         cwd = Path.cwd().resolve()
         return str(path.resolve().relative_to(cwd))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
         return str(path)
 
 
@@ -55,11 +56,24 @@ def load_documents(root: str | Path) -> LoadedRegistry:
     return _load(Path(root), ())
 
 
+def _not_a_folder(root: Path) -> str:
+    if root.is_symlink() and not root.exists():
+        try:
+            root.resolve(strict=True)
+        except RuntimeError:
+            return "is a symlink loop"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "is a symlink loop"
+        return f"is a broken symlink (to {os.readlink(root)})"
+    return "is not a folder" if root.exists() else "does not exist"
+
+
 def _load(root: Path, stack: tuple[Path, ...]) -> LoadedRegistry:
     diagnostics: list[Diagnostic] = []
     shown = display_path(root)
     if not root.is_dir():
-        reason = "is not a folder" if root.exists() else "does not exist"
+        reason = _not_a_folder(root)
         diagnostics.append(Diagnostic("file_unreadable", f"registry folder {shown} {reason}", Source(shown)))
         return LoadedRegistry(root, None, [], [], diagnostics)
     manifest_doc: YamlDoc | None = None
@@ -79,13 +93,31 @@ def _load(root: Path, stack: tuple[Path, ...]) -> LoadedRegistry:
     for dep_path, src in dep_paths:
         target = dep_path.resolve()
         if target == here or target in stack:
+            chain = [*stack, here]
+            cycle = [*chain[chain.index(target) :], target]
+            shown_chain = " -> ".join(display_path(p) for p in cycle)
+            what = "itself" if target == here and len(cycle) == 2 else "a registry that depends on it"
             diagnostics.append(
-                Diagnostic("dependency_cycle", f"registry {display_path(dep_path)} depends on itself", src)
+                Diagnostic(
+                    "dependency_cycle",
+                    f"registry {display_path(root)} depends on {what}: {shown_chain}; "
+                    "remove one of these dependencies",
+                    src,
+                )
             )
             continue
         dep = _load(dep_path, (*stack, here))
         dependencies.append(dep)
         diagnostics.extend(dep.diagnostics)
+    if not documents and not dependencies and not any(d.is_error for d in diagnostics):
+        diagnostics.append(
+            Diagnostic(
+                "empty_registry",
+                f"registry folder {shown} holds no definition files (*.yaml, *.yml): nothing to check",
+                Source(shown),
+                severity="warning",
+            )
+        )
     log.info("loaded %s: %d definition files, %d dependencies", shown, len(documents), len(dependencies))
     return LoadedRegistry(root, manifest, documents, dependencies, diagnostics)
 
@@ -93,6 +125,7 @@ def _load(root: Path, stack: tuple[Path, ...]) -> LoadedRegistry:
 def _definition_files(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
     """YAML files under `root`, skipping hidden folders and nested registries (they have a manifest)."""
     found: list[Path] = []
+    seen: dict[Path, Path] = {}  # real folder -> the path it was first reached by
 
     def on_error(exc: OSError) -> None:
         where = display_path(Path(exc.filename)) if exc.filename else display_path(root)
@@ -100,13 +133,33 @@ def _definition_files(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
             Diagnostic("file_unreadable", f"cannot list folder: {exc.strerror}", Source(where))
         )
 
-    for folder, dirs, files in os.walk(root, onerror=on_error):
+    def new_folder(path: Path) -> bool:
+        """False (with a diagnostic) for a folder already walked: a symlink loop or a second link."""
+        real = path.resolve()
+        if real in seen:
+            diagnostics.append(
+                Diagnostic(
+                    "symlink_loop",
+                    f"folder {path} leads back to {display_path(seen[real])} "
+                    "(a symlink loop or a second link), already read: skipped (remove the link)",
+                    Source(str(path)),
+                    severity="warning",
+                )
+            )
+            return False
+        seen[real] = path
+        return True
+
+    new_folder(root)
+    for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=True):
         base = Path(folder)
-        dirs[:] = sorted(
+        dirs[:] = [
             d
-            for d in dirs
-            if not d.startswith(".") and not any((base / d / n).is_file() for n in MANIFEST_NAMES)
-        )
+            for d in sorted(dirs)
+            if not d.startswith(".")
+            and not any((base / d / n).is_file() for n in MANIFEST_NAMES)
+            and new_folder(base / d)
+        ]
         for name in files:
             if name.endswith(_YAML_SUFFIXES) and not (base == root and name in MANIFEST_NAMES):
                 found.append(base / name)

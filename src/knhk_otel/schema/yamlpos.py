@@ -8,6 +8,7 @@ small walk of our own, which is several times faster than PyYAML's generic const
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ from knhk_otel.schema.diagnostics import Diagnostic
 from knhk_otel.schema.model import Source
 
 PathKey = tuple[str | int, ...]
+
+#: Limits that keep one hostile file from hanging or exhausting every command. The largest file of
+#: the OTel semantic-conventions model (v1.44) is 85 KB with 3,400 nodes.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Nodes of one document once aliases are expanded: a 300-byte "billion laughs" file expands to
+#: billions; this stops it within a fraction of a second (15 times the largest semconv file).
+MAX_NODES = 50_000
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -65,16 +73,21 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     }
 
 
+class _TooManyNodes(Exception):
+    pass
+
+
 class _Walker:
     """Builds plain values from composed nodes, recording each node's position under its path."""
 
-    __slots__ = ("constructors", "key_positions", "loader", "positions")
+    __slots__ = ("budget", "constructors", "key_positions", "loader", "positions")
 
     def __init__(self, loader: _Loader, doc: YamlDoc) -> None:
         self.loader = loader
         self.positions = doc.positions
         self.key_positions = doc.key_positions
         self.constructors: dict[Any, Any] = loader.yaml_constructors
+        self.budget = MAX_NODES  # aliases share composed nodes; walking expands them, so count here
 
     def scalar(self, node: yaml.Node) -> Any:
         if node.tag == _STR_TAG:
@@ -85,6 +98,9 @@ class _Walker:
         return ctor(self.loader, node)
 
     def walk(self, node: yaml.Node, at: PathKey) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooManyNodes
         mark = node.start_mark
         self.positions[at] = (mark.line + 1, mark.column + 1)
         if isinstance(node, yaml.MappingNode):
@@ -133,7 +149,22 @@ def parse_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
     except yaml.YAMLError as exc:
         return None, [Diagnostic("yaml_syntax", f"invalid YAML: {exc}", Source(path, 1, 1))]
     except RecursionError:
-        return None, [Diagnostic("yaml_syntax", "invalid YAML: nested too deeply", Source(path, 1, 1))]
+        return None, [
+            Diagnostic(
+                "yaml_syntax",
+                "invalid YAML: nested too deeply (or an alias that contains itself)",
+                Source(path, 1, 1),
+            )
+        ]
+    except _TooManyNodes:
+        return None, [
+            Diagnostic(
+                "yaml_too_large",
+                f"YAML expands to more than {MAX_NODES:,} nodes (aliases expanded: an alias bomb?); "
+                "a registry file may hold at most that many",
+                Source(path, 1, 1),
+            )
+        ]
     return doc, []
 
 
@@ -141,12 +172,35 @@ def load_yaml(path: Path, display: str | None = None) -> tuple[YamlDoc | None, l
     """Read and parse a YAML file; unreadable files and bad encodings are diagnostics, not exceptions."""
     shown = display if display is not None else str(path)
     try:
-        data = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+            return None, [
+                Diagnostic("file_unreadable", "not a regular file (a pipe or a device?)", Source(shown, 0, 0))
+            ]
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)  # never more than the limit, whatever the file's size
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return None, [Diagnostic("file_unreadable", f"cannot read file: {reason}", Source(shown, 0, 0))]
+    if len(data) > MAX_FILE_BYTES:
+        return None, [
+            Diagnostic(
+                "yaml_too_large",
+                f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the limit for a registry file; "
+                "split it into several files",
+                Source(shown, 0, 0),
+            )
+        ]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [Diagnostic("file_encoding", f"not UTF-8: {exc.reason}", Source(shown, 1, 1))]
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Diagnostic(
+                "file_encoding",
+                f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} ({exc.reason}); "
+                "save the file as UTF-8",
+                Source(shown, line, col),
+            )
+        ]
     return parse_yaml(text, shown)
