@@ -13,12 +13,12 @@ from nacl.signing import VerifyKey
 from run import Figure, figure
 
 from knhk_mesh.cluster import build_cluster
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.messages import Delta
+from knhk_mesh.core.registry import PeerRegistry
+from knhk_mesh.core.security import Identity
 from knhk_mesh.core.wire import decode, encode_signed_part, envelope_message, frame
-from knhk_mesh.registry import PeerRegistry
-from knhk_mesh.security import Identity
 from knhk_mesh.telemetry import MeshTelemetry
 from knhk_otel.runtime.config import TelemetryConfig
 from knhk_otel.runtime.providers import build_providers

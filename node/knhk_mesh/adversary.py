@@ -13,8 +13,8 @@ from enum import StrEnum
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.messages import Address, AgentId, Body, Entry, Ping, Push, entry_signed_bytes
+from knhk_mesh.core.security import Identity
 from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
-from knhk_mesh.security import Identity
 
 
 class Attack(StrEnum):

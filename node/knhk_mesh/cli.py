@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import Cluster, build_cluster
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 
 log = logging.getLogger("knhk_mesh")
 

@@ -6,13 +6,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address
-from knhk_mesh.registry import PeerRegistry
-from knhk_mesh.security import Identity
+from knhk_mesh.core.registry import PeerRegistry
+from knhk_mesh.core.security import Identity
 from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
 
 MEMORY_HOST = "127.0.0.1"

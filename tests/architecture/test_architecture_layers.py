@@ -156,6 +156,17 @@ def test_the_mesh_protocol_knows_nothing_of_telemetry() -> None:
     assert edges == []
 
 
+def test_the_mesh_engine_is_the_bottom_room() -> None:
+    """Transports, cluster, telemetry and CLI sit above `knhk_mesh.core`; the core imports none of them."""
+    wrong = [
+        (m, t)
+        for m, t in _edges_from("knhk_mesh.core")
+        if _under(t, "knhk_mesh", "knhk_otel") and not _under(t, "knhk_mesh.core")
+    ]
+    assert wrong == []
+    assert GRAPH["knhk_mesh.core.engine"] >= {"knhk_mesh.core.registry", "knhk_mesh.core.security"}
+
+
 def test_only_the_mesh_telemetry_module_touches_the_generated_helpers() -> None:
     users = {m for m, t in _edges_from("knhk_mesh") if _under(t, "knhk_otel.semconv")}
     assert users == {"knhk_mesh.telemetry"}

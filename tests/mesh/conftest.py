@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
-from knhk_mesh.security import Identity
+from knhk_mesh.core.security import Identity
 from knhk_mesh.telemetry import MeshTelemetry
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import build_cluster
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.events import Offence
 from knhk_otel.semconv import attributes as A
 from knhk_otel.semconv import metrics as M

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from knhk_mesh.core.messages import Entry
+from knhk_mesh.core.security import Identity
 from knhk_mesh.core.state import Applied, State
-from knhk_mesh.security import Identity
 
 AGENTS = [Identity.generate(random.Random(i)) for i in range(3)]
 

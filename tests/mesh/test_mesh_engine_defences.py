@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.events import (
     ByzantineDetected,
     MessageRejected,
@@ -17,8 +17,8 @@ from knhk_mesh.core.events import (
     ReputationChanged,
 )
 from knhk_mesh.core.messages import Entry, Join, Ping, Push
+from knhk_mesh.core.security import Identity
 from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
-from knhk_mesh.security import Identity
 
 
 def _frame(signer: Identity, sender: bytes, recipient: bytes, nonce: int, body: Any) -> bytes:

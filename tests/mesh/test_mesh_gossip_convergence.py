@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from knhk_mesh.cluster import build_cluster
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.messages import Push
 from knhk_mesh.core.wire import decode
 from knhk_otel.semconv import attributes as A

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from knhk_mesh.cluster import build_cluster
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.transport.memory import Faults
 
 INTERVAL = 0.1

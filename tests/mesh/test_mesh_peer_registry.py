@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from knhk_mesh.registry import PeerRegistry
+from knhk_mesh.core.registry import PeerRegistry
 
 
 def _id(i: int) -> bytes:

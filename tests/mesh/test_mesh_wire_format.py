@@ -22,8 +22,8 @@ from knhk_mesh.core.messages import (
     Push,
     VersionItem,
 )
+from knhk_mesh.core.security import Identity, verify, verify_entry
 from knhk_mesh.core.wire import MAX_MESSAGE_BYTES, decode, encode_signed_part, envelope_message, frame
-from knhk_mesh.security import Identity, verify, verify_entry
 
 ALICE = Identity.generate(random.Random(1))
 BOB = Identity.generate(random.Random(2))

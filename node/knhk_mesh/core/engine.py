@@ -13,7 +13,7 @@ import random
 from collections import deque
 from collections.abc import Sequence
 
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.errors import ProtocolError
 from knhk_mesh.core.events import (
     RECOVERY,
@@ -32,6 +32,7 @@ from knhk_mesh.core.events import (
     RoundStarted,
     RttMeasured,
 )
+from knhk_mesh.core.gossip import ConvergenceTracker, EvidenceBook, PeerView, fit_entries
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
 from knhk_mesh.core.messages import (
     BODY_TYPES,
@@ -54,11 +55,10 @@ from knhk_mesh.core.messages import (
     VersionItem,
     agent_id_of,
 )
+from knhk_mesh.core.registry import PeerRegistry
+from knhk_mesh.core.security import PENALTIES, Identity, ReplayWindow, TokenBucket, verify, verify_entry
 from knhk_mesh.core.state import Applied, State
 from knhk_mesh.core.wire import decode, encode_signed_part, envelope_message, frame
-from knhk_mesh.gossip import ConvergenceTracker, EvidenceBook, PeerView, fit_entries
-from knhk_mesh.registry import PeerRegistry
-from knhk_mesh.security import PENALTIES, Identity, ReplayWindow, TokenBucket, verify, verify_entry
 
 log = logging.getLogger(__name__)
 
