@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from knhk_otel.check.baseline import check_baseline
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 #: as `unknown_file_format`); the syntax and semantic stages say the same with a precise id and
 #: path, so the reader's copy is dropped for files they flagged.
 _READER_DUPLICATE_IDS = frozenset({"invalid_definition", "unknown_file_format"})
+
+#: Our rules that Weaver does not apply: warnings by default, so a registry Weaver passes is not
+#: failed by us; errors under `--future` (Weaver's flag for the rules that will become errors).
+STRICTER_THAN_WEAVER = frozenset({"name_format", "stable_references_development"})
 
 
 @dataclass
@@ -72,6 +76,7 @@ def run_checks(
     baseline_root: str | Path | None = None,
     *,
     default_policies: Sequence[Policy] = DEFAULT_POLICIES,
+    future: bool = False,
 ) -> CheckReport:
     report = CheckReport(root=str(root))
     loaded = load_documents(root)
@@ -100,11 +105,19 @@ def run_checks(
         found, errors = load_policy_file(path)
         policies.extend(found)
         out.extend(errors)
-    out.extend(_sorted_by_place(run_policies(registry, policies)))
+    out.extend(_sorted_by_place(_weaver_severity(run_policies(registry, policies), future)))
     if baseline_root is not None:
         out.extend(_baseline(registry, baseline_root))
     log.info("checked %s: %d files, %d groups, %d diagnostics", root, report.files, report.groups, len(out))
     return report
+
+
+def _weaver_severity(diagnostics: Iterable[Diagnostic], future: bool) -> Iterator[Diagnostic]:
+    """Our stricter-than-Weaver findings: warnings, or all errors under `--future`."""
+    for d in diagnostics:
+        if d.id in STRICTER_THAN_WEAVER:
+            d = replace(d, severity="error" if future else "warning")
+        yield d
 
 
 def _baseline(registry: ResolvedRegistry, baseline_root: str | Path) -> list[Diagnostic]:

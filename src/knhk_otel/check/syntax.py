@@ -41,10 +41,14 @@ _JSON_TYPE_NAMES = {
 
 
 def document_format(doc: YamlDoc) -> DocumentFormat:
-    """v2 when the file declares `file_format` (whatever its value: the v2 schema then judges it)."""
-    if isinstance(doc.data, dict) and "file_format" in doc.data:
-        return "v2"
-    return "v1"
+    """v2 when the file declares a `file_format` other than `definition/1` (the v2 schema then judges
+    its value) or the legacy marker `version: "2"`; v1 otherwise."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return "v1"
+    if "file_format" in data:
+        return "v1" if data["file_format"] == "definition/1" else "v2"
+    return "v2" if str(data.get("version")) == "2" else "v1"
 
 
 @cache

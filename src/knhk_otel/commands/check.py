@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline-registry", metavar="DIR", help="check compatibility against this registry"
     )
+    parser.add_argument(
+        "--future",
+        action="store_true",
+        help="make our rules that are stricter than Weaver's (name format, stable signals using "
+        "unstable attributes) errors instead of warnings",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

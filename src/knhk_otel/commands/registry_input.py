@@ -73,7 +73,13 @@ def check_registry(
     """The full check of `root` (policies per the command's flags); prints nothing."""
     skip = not policies or getattr(args, "skip_policies", False)
     policy_files: Sequence[str] = () if skip else getattr(args, "policy", [])
-    return run_checks(root, policy_files, baseline, default_policies=() if skip else DEFAULT_POLICIES)
+    return run_checks(
+        root,
+        policy_files,
+        baseline,
+        default_policies=() if skip else DEFAULT_POLICIES,
+        future=getattr(args, "future", False),
+    )
 
 
 def checked_registry(

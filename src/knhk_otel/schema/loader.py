@@ -35,9 +35,12 @@ class LoadedRegistry:
 
 
 def document_format(doc: YamlDoc) -> Literal["v1", "v2"]:
-    """`v2` when the file says `file_format: definition/2`, else `v1`."""
+    """`v2` when the file says `file_format: definition/2` (or the legacy `version: "2"`), else `v1`."""
     data = doc.data
-    if isinstance(data, dict) and data.get("file_format") == "definition/2":
+    if isinstance(data, dict) and (
+        data.get("file_format") == "definition/2"
+        or ("file_format" not in data and str(data.get("version")) == "2")
+    ):
         return "v2"
     return "v1"
 

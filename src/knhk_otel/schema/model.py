@@ -35,6 +35,7 @@ PRIMITIVE_TYPES: frozenset[str] = frozenset(
         "template[int[]]",
         "template[double[]]",
         "template[boolean[]]",
+        "template[any]",
         "any",
     }
 )

@@ -88,14 +88,15 @@ def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[
             continue
         specs[spec.id] = spec
         order.append(spec.id)
-    own_attrs = _definitions(specs, order, diagnostics)
+    own_attrs = _definitions(specs, order, diagnostics, dep_attrs)
     attributes = {**dep_attrs, **own_attrs}
     resolver = _GroupResolver(specs, dep_by_id, attributes, diagnostics)
-    own = [g for g in (resolver.group(gid) for gid in order) if g is not None]
+    resolved = [g for g in (resolver.group(gid) for gid in order) if g is not None]
+    own = [g for g in resolved if not specs[g.id].internal]
     included = _included(deps, [i for f in files for i in f.imports], diagnostics)
     own_ids = {g.id for g in own}
     groups = [g for g in included if g.id not in own_ids] + own
-    by_id = {**dep_by_id, **{g.id: g for g in own}}
+    by_id = {**dep_by_id, **{g.id: g for g in resolved}}
     return _Resolved(groups=groups, own=own, by_id=by_id, attributes={**dep_attrs, **own_attrs})
 
 
@@ -106,13 +107,21 @@ def _read(doc: YamlDoc, root: Path, diagnostics: list[Diagnostic]) -> FileSpec:
     if data is None:
         return spec  # an empty file defines nothing
     fmt = data.get("file_format") if isinstance(data, dict) else None
-    if fmt is not None and fmt != "definition/2":
+    if fmt is not None and fmt not in ("definition/1", "definition/2"):
         reader.report(
             "unknown_file_format",
-            f"unknown file_format {fmt!r} (expected `definition/2`, or none for the v1 `groups:` syntax)",
+            f"unknown file_format {fmt!r} (expected `definition/2`, `definition/1`, or none for the v1 "
+            "`groups:` syntax)",
             ("file_format",),
         )
     elif document_format(doc) == "v2":
+        if fmt is None:
+            reader.report(
+                "deprecated_syntax",
+                'the file marker `version: "2"` is deprecated; write `file_format: definition/2`',
+                ("version",),
+                severity="warning",
+            )
         spec = read_v2(reader, _rel_path(doc.path, root))
     else:
         spec = read_v1(reader)
@@ -131,12 +140,19 @@ def _rel_path(shown: str, root: Path) -> str:
 
 
 def _definitions(
-    specs: dict[str, GroupSpec], order: list[str], diagnostics: list[Diagnostic]
+    specs: dict[str, GroupSpec],
+    order: list[str],
+    diagnostics: list[Diagnostic],
+    dep_attrs: dict[str, Attribute],
 ) -> dict[str, Attribute]:
-    """Every attribute the registry defines (not refs), each name once."""
+    """Every attribute the registry defines (not refs, but `prefix: true` refs), each name once."""
     out: dict[str, Attribute] = {}
+    prefixed: list[AttrRef] = []
     for gid in order:
         for member in specs[gid].members:
+            if isinstance(member, AttrRef) and member.define_as is not None:
+                prefixed.append(member)
+                continue
             if not isinstance(member, Attribute):
                 continue
             if member.name in out:
@@ -149,7 +165,27 @@ def _definitions(
                 )
                 continue
             out[member.name] = member
+    # a prefixed ref may build on another prefixed ref: settle them until none makes progress
+    while prefixed:
+        pending: list[AttrRef] = []
+        for ref in prefixed:
+            base = out.get(ref.name) or dep_attrs.get(ref.name)
+            if base is None:
+                pending.append(ref)
+            elif ref.define_as not in out:
+                out[ref.define_as or ref.name] = replace(
+                    base, **ref.overrides, name=ref.define_as or ref.name, source=ref.source
+                )
+        if len(pending) == len(prefixed):
+            break
+        prefixed = pending
     return out
+
+
+def _member_name(member: Attribute | AttrRef) -> str:
+    if isinstance(member, AttrRef) and member.define_as is not None:
+        return member.define_as
+    return member.name
 
 
 class _GroupResolver:
@@ -206,6 +242,40 @@ class _GroupResolver:
         self.done[group_id] = resolved
         return resolved
 
+    def _set_fields(self, group_id: str, name: str) -> dict[str, Any] | None:
+        """The fields group `group_id`'s own `ref` to `name` sets, when it refers to it directly."""
+        spec = self.specs.get(group_id)
+        for member in spec.members if spec is not None else ():
+            if isinstance(member, AttrRef) and member.define_as is None and member.name == name:
+                return member.overrides
+        return None
+
+    def _identity(self, group_id: str, depth: int = 0) -> frozenset[str] | None:
+        """The identifying attributes of entity `group_id` (a refinement has its parent's)."""
+        spec = self.specs.get(group_id)
+        if spec is None or depth > 32:
+            return None
+        if spec.refinement and spec.extends is not None:
+            return self._identity(spec.extends, depth + 1)
+        return frozenset(spec.identity)
+
+    def _check_identity(self, spec: GroupSpec) -> None:
+        """An entity refinement may refine identifying attributes, never change which they are."""
+        identity = self._identity(spec.extends or "")
+        if identity is None:
+            return
+        changed = [(n, "identifying") for n in spec.identity if n not in identity]
+        changed += [(n, "descriptive") for n in spec.descriptive if n in identity]
+        for name, role in changed:
+            self.diagnostics.append(
+                Diagnostic(
+                    "entity_identity_changed",
+                    f"entity refinement `{spec.id}` lists `{name}` as {role}, which changes the identity "
+                    f"of `{spec.extends}` (identifying: {', '.join(sorted(identity)) or 'none'})",
+                    spec.source,
+                )
+            )
+
     def _build(self, spec: GroupSpec) -> Group:
         attrs: dict[str, Attribute] = {}
         fields: dict[str, Any] = {}
@@ -217,28 +287,50 @@ class _GroupResolver:
                 if spec.refinement or parent.type == spec.type:
                     fields = {n: getattr(parent, n) for n in names}
         fields.update(spec.fields)
-        explicit = {m.name for m in spec.members if isinstance(m, Attribute | AttrRef)}
+        explicit = {_member_name(m) for m in spec.members if isinstance(m, Attribute | AttrRef)}
         local: dict[str, Source | None] = {}
+        via_group: dict[str, str] = {}  # attribute → the ref_group that brought it
+        inherited = set(attrs)
         for member in spec.members:
             if isinstance(member, GroupRef):
                 included = self._lookup(member.group_id, member.source, "ref_group")
                 for attr in included.attributes if included is not None else ():
-                    if attr.name not in explicit:
-                        attrs[attr.name] = attr
+                    if attr.name in via_group and via_group[attr.name] != member.group_id:
+                        self.diagnostics.append(
+                            Diagnostic(
+                                "duplicate_attribute_id",
+                                f"attribute `{attr.name}` reaches group `{spec.id}` through both "
+                                f"`{via_group[attr.name]}` and `{member.group_id}`",
+                                member.source,
+                            )
+                        )
+                        continue
+                    via_group[attr.name] = member.group_id
+                    if attr.name in explicit:
+                        continue
+                    if attr.name in inherited:
+                        # a refinement keeps what it refines; the group only overrides what it sets
+                        overrides = self._set_fields(member.group_id, attr.name)
+                        if overrides is not None:
+                            attr = replace(attrs[attr.name], **overrides)
+                    attrs[attr.name] = attr
                 continue
-            if member.name in local:
+            name = _member_name(member)
+            if name in local:
                 self.diagnostics.append(
                     Diagnostic(
                         "duplicate_attribute_in_group",
-                        f"attribute `{member.name}` appears twice in group `{spec.id}`"
-                        f" (first at {local[member.name]})",
+                        f"attribute `{name}` appears twice in group `{spec.id}` (first at {local[name]})",
                         member.source,
                     )
                 )
                 continue
-            local[member.name] = member.source
+            local[name] = member.source
             if isinstance(member, Attribute):
                 attrs[member.name] = member
+                continue
+            if member.define_as is not None and member.define_as in self.attributes:
+                attrs[name] = self.attributes[name]
                 continue
             base = attrs.get(member.name) or self.attributes.get(member.name)
             if base is None:
@@ -254,6 +346,8 @@ class _GroupResolver:
             attrs[member.name] = replace(base, **member.overrides, source=member.source)
         if spec.extends is not None:
             fields["extends"] = spec.extends
+        if spec.refinement and spec.type == "entity":
+            self._check_identity(spec)
         return Group(
             id=spec.id, type=spec.type, attributes=tuple(attrs.values()), source=spec.source, **fields
         )

@@ -40,6 +40,9 @@ class AttrRef:
     name: str
     overrides: dict[str, Any]
     source: Source
+    #: Legacy `prefix: true` under a group with a `prefix`: the ref defines `<prefix>.<name>`,
+    #: a new registry attribute built from the referenced one (Weaver still resolves it so).
+    define_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,10 @@ class GroupSpec:
     extends: str | None = None
     extends_source: Source | None = None
     refinement: bool = False  # v2 `*_refinements`: inherits the parent's signal fields too
+    internal: bool = False  # v2 `visibility: internal`: usable by `ref_group`, not in the output
+    #: v2 entities: the attributes listed under `identity` and under `description`.
+    identity: tuple[str, ...] = ()
+    descriptive: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

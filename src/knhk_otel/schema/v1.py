@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from knhk_otel.schema.model import Attribute, GroupType
@@ -88,6 +89,8 @@ def _members(reader: Reader, raw: dict[str, Any], path: PathKey, prefix: str | N
         if "ref" in attr:
             ref = reader.reference(attr, apath)
             if ref is not None:
+                if attr.get("prefix") is True and prefix:
+                    ref = replace(ref, define_as=f"{prefix}.{ref.name}")
                 members.append(ref)
             continue
         attr_id = attr.get("id")

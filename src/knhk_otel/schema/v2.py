@@ -119,6 +119,8 @@ def _signal(
         source=reader.at((*path, name_key)),
         fields=fields,
         members=_members(reader, raw, path, group_type),
+        identity=_roles(raw, group_type, "identity"),
+        descriptive=_roles(raw, group_type, "description"),
     )
 
 
@@ -142,7 +144,17 @@ def _refinement(
         extends=prefix + parent,
         extends_source=reader.at((*path, "ref")),
         refinement=True,
+        identity=_roles(raw, group_type, "identity"),
+        descriptive=_roles(raw, group_type, "description"),
     )
+
+
+def _roles(raw: dict[str, Any], group_type: GroupType, key: str) -> tuple[str, ...]:
+    """An entity's identifying or descriptive attribute names (Weaver checks refinements keep them)."""
+    items = raw.get(key) if group_type == "entity" else None
+    if not isinstance(items, list):
+        return ()
+    return tuple(i["ref"] for i in items if isinstance(i, dict) and isinstance(i.get("ref"), str))
 
 
 def _attribute_group(reader: Reader, raw: dict[str, Any], path: PathKey) -> GroupSpec | None:
@@ -151,14 +163,15 @@ def _attribute_group(reader: Reader, raw: dict[str, Any], path: PathKey) -> Grou
         reader.invalid("attribute group needs a string `id`", path)
         return None
     fields = reader.group_fields(raw, path)
-    # `visibility` (public/internal) has no place in the resolved model; Weaver keeps both kinds.
-    reader.choice(raw, "visibility", path, frozenset({"public", "internal"}))
+    # An internal group serves `ref_group`s only: Weaver leaves it out of the resolved registry.
+    visibility = reader.choice(raw, "visibility", path, frozenset({"public", "internal"}))
     return GroupSpec(
         id=group_id,
         type="attribute_group",
         source=reader.at((*path, "id")),
         fields=fields,
         members=_members(reader, raw, path, "attribute_group"),
+        internal=visibility == "internal",
     )
 
 
