@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from knhk_otel.check import rego
 from knhk_otel.check.baseline import check_baseline
 from knhk_otel.check.policies import DEFAULT_POLICIES, Policy, load_policy_file, run_policies
 from knhk_otel.check.semantics import check_semantics
@@ -101,13 +102,22 @@ def run_checks(
     )
     out.extend(semantics)
     policies = list(default_policies)
+    rego_paths = [p for p in policy_files if rego.is_rego(p)]
     for path in policy_files:
+        if path in rego_paths:
+            continue
         found, errors = load_policy_file(path)
         policies.extend(found)
         out.extend(errors)
     out.extend(_sorted_by_place(_weaver_severity(run_policies(registry, policies), future)))
+    baseline: ResolvedRegistry | None = None
     if baseline_root is not None:
-        out.extend(_baseline(registry, baseline_root))
+        baseline, problems = _baseline(baseline_root)
+        out.extend(problems)
+        if baseline is not None:
+            out.extend(_sorted_by_place(check_baseline(registry, baseline)))
+    if rego_paths:
+        out.extend(_rego(rego_paths, loaded.documents, registry, baseline))
     log.info("checked %s: %d files, %d groups, %d diagnostics", root, report.files, report.groups, len(out))
     return report
 
@@ -120,10 +130,29 @@ def _weaver_severity(diagnostics: Iterable[Diagnostic], future: bool) -> Iterato
         yield d
 
 
-def _baseline(registry: ResolvedRegistry, baseline_root: str | Path) -> list[Diagnostic]:
+def _rego(
+    paths: Sequence[str],
+    docs: Sequence[YamlDoc],
+    registry: ResolvedRegistry,
+    baseline: ResolvedRegistry | None,
+) -> list[Diagnostic]:
+    """Weaver's Rego stages: before_resolution per file, after_resolution, comparison."""
+    files, out = rego.policy_files(paths)
+    if not files:
+        return out
+    policies, errors = rego.load(files)
+    out.extend(errors)
+    if policies is None or not policies.files:
+        return out
+    out.extend(rego.check_before_resolution(policies, docs))
+    out.extend(rego.check_after_resolution(policies, registry, baseline))
+    return out
+
+
+def _baseline(baseline_root: str | Path) -> tuple[ResolvedRegistry | None, list[Diagnostic]]:
     loaded = load_documents(baseline_root)
     if not loaded.root.is_dir():
-        return [
+        return None, [
             Diagnostic("baseline_invalid", f"baseline registry: {d.message}", d.source)
             for d in loaded.diagnostics
         ]
@@ -131,11 +160,11 @@ def _baseline(registry: ResolvedRegistry, baseline_root: str | Path) -> list[Dia
     problems = [d for d in (*loaded.diagnostics, *resolve_diags) if d.is_error]
     if problems:
         first = problems[0]
-        return [
+        return None, [
             Diagnostic(
                 "baseline_invalid",
                 f"baseline registry has {len(problems)} error(s); first: [{first.id}] {first.message}",
                 first.source,
             )
         ]
-    return _sorted_by_place(check_baseline(registry, baseline))
+    return baseline, []
