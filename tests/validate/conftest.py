@@ -128,6 +128,8 @@ EXPECTED_FINDINGS: list[tuple[str, str | None, int, tuple[tuple[str, str, str | 
             ("not_stable", "information", "shop.experiment.flag"),
         ),
     ),
+    # Weaver's built-in advice: a key matched by a template attribute is worth knowing
+    ("span", "shop.checkout", 1, (("template_attribute", "information", "shop.header.accept"),)),
     (
         "span",
         "shop.refund",

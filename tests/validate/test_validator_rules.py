@@ -47,12 +47,19 @@ def test_template_attributes_match_by_prefix_and_check_the_inner_type(v: Validat
             "shop.header.x-id": 5,
         },
     )
-    assert ids(v.validate(span)) == [("type_mismatch", "shop.header.x-id")]
+    assert ids(v.validate(span)) == [
+        ("template_attribute", "shop.header.accept"),  # Weaver's built-in advice (information)
+        ("template_attribute", "shop.header.x-id"),
+        ("type_mismatch", "shop.header.x-id"),
+    ]
     # the bare template name is not an attribute; a longer neighbour is not a match either
     bad = SpanSample(
         "shop.checkout", "server", {"shop.order.id": "o", "shop.payment.method": "card", "shop.headers": "a"}
     )
-    assert ids(v.validate(bad)) == [("missing_attribute", "shop.headers")]
+    assert ids(v.validate(bad)) == [
+        ("extends_namespace", "shop.headers"),
+        ("missing_attribute", "shop.headers"),
+    ]
 
 
 def test_int_enums_check_membership_and_type(v: Validator) -> None:
@@ -61,7 +68,11 @@ def test_int_enums_check_membership_and_type(v: Validator) -> None:
     assert ids(v.validate(SpanSample("shop.checkout", "server", {**base, "shop.priority": 9}))) == [
         ("undefined_enum_variant", "shop.priority")
     ]
+    # Weaver's rule: a string or an int is an enum value; "2" is simply not a member
     assert ids(v.validate(SpanSample("shop.checkout", "server", {**base, "shop.priority": "2"}))) == [
+        ("undefined_enum_variant", "shop.priority")
+    ]
+    assert ids(v.validate(SpanSample("shop.checkout", "server", {**base, "shop.priority": 2.0}))) == [
         ("type_mismatch", "shop.priority")
     ]
 
@@ -141,7 +152,10 @@ def test_resource_attributes_outside_the_registry_are_information(v: Validator) 
 def test_bare_attribute_samples(v: Validator) -> None:
     assert v.validate(AttributeSample("shop.order.id", "o", True)) == []
     assert v.validate(AttributeSample("shop.order.id")) == []
-    assert ids(v.validate(AttributeSample("nope"))) == [("missing_attribute", "nope")]
+    assert ids(v.validate(AttributeSample("nope"))) == [
+        ("missing_attribute", "nope"),
+        ("missing_namespace", "nope"),
+    ]
     assert ids(v.validate(AttributeSample("shop.payment.method", "gold", True))) == [
         ("undefined_enum_variant", "shop.payment.method")
     ]

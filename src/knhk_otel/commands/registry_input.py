@@ -30,8 +30,9 @@ def add_registry_arguments(parser: argparse.ArgumentParser, *, policies: bool = 
             "--policy",
             action="append",
             default=[],
-            metavar="FILE.py",
-            help="extra policy file (Python) exposing POLICIES or policy_* functions (repeatable)",
+            metavar="FILE.py|FILE.rego|DIR",
+            help="extra policies (repeatable): a Python file exposing POLICIES or policy_* functions, "
+            "or Weaver's Rego policies (a .rego file or a folder of them; needs the 'rego' extra)",
         )
         parser.add_argument(
             "--skip-policies",

@@ -23,6 +23,12 @@ DEPRECATED: Final = "deprecated"
 NOT_STABLE: Final = "not_stable"
 MISSING_METRIC: Final = "missing_metric"
 MISSING_EVENT: Final = "missing_event"
+# Weaver's built-in advice (its default live_check_advice policy) on attribute keys.
+MISSING_NAMESPACE: Final = "missing_namespace"
+INVALID_FORMAT: Final = "invalid_format"
+ILLEGAL_NAMESPACE: Final = "illegal_namespace"
+EXTENDS_NAMESPACE: Final = "extends_namespace"
+TEMPLATE_ATTRIBUTE: Final = "template_attribute"
 # Ids of our own.
 MISSING_SPAN: Final = "missing_span"
 SPAN_KIND_MISMATCH: Final = "span_kind_mismatch"
@@ -43,6 +49,11 @@ DEFAULT_LEVELS: Final[dict[str, Level]] = {
     NOT_STABLE: "information",
     MISSING_METRIC: "violation",
     MISSING_EVENT: "violation",
+    MISSING_NAMESPACE: "improvement",
+    INVALID_FORMAT: "violation",
+    ILLEGAL_NAMESPACE: "violation",
+    EXTENDS_NAMESPACE: "information",
+    TEMPLATE_ATTRIBUTE: "information",
     MISSING_SPAN: "violation",
     SPAN_KIND_MISMATCH: "violation",
     UNEXPECTED_ATTRIBUTE: "violation",

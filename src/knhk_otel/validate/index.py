@@ -50,7 +50,16 @@ _CHECKS: dict[str, TypeCheck] = {
     **{f"{name}[]": _array_of(fn) for name, fn in _SCALAR.items()},
     "any": _anything,
 }
-_ENUM_VALUE_CHECKS: dict[str, TypeCheck] = {"string": _is_str, "int": _is_int, "double": _is_number}
+def _is_enum_value(v: object) -> bool:
+    """Weaver's rule: an enum value is a string or an int; membership is judged separately."""
+    return type(v) is str or type(v) is int
+
+
+_ENUM_VALUE_CHECKS: dict[str, TypeCheck] = {
+    "string": _is_enum_value,
+    "int": _is_enum_value,
+    "double": _is_number,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,7 @@ def attr_rule(attr: Attribute) -> AttrRule:
     t = attr.type
     members: frozenset[object] | None = None
     if isinstance(t, EnumType):
-        type_name = f"enum of {t.value_type}"
+        type_name = "string or int" if t.value_type != "double" else "double"
         check = _ENUM_VALUE_CHECKS.get(t.value_type, _anything)
         members = frozenset(t.member_values())
         template = False
@@ -165,6 +174,14 @@ class RegistryIndex:
                     if not rule.template:
                         self.attributes[attr.name] = rule
         self.templates: tuple[AttrRule, ...] = tuple(sorted(templates, key=lambda r: -len(r.name)))
+        #: For Weaver's built-in advice: names no key may extend (attributes that are not
+        #: deprecated) and the namespaces registry attributes live in (every proper prefix).
+        self.undeprecated: frozenset[str] = frozenset(
+            n for n, r in self.attributes.items() if r.deprecated is None
+        )
+        self.namespaces: frozenset[str] = frozenset(
+            ns for n in self.attributes for ns in namespaces_of(n)
+        )
         self.spans: dict[str, SignalRule] = {}
         self.metrics: dict[str, SignalRule] = {}
         self.events: dict[str, SignalRule] = {}
@@ -191,6 +208,12 @@ class RegistryIndex:
             self._template_hits.clear()
         self._template_hits[key] = found
         return found
+
+
+def namespaces_of(key: str) -> list[str]:
+    """`a.b.c` → [`a`, `a.b`]: the namespaces a dotted key lives in, outermost first."""
+    parts = key.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def match_template(templates: tuple[AttrRule, ...], key: str) -> AttrRule | None:

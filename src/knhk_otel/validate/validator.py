@@ -12,6 +12,7 @@ tally spans by verdict identity.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -20,7 +21,7 @@ from typing import Any
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate import findings as F
 from knhk_otel.validate.findings import Finding
-from knhk_otel.validate.index import AttrRule, RegistryIndex, SignalRule, match_template
+from knhk_otel.validate.index import AttrRule, RegistryIndex, SignalRule, match_template, namespaces_of
 from knhk_otel.validate.samples import (
     AttributeSample,
     EventSample,
@@ -31,6 +32,8 @@ from knhk_otel.validate.samples import (
 )
 
 _SHAPE_CACHE_LIMIT = 8192
+#: Weaver's attribute name format (its built-in advice policy).
+_NAME_FORMAT = re.compile(r"^[a-z][a-z0-9]*([._][a-z0-9]+)*$")
 _VERDICT_MEMO_LIMIT = 1024  # distinct checked values remembered per span shape
 
 #: Types whose equal values have equal reprs (so a memoised verdict's messages are the very ones
@@ -159,6 +162,7 @@ class Validator:
         self.sdk_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
         self.otlp_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
         self._interned: dict[tuple[str, str, str, str | None, str | None], Finding] = {}
+        self._advice: dict[tuple[str, str, str | None], tuple[Finding, ...]] = {}
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -237,6 +241,18 @@ class Validator:
         self._attributes("span", name, rule, attrs, out)
         return out
 
+    def _not_stable(self, rule: SignalRule) -> Finding | None:
+        stability = rule.group.stability
+        if stability == "stable":
+            return None
+        kind = rule.signal_type.capitalize()
+        return _finding(
+            F.NOT_STABLE,
+            f"{kind} `{rule.name}` is not stable (stability `{stability or 'unspecified'}`).",
+            rule.signal_type,
+            rule.name,
+        )
+
     def _span_level(self, name: str, kind: str | None, rule: SignalRule | None) -> list[Finding]:
         out: list[Finding] = []
         if rule is None:
@@ -255,6 +271,9 @@ class Validator:
             )
         if rule.deprecated is not None:
             out.append(self._deprecated_signal(rule))
+        unstable = self._not_stable(rule)
+        if unstable is not None:
+            out.append(unstable)
         return out
 
     def _span_event(self, span_name: str, event: EventSample | Any) -> list[Finding]:
@@ -324,6 +343,9 @@ class Validator:
                 )
             if rule.deprecated is not None:
                 out.append(self._deprecated_signal(rule))
+            unstable = self._not_stable(rule)
+            if unstable is not None:
+                out.append(unstable)
         if len(metric.points) <= 1:
             for attrs in metric.points:
                 self._attributes("metric", name, rule, attrs, out)
@@ -347,8 +369,12 @@ class Validator:
                     event.name,
                 )
             )
-        elif rule.deprecated is not None:
-            out.append(self._deprecated_signal(rule))
+        else:
+            if rule.deprecated is not None:
+                out.append(self._deprecated_signal(rule))
+            unstable = self._not_stable(rule)
+            if unstable is not None:
+                out.append(unstable)
         self._attributes("event", event.name, rule, event.attributes, out)
         return out
 
@@ -373,7 +399,46 @@ class Validator:
                         sample.name,
                     )
                 )
+            out.extend(self._key_advice(sample.name, "attribute", None))
         return out
+
+    def _key_advice(self, key: str, signal_type: str, signal_name: str | None) -> tuple[Finding, ...]:
+        """Weaver's built-in advice on a key's name, whatever carries it (remembered per key)."""
+        cache_key = (key, signal_type, signal_name)
+        found = self._advice.get(cache_key)
+        if found is not None:
+            return found
+        index = self.index
+        out: list[Finding] = []
+
+        def add(fid: str, message: str) -> None:
+            out.append(_finding(fid, message, signal_type, signal_name, key))
+
+        template = None if key in index.attributes else index.attribute(key)
+        if template is not None:
+            add(F.TEMPLATE_ATTRIBUTE, f"Attribute `{key}` is a template (`{template.name}`).")
+        if "." not in key:
+            add(F.MISSING_NAMESPACE, f"Attribute key `{key}` must include a namespace (`namespace.key`).")
+        if template is None and not _NAME_FORMAT.match(key):
+            add(F.INVALID_FORMAT, f"Attribute key `{key}` does not match the name format (`a.b_c`).")
+        spaces = namespaces_of(key)
+        # Weaver also flags keys the registry itself defines under another attribute's name; that
+        # is the registry's doing (a check-time matter), not the emitter's, so live-check does not.
+        for ns in spaces if key not in index.attributes else ():
+            if ns in index.undeprecated:
+                add(F.ILLEGAL_NAMESPACE, f"Namespace `{ns}` of `{key}` is an existing attribute.")
+        if template is None and spaces and key not in index.attributes:
+            inside = [ns for ns in spaces if ns in index.namespaces]
+            if inside:
+                add(
+                    F.EXTENDS_NAMESPACE,
+                    f"Attribute key `{key}` extends the existing namespace `{inside[-1]}`.",
+                )
+        result = tuple(out)
+        if len(self._advice) >= _SHAPE_CACHE_LIMIT:
+            self._advice.clear()
+        self._advice[cache_key] = result
+        return result
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -441,6 +506,7 @@ class Validator:
         checks: list[tuple[int, AttrRule]] = []
         index = self.index
         for i, key in enumerate(keys):
+            found.extend(self._key_advice(key, signal_type, signal_name))
             declared: AttrRule | None = None
             if rule is not None:
                 declared = rule.attrs.get(key) or (
@@ -500,7 +566,7 @@ class Validator:
                         key,
                     )
                 )
-            elif not registered.stable:
+            if not registered.stable:
                 found.append(
                     _finding(
                         F.NOT_STABLE,
