@@ -84,8 +84,8 @@ def test_after_resolution_findings_become_diagnostics_at_the_definition(
 ) -> None:
     root = _registry(tmp_path, _METRICS)
     result = cli("check", "-r", str(root), "--policy", str(REGO / "naming.rego"))
-    assert result.code == 1, result.out
-    lines = result.out.splitlines()
+    assert result.code == 1, result.err
+    lines = result.err.splitlines()
     count = [line for line in lines if "[metric_count_suffix]" in line]
     assert len(count) == 1 and count[0].startswith(f"{root}/metrics.yaml:3:")
     assert "error[metric_count_suffix]: Metric 'test.requests.count' must not end in '.count'." in count[0]
@@ -129,9 +129,9 @@ def test_broken_policies_are_one_line_diagnostics_with_file_and_line(
     root = _registry(tmp_path, _METRICS)
     path = REGO / "broken" / policy
     result = cli("check", "-r", str(root), "--policy", str(path))
-    assert result.code == 1 and "Traceback" not in result.out + result.err
-    found = [x for x in result.out.splitlines() if f"error[{diag_id}]" in x]
-    assert found and found[0].startswith(f"{path}:{line}:"), result.out
+    assert result.code == 1 and "Traceback" not in result.err + result.err
+    found = [x for x in result.err.splitlines() if f"error[{diag_id}]" in x]
+    assert found and found[0].startswith(f"{path}:{line}:"), result.err
 
 
 def test_rego_test_rules_run() -> None:
@@ -155,8 +155,8 @@ def test_semconv_model_passes_its_own_policies(semconv_policies: Path, cli: CliR
     result = cli(
         "check", "-r", str(semconv_policies / "model"), "--policy", str(semconv_policies / "policies")
     )
-    assert result.code == 0, result.out
-    assert "brief_required" not in result.out and "policy_" not in result.out
+    assert result.code == 0, result.err
+    assert "brief_required" not in result.err and "policy_" not in result.err
 
 
 def test_semconv_policies_test_cases_pass_on_the_engine(semconv_policies: Path) -> None:
