@@ -174,9 +174,7 @@ def run_case(case: Path) -> tuple[bool, str]:
         return False, f"we refuse it: {errors[0].render()}"
     assert registry is not None
     expected = expected_groups(case)
-    ours = {
-        g.id: (_our_signal(g), sorted(_our_attribute(a) for a in g.attributes)) for g in registry.groups
-    }
+    ours = {g.id: (_our_signal(g), sorted(_our_attribute(a) for a in g.attributes)) for g in registry.groups}
     problems: list[str] = []
     for gid in sorted(set(expected) - set(ours)):
         problems.append(f"group {gid} missing")

@@ -167,11 +167,15 @@ class RegistryIndex:
             else:
                 self.attributes[name] = rule
         # Attributes only defined inline on a signal still exist in the registry.
+        template_names = {r.name for r in templates}
         for group in registry.groups:
             for attr in group.attributes:
-                if attr.name not in self.attributes:
+                if attr.name not in self.attributes and attr.name not in template_names:
                     rule = attr_rule(attr)
-                    if not rule.template:
+                    if rule.template:
+                        templates.append(rule)
+                        template_names.add(rule.name)
+                    else:
                         self.attributes[attr.name] = rule
         self.templates: tuple[AttrRule, ...] = tuple(sorted(templates, key=lambda r: -len(r.name)))
         #: For Weaver's built-in advice: names no key may extend (attributes that are not

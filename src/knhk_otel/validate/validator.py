@@ -295,6 +295,32 @@ class Validator:
         return out
 
     def validate_metric(self, metric: MetricSample) -> list[Finding]:
+        """The metric's findings, each distinct one once however many data points share it."""
+        out = self._metric_level(metric)
+        rule = self.index.metrics.get(metric.name)
+        if len(metric.points) <= 1:
+            for attrs in metric.points:
+                self._attributes("metric", metric.name, rule, attrs, out)
+            return out
+        seen = dict.fromkeys(out)
+        for attrs in metric.points:
+            point: list[Finding] = []
+            self._attributes("metric", metric.name, rule, attrs, point)
+            seen.update(dict.fromkeys(point))
+        return list(seen)
+
+    def validate_metric_points(self, metric: MetricSample) -> tuple[list[Finding], list[list[Finding]]]:
+        """Findings of the metric itself, and of each data point: what Weaver counts one by one."""
+        rule = self.index.metrics.get(metric.name)
+        points: list[list[Finding]] = []
+        for attrs in metric.points:
+            point: list[Finding] = []
+            self._attributes("metric", metric.name, rule, attrs, point)
+            points.append(point)
+        return self._metric_level(metric), points
+
+    def _metric_level(self, metric: MetricSample) -> list[Finding]:
+        """Judged for the metric whether or not it has data points: name, instrument, unit."""
         rule = self.index.metrics.get(metric.name)
         out: list[Finding] = []
         name = metric.name
@@ -346,16 +372,7 @@ class Validator:
             unstable = self._not_stable(rule)
             if unstable is not None:
                 out.append(unstable)
-        if len(metric.points) <= 1:
-            for attrs in metric.points:
-                self._attributes("metric", name, rule, attrs, out)
-            return out
-        seen = dict.fromkeys(out)
-        for attrs in metric.points:
-            point: list[Finding] = []
-            self._attributes("metric", name, rule, attrs, point)
-            seen.update(dict.fromkeys(point))
-        return list(seen)
+        return out
 
     def validate_event(self, event: EventSample) -> list[Finding]:
         rule = self.index.events.get(event.name)

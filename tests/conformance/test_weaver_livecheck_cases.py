@@ -1,0 +1,212 @@
+"""Weaver's live-check tests (`weaver_live_check/src/live_checker.rs`), run through our validator.
+
+Each Weaver test builds a registry in Rust; `livecheck/<name>/registry.yaml` is that registry in
+the v1 syntax. The samples are Weaver's (its `data/*.json` files, or the attribute strings of its
+attribute test), and each expectation is one of Weaver's assertions: the finding ids of one sample,
+or how many findings of one id a whole sample file gets (Weaver counts a metric's findings per
+data point). Finding levels are not compared: where ours differ it is on purpose
+(docs/findings.md, "Where we differ from Weaver on purpose").
+
+`KNOWN_DIFFERENCES` names the expectations we still miss, each with its reason; the test fails when
+one leaves that list or a new one joins it.
+Run `python tests/conformance/test_weaver_livecheck_cases.py` for the per-expectation table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from knhk_otel.schema import load_and_resolve
+from knhk_otel.validate.findings import Finding
+from knhk_otel.validate.samples import AttributeSample, MetricSample, from_weaver_samples
+from knhk_otel.validate.validator import Validator
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    weaver: Any  # what Weaver's test asserts
+    ours: Callable[[Path], Any]  # the same measure on our findings (Weaver's data folder in)
+
+
+def _validator(registry: str) -> Validator:
+    resolved, diagnostics = load_and_resolve(HERE / "livecheck" / registry)
+    errors = [d.render() for d in diagnostics if d.is_error]
+    assert resolved is not None and not errors, errors
+    return Validator(resolved)
+
+
+def _typed(text: str) -> Any:
+    """Weaver's `name=value` attribute samples: the value's type is inferred from its text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text, text)
+
+
+def _attribute_ids(sample: str) -> list[str]:
+    name, eq, value = sample.partition("=")
+    found = _validator("attributes").validate(AttributeSample(name, _typed(value) if eq else None, bool(eq)))
+    return sorted(f.id for f in found)
+
+
+#: Weaver's `run_attribute_live_checker_test`: each sample and the ids of its findings.
+ATTRIBUTE_SAMPLES: list[tuple[str, list[str]]] = [
+    ("test.string=value", []),
+    ("testString2", ["invalid_format", "missing_attribute", "missing_namespace"]),
+    ("test.deprecated=42", ["deprecated", "not_stable", "type_mismatch"]),
+    ("aws.s3.bucket.name", ["missing_attribute"]),
+    ("test.enum=foo", ["undefined_enum_variant"]),
+    ("test.enum=example_variant1", []),
+    ("test.enum=42.42", ["type_mismatch"]),
+    (
+        "test.string.not.allowed=example_value",
+        ["extends_namespace", "illegal_namespace", "missing_attribute"],
+    ),
+    ("test.extends=new_value", ["extends_namespace", "missing_attribute"]),
+    ("test.template.my.key=42", ["template_attribute", "type_mismatch"]),
+    ("test.deprecated.allowed=42", ["extends_namespace", "missing_attribute"]),
+    ("test.enum=17", ["undefined_enum_variant"]),
+]
+
+
+def _file_counts(registry: str, data: str, ids: tuple[str, ...]) -> Callable[[Path], dict[str, int]]:
+    """How many findings of each id a sample file gets, a metric's counted per data point."""
+
+    def count(weaver_data: Path) -> dict[str, int]:
+        validator = _validator(registry)
+        batch = from_weaver_samples(json.loads((weaver_data / data).read_text(encoding="utf-8")))
+        counts: Counter[str] = Counter()
+        for sample in [*batch.resources, *batch.samples]:
+            found: list[Finding]
+            if isinstance(sample, MetricSample):
+                metric, points = validator.validate_metric_points(sample)
+                found = [*metric, *(f for point in points for f in point)]
+            else:
+                found = validator.validate(sample)
+            counts.update(f.id for f in found)
+        return {i: counts[i] for i in ids}
+
+    return count
+
+
+#: Findings of ours Weaver's v1 live-check has no counterpart for: it does not match spans (nor
+#: their events) to definitions, nor judge which attributes a signal declares.
+OURS_ONLY = frozenset({"missing_span", "span_kind_mismatch", "unexpected_attribute"})
+
+
+def _total_without_span_matching(registry: str, data: str) -> Callable[[Path], int]:
+    def total(weaver_data: Path) -> int:
+        validator = _validator(registry)
+        batch = from_weaver_samples(json.loads((weaver_data / data).read_text(encoding="utf-8")))
+        count = 0
+        for sample in [*batch.resources, *batch.samples]:
+            for f in validator.validate(sample):
+                span_event = f.id == "missing_event" and f.signal_type == "span"
+                count += not (f.id in OURS_ONLY or span_event)
+        return count
+
+    return total
+
+
+EXPECTATIONS: list[Expectation] = [
+    Expectation("span.json: total findings", 14, _total_without_span_matching("attributes", "span.json")),
+    *(
+        Expectation(f"attribute {sample}", expected, lambda _d, s=sample: _attribute_ids(s))
+        for sample, expected in ATTRIBUTE_SAMPLES
+    ),
+    Expectation(
+        "metrics.json: finding counts",
+        {
+            "recommended_attribute_not_present": 2,
+            "missing_attribute": 2,
+            "not_stable": 2,
+            "missing_metric": 3,
+            "missing_namespace": 2,
+        },
+        _file_counts(
+            "metrics",
+            "metrics.json",
+            (
+                "recommended_attribute_not_present",
+                "missing_attribute",
+                "not_stable",
+                "missing_metric",
+                "missing_namespace",
+            ),
+        ),
+    ),
+    Expectation(
+        "logs.json: finding counts",
+        {
+            "missing_attribute": 1,
+            "required_attribute_not_present": 1,
+            "not_stable": 4,
+            "deprecated": 1,
+            "missing_event": 1,
+        },
+        _file_counts(
+            "events",
+            "logs.json",
+            (
+                "missing_attribute",
+                "required_attribute_not_present",
+                "not_stable",
+                "deprecated",
+                "missing_event",
+            ),
+        ),
+    ),
+]
+
+#: expectation → why we still differ from Weaver there.
+KNOWN_DIFFERENCES: dict[str, str] = {
+    "logs.json: finding counts": "a log record without `event_name` is a plain log: we count it "
+    "(`log_records_without_event`), Weaver judges its attributes (one more not_stable)",
+}
+
+
+def run(weaver_data: Path) -> dict[str, tuple[bool, Any, Any]]:
+    out = {}
+    for e in EXPECTATIONS:
+        ours = e.ours(weaver_data)
+        out[e.name] = (ours == e.weaver, ours, e.weaver)
+    return out
+
+
+def test_weaver_livecheck_expectations(weaver_tests: Path) -> None:
+    results = run(weaver_tests / "crates" / "weaver_live_check" / "data")
+    differing = {name for name, (ok, _, _) in results.items() if not ok}
+    print(f"Weaver live-check expectations: {len(results) - len(differing)}/{len(results)} met")
+    unexpected = {n: results[n][1:] for n in sorted(differing - set(KNOWN_DIFFERENCES))}
+    fixed = sorted(set(KNOWN_DIFFERENCES) - differing)
+    assert not unexpected, f"expectations we now miss (ours, Weaver's): {unexpected}"
+    assert not fixed, f"expectations now met (drop them from KNOWN_DIFFERENCES): {fixed}"
+
+
+def test_attribute_samples_without_reference_data() -> None:
+    """The attribute expectations need no reference file: they run on every clone."""
+    for sample, expected in ATTRIBUTE_SAMPLES:
+        if f"attribute {sample}" not in KNOWN_DIFFERENCES:
+            assert _attribute_ids(sample) == expected, sample
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    from conftest import weaver_tests_dir
+
+    data = weaver_tests_dir() / "crates" / "weaver_live_check" / "data"
+    results = run(data)
+    for name, (ok, ours, weaver) in results.items():
+        print(f"{'PASS' if ok else 'DIFF'} {name}" + ("" if ok else f": ours {ours}, Weaver {weaver}"))
+    print(f"{sum(ok for ok, _, _ in results.values())}/{len(results)} met")
