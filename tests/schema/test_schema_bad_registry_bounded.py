@@ -183,13 +183,29 @@ def test_invalid_utf8_names_the_place_of_the_bad_byte(tmp_path: Path, bounded_cl
     assert not (tmp_path / "out").exists()
 
 
-def test_a_rego_policy_is_told_policies_are_python(tmp_path: Path, bounded_cli: BoundedCli) -> None:
-    policy = tmp_path / "naming.rego"
+def test_a_policy_file_neither_python_nor_rego_is_told_what_policies_are(
+    tmp_path: Path, bounded_cli: BoundedCli
+) -> None:
+    policy = tmp_path / "naming.txt"
     policy.write_text("package after_resolution\n", encoding="utf-8")
     result = bounded_cli("check", "-r", str(REPO_ROOT / "schema"), "--policy", str(policy), timeout=SECONDS)
     _within_bounds(result)
     assert result.code == 1
     assert result.err.splitlines()[0] == (
-        f"{policy}:0:0: error[policy_file_invalid]: a Rego policy: policies are Python files "
-        "(FILE.py exposing `POLICIES` or `policy_*` functions)"
+        f"{policy}:0:0: error[policy_file_invalid]: not a policy file: policies are Python files "
+        "(FILE.py exposing `POLICIES` or `policy_*` functions) or Weaver's Rego policies (FILE.rego, "
+        "or a folder of them)"
     )
+
+
+def test_a_rego_policy_runs_bounded(tmp_path: Path, bounded_cli: BoundedCli) -> None:
+    policy = tmp_path / "naming.rego"
+    policy.write_text(
+        'package after_resolution\n\nimport rego.v1\n\ndeny contains {"id": "no_spans", "level": '
+        '"violation", "message": "no spans allowed"} if {\n\tcount(input.registry.spans) > 0\n}\n',
+        encoding="utf-8",
+    )
+    result = bounded_cli("check", "-r", str(REPO_ROOT / "schema"), "--policy", str(policy), timeout=SECONDS)
+    _within_bounds(result)
+    assert result.code == 1
+    assert "error[no_spans]: no spans allowed" in result.err

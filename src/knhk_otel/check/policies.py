@@ -191,11 +191,11 @@ def _where_raised(exc: BaseException, path: str) -> Source:
 
 
 def not_a_python_policy(path: str) -> Diagnostic:
-    """The one answer to a policy file that is not Python (a Weaver `.rego` file, say)."""
-    kind = "a Rego policy" if path.endswith(".rego") else "not a Python file"
+    """The one answer to a policy file that is neither Python nor Rego (`.rego` goes to check.rego)."""
     return Diagnostic(
         "policy_file_invalid",
-        f"{kind}: policies are Python files (FILE.py exposing `POLICIES` or `policy_*` functions)",
+        "not a policy file: policies are Python files (FILE.py exposing `POLICIES` or `policy_*` "
+        "functions) or Weaver's Rego policies (FILE.rego, or a folder of them)",
         Source(path, 0, 0),
     )
 
