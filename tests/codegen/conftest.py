@@ -97,6 +97,7 @@ def repo_copy(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     shutil.copytree(REPO_ROOT / "docs" / "schema", root / "docs" / "schema")
+    shutil.copytree(REPO_ROOT / "dashboards", root / "dashboards")
     return root
 
 

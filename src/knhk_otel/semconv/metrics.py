@@ -674,7 +674,9 @@ class PartitionStatus:
     NAME: Final = "knhk.mesh.partition.status"
     UNIT: Final = "{status}"
     INSTRUMENT: Final = "gauge"
-    ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
+    ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {
+        "knhk": {"dashboard": {"aggregation": "sum", "title": "Agents by partition status"}},
+    }
 
     def __init__(self, meter: _metrics.Meter) -> None:
         self._instrument = meter.create_gauge(
