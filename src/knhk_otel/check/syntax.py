@@ -133,9 +133,7 @@ def _error_diagnostics(doc: YamlDoc, err: ValidationError) -> list[Diagnostic]:
         ]
     if kind == "const":
         return [
-            Diagnostic(
-                "syntax", f"{where}: must be {expected_value!r}, not {_short(inst)}", doc.source(path)
-            )
+            Diagnostic("syntax", f"{where}: must be {expected_value!r}, not {_short(inst)}", doc.source(path))
         ]
     if kind == "type":
         expected = expected_value if isinstance(expected_value, list) else [expected_value]

@@ -560,8 +560,10 @@ def plan(
         if metric.signal_name in curated:
             continue
         board = boards[board_of(metric, registry_root, settings)]
-        parts = naming.strip_namespace(metric.signal_name, namespace).split(".")
-        row = board.row(parts[0].replace("_", " ").capitalize() if len(parts) > 1 else "Metrics")
+        component = _component(metric, registry_root).rsplit("/", 1)[-1]
+        if not component:
+            component = naming.strip_namespace(metric.signal_name, namespace).split(".")[0]
+        row = board.row(component.replace("_", " ").replace("-", " ").capitalize())
         row.panels.extend(metric_panels(metric, namespace))
     _telemetry(boards["telemetry"], metrics)
     for board in boards.values():

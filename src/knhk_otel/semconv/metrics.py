@@ -72,6 +72,7 @@ class ByzantineEvents:
 
         self._instrument.add(value, _attributes)
 
+
 _SPEC_CONVERGENCE_DURATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
@@ -161,6 +162,7 @@ class ConvergenceDuration:
 
         self._instrument.record(value, _attributes)
 
+
 _SPEC_CONVERGENCE_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
@@ -237,9 +239,8 @@ class ConvergenceRounds:
 
         self._instrument.record(value, _attributes)
 
-_SPEC_GOSSIP_FANOUT: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
+
+_SPEC_GOSSIP_FANOUT: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
 
 
 class GossipFanout:
@@ -281,9 +282,7 @@ class GossipFanout:
             _strict.check(
                 "GossipFanout.record",
                 _SPEC_GOSSIP_FANOUT,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
@@ -291,9 +290,8 @@ class GossipFanout:
 
         self._instrument.record(value, _attributes)
 
-_SPEC_GOSSIP_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
+
+_SPEC_GOSSIP_ROUNDS: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
 
 
 class GossipRounds:
@@ -332,15 +330,14 @@ class GossipRounds:
             _strict.check(
                 "GossipRounds.add",
                 _SPEC_GOSSIP_ROUNDS,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.add(value, _attributes)
+
 
 _SPEC_HIERARCHY_AGENTS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -406,6 +403,7 @@ class HierarchyAgents:
 
         self._instrument.set(value, _attributes)
 
+
 _SPEC_MESSAGES: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.direction", attributes.MessageDirection, True),
@@ -468,6 +466,7 @@ class Messages:
 
         self._instrument.add(value, _attributes)
 
+
 _SPEC_MESSAGES_REJECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.rejection.reason", attributes.RejectionReason, True),
@@ -523,6 +522,7 @@ class MessagesRejected:
         }
 
         self._instrument.add(value, _attributes)
+
 
 _SPEC_NETWORK_IO: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -580,6 +580,7 @@ class NetworkIo:
         }
 
         self._instrument.add(value, _attributes)
+
 
 _SPEC_PARTITION_RECOVERY_DURATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -641,15 +642,14 @@ class PartitionRecoveryDuration:
             _strict.check(
                 "PartitionRecoveryDuration.record",
                 _SPEC_PARTITION_RECOVERY_DURATION,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.record(value, _attributes)
+
 
 _SPEC_PARTITION_STATUS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -709,9 +709,8 @@ class PartitionStatus:
 
         self._instrument.set(value, _attributes)
 
-_SPEC_PARTITIONS_DETECTED: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
+
+_SPEC_PARTITIONS_DETECTED: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
 
 
 class PartitionsDetected:
@@ -750,9 +749,7 @@ class PartitionsDetected:
             _strict.check(
                 "PartitionsDetected.add",
                 _SPEC_PARTITIONS_DETECTED,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
@@ -760,9 +757,8 @@ class PartitionsDetected:
 
         self._instrument.add(value, _attributes)
 
-_SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
+
+_SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
 
 
 class PeerCount:
@@ -801,15 +797,14 @@ class PeerCount:
             _strict.check(
                 "PeerCount.set",
                 _SPEC_PEER_COUNT,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.set(value, _attributes)
+
 
 _SPEC_PEER_LATENCY: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -901,6 +896,7 @@ class PeerLatency:
 
         self._instrument.record(value, _attributes)
 
+
 _SPEC_PEER_REPUTATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
@@ -957,9 +953,8 @@ class PeerReputation:
 
         self._instrument.set(value, _attributes)
 
-_SPEC_QUEUE_SIZE: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
+
+_SPEC_QUEUE_SIZE: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
 
 
 class QueueSize:
@@ -998,15 +993,14 @@ class QueueSize:
             _strict.check(
                 "QueueSize.add",
                 _SPEC_QUEUE_SIZE,
-                (
-                    node_id,
-                ),
+                (node_id,),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.add(value, _attributes)
+
 
 _SPEC_SCHEMA_FINDINGS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.schema.finding.id", "string", True),
@@ -1071,6 +1065,7 @@ class SchemaFindings:
 
         self._instrument.add(value, _attributes)
 
+
 _SPEC_TICK_OVERRUNS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
@@ -1127,6 +1122,7 @@ class TickOverruns:
         }
 
         self._instrument.add(value, _attributes)
+
 
 _SPEC_TICK_USAGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -1197,6 +1193,7 @@ class TickUsage:
 
         self._instrument.record(value, _attributes)
 
+
 _SPEC_TOPOLOGY_CLUSTERS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
@@ -1252,6 +1249,7 @@ class TopologyClusters:
         }
 
         self._instrument.set(value, _attributes)
+
 
 _SPEC_TOPOLOGY_REBALANCES: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),

@@ -87,6 +87,7 @@ def start_gossip_round(
         attributes=_attributes,
     )
 
+
 _SPEC_START_MESSAGE_RECEIVE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", False),
@@ -162,6 +163,7 @@ def start_message_receive(
         attributes=_attributes,
     )
 
+
 _SPEC_START_MESSAGE_SEND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.type", attributes.MessageType, True),
@@ -229,6 +231,7 @@ def start_message_send(
         attributes=_attributes,
     )
 
+
 _SPEC_START_PARTITION_DETECT: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.status", attributes.PartitionStatus, True),
@@ -281,6 +284,7 @@ def start_partition_detect(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
+
 
 _SPEC_START_PARTITION_RECOVER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -336,6 +340,7 @@ def start_partition_recover(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
+
 
 _SPEC_START_PEER_REGISTER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -404,6 +409,7 @@ def start_peer_register(
         attributes=_attributes,
     )
 
+
 _SPEC_START_STATE_MERGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
@@ -463,6 +469,7 @@ def start_state_merge(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
+
 
 _SPEC_START_TOPOLOGY_REBALANCE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
