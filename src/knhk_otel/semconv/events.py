@@ -69,7 +69,6 @@ def emit_byzantine_detected(
 
     logger.emit(event_name="knhk.mesh.byzantine.detected", attributes=_attributes)
 
-
 _SPEC_EMIT_CONVERGED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.convergence.rounds", "int", True),
@@ -120,7 +119,6 @@ def emit_converged(
 
     logger.emit(event_name="knhk.mesh.converged", attributes=_attributes)
 
-
 _SPEC_EMIT_PARTITION_DETECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.reachable", "int", True),
@@ -164,7 +162,6 @@ def emit_partition_detected(
     }
 
     logger.emit(event_name="knhk.mesh.partition.detected", attributes=_attributes)
-
 
 _SPEC_EMIT_PARTITION_HEALED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -210,7 +207,6 @@ def emit_partition_healed(
         _attributes["knhk.mesh.state.digest"] = state_digest
 
     logger.emit(event_name="knhk.mesh.partition.healed", attributes=_attributes)
-
 
 _SPEC_EMIT_PEER_JOINED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -263,7 +259,6 @@ def emit_peer_joined(
 
     logger.emit(event_name="knhk.mesh.peer.joined", attributes=_attributes)
 
-
 _SPEC_EMIT_PEER_LEFT: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
@@ -306,7 +301,6 @@ def emit_peer_left(
         _attributes["error.type"] = error_type
 
     logger.emit(event_name="knhk.mesh.peer.left", attributes=_attributes)
-
 
 _SPEC_EMIT_REPUTATION_CHANGED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),

@@ -72,7 +72,6 @@ class ByzantineEvents:
 
         self._instrument.add(value, _attributes)
 
-
 _SPEC_CONVERGENCE_DURATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
@@ -162,7 +161,6 @@ class ConvergenceDuration:
 
         self._instrument.record(value, _attributes)
 
-
 _SPEC_CONVERGENCE_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
@@ -239,8 +237,9 @@ class ConvergenceRounds:
 
         self._instrument.record(value, _attributes)
 
-
-_SPEC_GOSSIP_FANOUT: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
+_SPEC_GOSSIP_FANOUT: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+)
 
 
 class GossipFanout:
@@ -282,7 +281,9 @@ class GossipFanout:
             _strict.check(
                 "GossipFanout.record",
                 _SPEC_GOSSIP_FANOUT,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
@@ -290,8 +291,9 @@ class GossipFanout:
 
         self._instrument.record(value, _attributes)
 
-
-_SPEC_GOSSIP_ROUNDS: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
+_SPEC_GOSSIP_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+)
 
 
 class GossipRounds:
@@ -330,14 +332,15 @@ class GossipRounds:
             _strict.check(
                 "GossipRounds.add",
                 _SPEC_GOSSIP_ROUNDS,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.add(value, _attributes)
-
 
 _SPEC_HIERARCHY_AGENTS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -403,7 +406,6 @@ class HierarchyAgents:
 
         self._instrument.set(value, _attributes)
 
-
 _SPEC_MESSAGES: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.direction", attributes.MessageDirection, True),
@@ -466,7 +468,6 @@ class Messages:
 
         self._instrument.add(value, _attributes)
 
-
 _SPEC_MESSAGES_REJECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.rejection.reason", attributes.RejectionReason, True),
@@ -522,7 +523,6 @@ class MessagesRejected:
         }
 
         self._instrument.add(value, _attributes)
-
 
 _SPEC_NETWORK_IO: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -580,7 +580,6 @@ class NetworkIo:
         }
 
         self._instrument.add(value, _attributes)
-
 
 _SPEC_PARTITION_RECOVERY_DURATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -642,14 +641,15 @@ class PartitionRecoveryDuration:
             _strict.check(
                 "PartitionRecoveryDuration.record",
                 _SPEC_PARTITION_RECOVERY_DURATION,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.record(value, _attributes)
-
 
 _SPEC_PARTITION_STATUS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -709,8 +709,9 @@ class PartitionStatus:
 
         self._instrument.set(value, _attributes)
 
-
-_SPEC_PARTITIONS_DETECTED: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
+_SPEC_PARTITIONS_DETECTED: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+)
 
 
 class PartitionsDetected:
@@ -749,7 +750,9 @@ class PartitionsDetected:
             _strict.check(
                 "PartitionsDetected.add",
                 _SPEC_PARTITIONS_DETECTED,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
@@ -757,8 +760,9 @@ class PartitionsDetected:
 
         self._instrument.add(value, _attributes)
 
-
-_SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
+_SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+)
 
 
 class PeerCount:
@@ -797,14 +801,15 @@ class PeerCount:
             _strict.check(
                 "PeerCount.set",
                 _SPEC_PEER_COUNT,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.set(value, _attributes)
-
 
 _SPEC_PEER_LATENCY: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -896,7 +901,6 @@ class PeerLatency:
 
         self._instrument.record(value, _attributes)
 
-
 _SPEC_PEER_REPUTATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
@@ -953,8 +957,9 @@ class PeerReputation:
 
         self._instrument.set(value, _attributes)
 
-
-_SPEC_QUEUE_SIZE: tuple[_strict.AttributeSpec, ...] = (("knhk.mesh.node.id", "string", True),)
+_SPEC_QUEUE_SIZE: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+)
 
 
 class QueueSize:
@@ -993,14 +998,15 @@ class QueueSize:
             _strict.check(
                 "QueueSize.add",
                 _SPEC_QUEUE_SIZE,
-                (node_id,),
+                (
+                    node_id,
+                ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.node.id": node_id,
         }
 
         self._instrument.add(value, _attributes)
-
 
 _SPEC_SCHEMA_FINDINGS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.schema.finding.id", "string", True),
@@ -1065,7 +1071,6 @@ class SchemaFindings:
 
         self._instrument.add(value, _attributes)
 
-
 _SPEC_TICK_OVERRUNS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
@@ -1122,7 +1127,6 @@ class TickOverruns:
         }
 
         self._instrument.add(value, _attributes)
-
 
 _SPEC_TICK_USAGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -1193,7 +1197,6 @@ class TickUsage:
 
         self._instrument.record(value, _attributes)
 
-
 _SPEC_TOPOLOGY_CLUSTERS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
@@ -1249,7 +1252,6 @@ class TopologyClusters:
         }
 
         self._instrument.set(value, _attributes)
-
 
 _SPEC_TOPOLOGY_REBALANCES: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),

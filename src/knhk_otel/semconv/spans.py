@@ -87,7 +87,6 @@ def start_gossip_round(
         attributes=_attributes,
     )
 
-
 _SPEC_START_MESSAGE_RECEIVE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", False),
@@ -163,7 +162,6 @@ def start_message_receive(
         attributes=_attributes,
     )
 
-
 _SPEC_START_MESSAGE_SEND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.type", attributes.MessageType, True),
@@ -231,7 +229,6 @@ def start_message_send(
         attributes=_attributes,
     )
 
-
 _SPEC_START_PARTITION_DETECT: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.status", attributes.PartitionStatus, True),
@@ -284,7 +281,6 @@ def start_partition_detect(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
-
 
 _SPEC_START_PARTITION_RECOVER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -340,7 +336,6 @@ def start_partition_recover(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
-
 
 _SPEC_START_PEER_REGISTER: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -409,7 +404,6 @@ def start_peer_register(
         attributes=_attributes,
     )
 
-
 _SPEC_START_STATE_MERGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.peer.id", "string", True),
@@ -469,7 +463,6 @@ def start_state_merge(
         kind=_trace.SpanKind.INTERNAL,
         attributes=_attributes,
     )
-
 
 _SPEC_START_TOPOLOGY_REBALANCE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
