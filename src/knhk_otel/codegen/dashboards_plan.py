@@ -485,7 +485,8 @@ def coverage_expr(metrics: Sequence[Group]) -> str:
     )
 
 
-def _telemetry(board: BoardPlan, metrics: Sequence[Group]) -> None:
+def _export(board: BoardPlan) -> None:
+    """Scrape health of the selected endpoints, from the series Prometheus itself records."""
     row = board.row("Export")
     sel = '{job=~"$job", instance=~"$instance"}'
     row.panels.append(
@@ -524,6 +525,9 @@ def _telemetry(board: BoardPlan, metrics: Sequence[Group]) -> None:
             7,
         )
     )
+
+
+def _coverage(board: BoardPlan, metrics: Sequence[Group]) -> None:
     if metrics:
         cov = board.row("Schema coverage")
         cov.panels.append(
@@ -551,6 +555,7 @@ def plan(
     boards = {slug: BoardPlan(slug, title, desc) for slug, title, desc in BOARDS}
     by_name = {m.signal_name: m for m in metrics}
     _overview(boards["overview"], by_name)
+    _export(boards["telemetry"])
     usage, overruns = by_name.get(TICK_METRIC), by_name.get(TICK_OVERRUNS)
     curated: set[str] = set()
     if usage is not None and board_of(usage, registry_root, settings) == "ticks":
@@ -565,7 +570,7 @@ def plan(
             component = naming.strip_namespace(metric.signal_name, namespace).split(".")[0]
         row = board.row(component.replace("_", " ").replace("-", " ").capitalize())
         row.panels.extend(metric_panels(metric, namespace))
-    _telemetry(boards["telemetry"], metrics)
+    _coverage(boards["telemetry"], metrics)
     for board in boards.values():
         for row in board.rows:
             row.panels[:] = [_recorded(p, settings.recording_rules) for p in row.panels]
