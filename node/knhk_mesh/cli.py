@@ -9,6 +9,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
@@ -60,7 +61,40 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     up.add_argument("--fanout", type=_positive, default=10, help="peers per round, k (default 10)")
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
+    _add_network_commands(sub)
     return parser
+
+
+def _add_network_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    certs = sub.add_parser("certs", help="the mesh PKI: CA, node certificates, revocation")
+    csub = certs.add_subparsers(dest="certs_command", required=True, parser_class=_Parser)
+    init = csub.add_parser("init", help="create the mesh CA (ca.key, ca.pem, crl.pem)")
+    init.add_argument("--dir", type=Path, default=Path("pki"), help="CA folder (default ./pki)")
+    init.add_argument("--days", type=_positive, default=3650, help="CA validity in days (default 3650)")
+    issue = csub.add_parser("issue", help="issue or renew NODE's certificate, bound to its ed25519 identity")
+    issue.add_argument("node", metavar="NODE", help="node name (files NODE.key, NODE.pem)")
+    issue.add_argument("--dir", type=Path, default=Path("pki"), help="CA folder (default ./pki)")
+    issue.add_argument("--out", type=Path, default=None, help="where NODE.key/NODE.pem go (default: --dir)")
+    issue.add_argument("--days", type=_positive, default=30, help="validity in days (default 30)")
+    issue.add_argument("--key", type=Path, default=None, help="existing identity key (PEM) to bind")
+    revoke = csub.add_parser("revoke", help="put a node certificate on the CA's revocation list")
+    revoke.add_argument("certificate", type=Path, metavar="CERT", help="the node's certificate (PEM)")
+    revoke.add_argument("--dir", type=Path, default=Path("pki"), help="CA folder (default ./pki)")
+    node = sub.add_parser("node", help="run one mesh node over QUIC")
+    node.add_argument("--config", type=Path, required=True, help="the node's YAML configuration")
+    for name, text in (
+        ("put", "write KEY=VALUE at a running node"),
+        ("get", "read KEY"),
+        ("status", "node status"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--admin", required=True, metavar="HOST:PORT", help="the node's admin endpoint")
+        if name in ("put", "get"):
+            p.add_argument("key", metavar="KEY")
+        if name == "put":
+            p.add_argument("value", metavar="VALUE")
+        if name == "get":
+            p.add_argument("--agent", default=None, help="whose entry (agent id hex; default the node's own)")
 
 
 @dataclass
@@ -205,6 +239,161 @@ def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
     return UpResult(cluster, coverage, identical)
 
 
+def run_certs(args: argparse.Namespace) -> int:
+    from knhk_mesh import pki
+
+    try:
+        if args.certs_command == "init":
+            cert = pki.init_ca(args.dir, days=args.days)
+            print(
+                f"mesh CA created: {cert} "
+                f"(key {args.dir / pki.CA_KEY}, revocation list {args.dir / pki.CA_CRL})"
+            )
+        elif args.certs_command == "issue":
+            out = args.out or args.dir
+            issued = pki.issue_node(args.dir, args.node, out, days=args.days, key_path=args.key)
+            how = "new identity key" if issued.new_key else "existing identity key"
+            print(
+                f"{issued.cert_path}: node {args.node}, agent id {issued.agent_id}, "
+                f"serial {issued.serial:x}, "
+                f"valid {args.days} days ({how} {issued.key_path})"
+            )
+        else:
+            serial = pki.revoke(args.dir, args.certificate)
+            print(
+                f"revoked serial {serial:x} ({args.certificate}); "
+                f"nodes reload {args.dir / pki.CA_CRL} within 1 s"
+            )
+    except pki.PkiError as exc:
+        print(f"knhk-mesh: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_node(args: argparse.Namespace) -> int:
+    """One node process: telemetry from OTEL_*, QUIC, admin endpoint; SIGTERM/SIGINT stop it cleanly."""
+    import asyncio
+    import signal
+
+    from knhk_mesh.node import MeshNode
+    from knhk_mesh.node_config import NodeConfigError, load_node_config
+    from knhk_mesh.pki import Credentials, PkiError
+    from knhk_mesh.store import StoreError
+    from knhk_mesh.telemetry import MeshTelemetry
+    from knhk_otel.runtime.config import ConfigError, TelemetryConfig
+    from knhk_otel.runtime.providers import build_providers
+    from knhk_otel.runtime.ticks import TickClock, schema_budgets, tick_ns_from_env
+
+    logging.getLogger("knhk_mesh").setLevel(logging.INFO)
+    try:
+        config = load_node_config(args.config)
+        credentials = Credentials(config.pki)
+        credentials.check_own()
+        node_id = credentials.identity.hex_id
+        tconfig = TelemetryConfig.from_env(
+            validation=config.validation, export=config.export, service_name=config.service_name
+        )
+        if not tconfig.service_instance_id:
+            tconfig = tconfig.with_overrides(service_instance_id=node_id)
+        tconfig = tconfig.with_overrides(
+            resource_attributes=(*tconfig.resource_attributes, ("knhk.mesh.node.id", node_id))
+        )
+        tick_ns = tick_ns_from_env(os.environ)
+    except (NodeConfigError, PkiError, ConfigError, ValueError) as exc:
+        print(f"knhk-mesh: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    providers = build_providers(tconfig)
+    hub = MeshTelemetry(
+        providers.tracer_provider,
+        providers.meter_provider,
+        providers.logger_provider,
+        tick_clock=TickClock(tick_ns=tick_ns, budgets=schema_budgets()),
+    )
+    node_telemetry = hub.for_node(node_id)
+
+    def ticks() -> dict[str, object]:
+        out: dict[str, object] = {}
+        for op in hub.ticks.budgets:
+            st = hub.ticks.stats.get(op)
+            if st is not None and st.count:
+                out[op] = {
+                    "count": st.count,
+                    "overruns": st.overruns,
+                    "mean_us": round(st.mean_ns() / 1000, 1),
+                }
+        return out
+
+    async def main_async() -> int:
+        node = MeshNode(
+            config,
+            credentials,
+            instrumentation=lambda _id: node_telemetry,
+            observer=node_telemetry,
+            tick_report=ticks,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.request_stop)
+        try:
+            await node.start()
+        except (OSError, ValueError) as exc:
+            print(f"knhk-mesh: error: {args.config}: cannot start: {exc}", file=sys.stderr)
+            await node.stop()
+            return EXIT_FAILED
+        await node.wait_stopped()
+        await node.stop()
+        return EXIT_OK
+
+    try:
+        return asyncio.run(main_async())
+    except StoreError as exc:
+        print(f"knhk-mesh: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        providers.shutdown()
+
+
+def run_admin_client(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    host, _, port = args.admin.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--admin {args.admin!r}: expected HOST:PORT")
+    base = f"http://{host}:{port}"
+    if args.command == "put":
+        data = json.dumps({"key": args.key, "value": args.value}).encode()
+        req = urllib.request.Request(f"{base}/put", data=data, method="POST")
+    elif args.command == "get":
+        query = {"key": args.key} | ({"agent": args.agent} if args.agent else {})
+        req = urllib.request.Request(f"{base}/get?{urllib.parse.urlencode(query)}")
+    else:
+        req = urllib.request.Request(f"{base}/status")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read()).get("error", exc.reason)
+        except (ValueError, AttributeError):
+            reason = exc.reason
+        print(f"knhk-mesh: error: {args.admin}: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"knhk-mesh: error: {args.admin}: no node answers ({reason})", file=sys.stderr)
+        return EXIT_FAILED
+    if args.command == "get":
+        print(doc["value"])
+    elif args.command == "put":
+        print(f"{doc['agent']} {doc['key']} version {doc['version']} (durable)")
+    else:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
 def _rounds(n: int) -> str:
     return f"{n} round" if n == 1 else f"{n} rounds"
 
@@ -215,6 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "up":
             return run_up(args)
+        if args.command == "certs":
+            return run_certs(args)
+        if args.command == "node":
+            return run_node(args)
+        if args.command in ("put", "get", "status"):
+            return run_admin_client(args)
     except UsageError as exc:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

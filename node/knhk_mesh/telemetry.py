@@ -34,7 +34,7 @@ from knhk_mesh.core.events import (
     RttMeasured,
 )
 from knhk_mesh.core.instrument import Operation
-from knhk_mesh.core.messages import Address, AgentId
+from knhk_mesh.core.messages import Address, AgentId, agent_id_of
 from knhk_mesh.core.messages import MessageType as WireType
 from knhk_otel.runtime.ticks import TickClock, schema_budgets
 from knhk_otel.semconv import attributes as A
@@ -81,6 +81,7 @@ class MeshTelemetry:
         self.convergence_duration = M.ConvergenceDuration(meter)
         self.tick_usage = M.TickUsage(meter)
         self.tick_overruns = M.TickOverruns(meter)
+        self.queue_size = M.QueueSize(meter)
         self.detections: Counter[tuple[str, str]] = Counter()  # (kind, peer hex) for summaries
 
     def for_node(self, node_id: str) -> NodeTelemetry:
@@ -272,6 +273,23 @@ class NodeTelemetry:
 
     def measure(self, operation: Operation) -> _Measure:
         return _Measure(self, operation)
+
+    # --- the QUIC shell's own signals (knhk_mesh.node.TransportObserver) --------------------------------
+
+    def queue_changed(self, delta: int) -> None:
+        self.hub.queue_size.add(delta, node_id=self.node_id)
+
+    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None:
+        h = self.hub
+        why = A.RejectionReason(reason)
+        h.rejected.add(1, node_id=self.node_id, rejection_reason=why)
+        E.emit_handshake_refused(
+            h.logger,
+            node_id=self.node_id,
+            rejection_reason=why,
+            peer_id=agent_id_of(peer_key).hex() if peer_key is not None else None,
+            network_peer_address=address[0] or None,
+        )
 
     def event(self, event: MeshEvent) -> None:
         if type(event) is EntriesMerged:

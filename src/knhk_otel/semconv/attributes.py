@@ -241,6 +241,12 @@ class RejectionReason(StrEnum):
     """The message exceeds the protocol's size limit."""
     READ_ONLY = "read_only"
     """The node is on the minority side of a partition and refuses writes."""
+    UNTRUSTED_CERTIFICATE = "untrusted_certificate"
+    """A QUIC peer presented no certificate signed by the mesh CA (or one that does not parse)."""
+    EXPIRED_CERTIFICATE = "expired_certificate"
+    """A QUIC peer's node certificate is expired or not valid yet."""
+    REVOKED_CERTIFICATE = "revoked_certificate"
+    """A QUIC peer's node certificate is on the mesh CA's revocation list."""
 
 
 class ReputationReason(StrEnum):

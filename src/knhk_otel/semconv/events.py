@@ -119,6 +119,58 @@ def emit_converged(
 
     logger.emit(event_name="knhk.mesh.converged", attributes=_attributes)
 
+_SPEC_EMIT_HANDSHAKE_REFUSED: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.node.id", "string", True),
+    ("knhk.mesh.rejection.reason", attributes.RejectionReason, True),
+    ("knhk.mesh.peer.id", "string", False),
+    ("network.peer.address", "string", False),
+)
+
+
+def emit_handshake_refused(
+    logger: _logs.Logger,
+    *,
+    node_id: str,
+    rejection_reason: attributes.RejectionReason,
+    peer_id: str | None = None,
+    network_peer_address: str | None = None,
+) -> None:
+    """A QUIC connection was refused at the mesh handshake (certificate, identity proof or replay); nothing
+    it sent was accepted.
+
+    Event `knhk.mesh.handshake.refused`, stability development.
+
+    Keyword arguments (attribute, requirement level):
+
+    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
+    - rejection_reason: `knhk.mesh.rejection.reason`, required. Why a message was rejected.
+    - peer_id: `knhk.mesh.peer.id`, conditionally_required. Agent id of the remote peer an operation
+      concerns.
+    - network_peer_address: `network.peer.address`, recommended. Peer address of the network connection -
+      IP address or Unix domain socket name.
+    """
+    if _strict.enabled:
+        _strict.check(
+            "emit_handshake_refused",
+            _SPEC_EMIT_HANDSHAKE_REFUSED,
+            (
+                node_id,
+                rejection_reason,
+                peer_id,
+                network_peer_address,
+            ),
+        )
+    _attributes: dict[str, _types.AttributeValue] = {
+        "knhk.mesh.node.id": node_id,
+        "knhk.mesh.rejection.reason": rejection_reason._value_,
+    }
+    if peer_id is not None:
+        _attributes["knhk.mesh.peer.id"] = peer_id
+    if network_peer_address is not None:
+        _attributes["network.peer.address"] = network_peer_address
+
+    logger.emit(event_name="knhk.mesh.handshake.refused", attributes=_attributes)
+
 _SPEC_EMIT_PARTITION_DETECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.reachable", "int", True),

@@ -1,0 +1,134 @@
+"""The node's admin endpoint on loopback: health, status, digest, put/get, entries, stop (JSON over HTTP/1.1).
+
+Minimal on purpose (one request per connection, bodies up to 1 MiB): it serves `knhk-mesh
+put/get/status`, `knhk-mesh up` and tests on the same machine, never the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from knhk_mesh.core.messages import Address
+
+if TYPE_CHECKING:
+    from knhk_mesh.node import MeshNode
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1 << 20
+MAX_KEY_CHARS = 256
+
+
+class AdminServer:
+    def __init__(self, node: MeshNode) -> None:
+        self.node = node
+        self._server: asyncio.Server | None = None
+
+    async def start(self, address: Address) -> Address:
+        host, port = address
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"admin endpoint {host}:{port}: only a loopback address is allowed")
+        self._server = await asyncio.start_server(self._handle, host, port)
+        sock = self._server.sockets[0].getsockname()
+        return (host, int(sock[1]))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, doc = await asyncio.wait_for(self._request(reader), timeout=10)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            status, doc = 400, {"error": f"bad request: {exc}"}
+        body = json.dumps(doc).encode()
+        head = (
+            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            writer.write(head.encode() + body)
+            await writer.drain()
+            writer.close()
+        except ConnectionError:
+            pass
+
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+        line = (await reader.readline()).decode("latin-1").strip()
+        parts = line.split()
+        if len(parts) != 3:
+            return 400, {"error": f"bad request line {line!r}"}
+        method, target = parts[0], parts[1]
+        length = 0
+        while True:
+            header = (await reader.readline()).decode("latin-1").strip()
+            if not header:
+                break
+            name, _, value = header.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        if length > MAX_BODY:
+            return 413, {"error": f"body of {length} bytes exceeds {MAX_BODY}"}
+        body = await reader.readexactly(length) if length else b""
+        url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        return self._route(method, url.path, query, body)
+
+    def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        node = self.node
+        engine = node.engine
+        if engine is None:
+            return 503, {"error": "node is starting"}
+        if method == "GET" and path == "/health":
+            return 200, {"status": "ok", "node_id": node.node_id, "round": engine.round_no}
+        if method == "GET" and path == "/status":
+            return 200, node.status()
+        if method == "GET" and path == "/digest":
+            return 200, {"digest": engine.state.digest.hex(), "entries": len(engine.state)}
+        if method == "GET" and path == "/entries":
+            rows = [[e.agent.hex(), e.key, e.version] for e in engine.state.entries()]
+            return 200, {"entries": sorted(rows)}
+        if method == "GET" and path == "/get":
+            key = query.get("key")
+            if not key:
+                return 400, {"error": "missing ?key="}
+            agent_hex = query.get("agent", node.node_id)
+            try:
+                agent = bytes.fromhex(agent_hex)
+            except ValueError:
+                return 400, {"error": f"agent {agent_hex!r} is not hex"}
+            entry = engine.state.get(agent, key)
+            if entry is None:
+                return 404, {"error": f"no entry {key!r} of agent {agent_hex}"}
+            return 200, {
+                "agent": agent_hex,
+                "key": key,
+                "version": entry.version,
+                "value": entry.value.decode("utf-8", "replace"),
+            }
+        if method == "POST" and path == "/put":
+            try:
+                doc = json.loads(body or b"{}")
+            except json.JSONDecodeError as exc:
+                return 400, {"error": f"body is not JSON ({exc.msg})"}
+            key, value = (
+                doc.get("key") if isinstance(doc, dict) else None,
+                doc.get("value") if isinstance(doc, dict) else None,
+            )
+            if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS or not isinstance(value, str):
+                return 400, {"error": f'expected {{"key": str (1..{MAX_KEY_CHARS} chars), "value": str}}'}
+            try:
+                entry = node.put(key, value.encode())
+            except Exception as exc:  # the store failed: the caller must know the write is not accepted
+                log.error("node %s: put %r failed: %s", node.node_id, key, exc)
+                return 500, {"error": f"write not durable: {exc}"}
+            return 200, {"agent": node.node_id, "key": key, "version": entry.version, "durable": True}
+        if method == "POST" and path == "/stop":
+            node.request_stop()
+            return 200, {"stopping": True}
+        return 404, {"error": f"no route {method} {path}"}

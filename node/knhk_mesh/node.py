@@ -1,0 +1,311 @@
+"""One mesh node as a process: the engine driven by asyncio, QUIC to its peers, SQLite under its writes.
+
+The engine does the protocol (sans-I/O); this shell feeds it the clock and the frames QUIC hears,
+sends what it returns, reloads credentials when their files change, and answers the loopback
+admin endpoint (`knhk_mesh.admin`). A `put` returns once the entry is committed to the store and
+before any frame carrying it leaves the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from knhk_mesh.adversary import Adversary
+from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.engine import MeshEngine
+from knhk_mesh.core.events import (
+    ByzantineDetected,
+    Converged,
+    MessageReceived,
+    MessageRejected,
+    MessageSent,
+    PeerJoined,
+    PeerLeft,
+    RoundStarted,
+)
+from knhk_mesh.core.instrument import NOOP, Instrumentation
+from knhk_mesh.core.messages import Address, Entry
+from knhk_mesh.node_config import NodeConfig
+from knhk_mesh.pki import Credentials, PkiError
+from knhk_mesh.security import verify_entry
+from knhk_mesh.store import EntryStore
+from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
+
+log = logging.getLogger(__name__)
+
+RELOAD_EVERY_S = 1.0
+
+
+class TransportObserver(Protocol):
+    """Telemetry of the shell itself (the engine reports through its Instrumentation)."""
+
+    def queue_changed(self, delta: int) -> None: ...
+
+    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None: ...
+
+
+class _NoObserver:
+    def queue_changed(self, delta: int) -> None:
+        return None
+
+    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None:
+        return None
+
+
+@dataclass
+class Counts:
+    """What the node saw, for /status and `knhk-mesh up`'s table."""
+
+    rounds: int = 0
+    sent: int = 0
+    received: int = 0
+    converged: int = 0
+    last_converged_digest: str = ""
+    joined: int = 0
+    left: int = 0
+
+
+class MeshNode:
+    def __init__(
+        self,
+        config: NodeConfig,
+        credentials: Credentials,
+        *,
+        instrumentation: Callable[[str], Instrumentation] = lambda node_id: NOOP,
+        observer: TransportObserver | None = None,
+        tick_report: Callable[[], dict[str, object]] = dict,
+    ) -> None:
+        self.config = config
+        self.credentials = credentials
+        credentials.check_own()
+        self.identity = credentials.identity
+        self.observer = observer or _NoObserver()
+        self.tick_report = tick_report
+        self.store = EntryStore(config.data_dir, self.identity.agent_id)
+        self.counts = Counts()
+        self.detections: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self._instrumentation = instrumentation
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.engine: MeshEngine | None = None
+        self.node: MeshEngine | Adversary | None = None
+        self.transport: QuicTransport | None = None
+        self.admin_address: Address | None = None
+        self.started = time.monotonic()
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.hex_id
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.transport = QuicTransport(
+            self.credentials,
+            cfg.listen,
+            on_frame=self._on_frame,
+            on_refused=self._on_refused,
+            on_queue=self.observer.queue_changed,
+            limits=TransportLimits(queue_limit=cfg.queue_limit, idle_timeout=cfg.idle_timeout),
+        )
+        address = await self.transport.start()
+        mesh_config = MeshConfig(
+            fanout=cfg.fanout,
+            round_interval=cfg.round_interval,
+            stale_timeout=cfg.stale_timeout,
+            region=cfg.region,
+            # strictly above anything sent before a restart (receivers keep a replay window per sender)
+            nonce_base=time.time_ns() // 1000,
+        )
+        engine = MeshEngine(
+            self.identity,
+            address,
+            rng=random.Random(),
+            config=mesh_config,
+            instrumentation=self._instrumentation(self.node_id),
+            seeds=tuple(s for s in cfg.seeds if s != address),
+        )
+        self._reload_own(engine)
+        self.engine = engine
+        self.node = engine
+        if cfg.byzantine is not None:
+            self.node = Adversary(engine, random.Random(), [], cfg.byzantine)
+        from knhk_mesh.admin import AdminServer
+
+        admin = AdminServer(self)
+        self.admin_address = await admin.start(cfg.admin)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._drive()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._reload_loop()))
+        self._admin = admin
+        if cfg.ports_file is not None:
+            doc = {"quic": address[1], "admin": self.admin_address[1], "node_id": self.node_id}
+            tmp = cfg.ports_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(cfg.ports_file)
+        log.info(
+            "node %s listening on %s:%d (QUIC), admin on %s:%d", self.node_id, *address, *self.admin_address
+        )
+
+    def _reload_own(self, engine: MeshEngine) -> None:
+        """Own entries back into the state: the next write takes a version above every one of them."""
+        for entry in self.store.load():
+            if not verify_entry(self.identity.public_key, entry):
+                raise PkiError(
+                    f"{self.store.path}: entry version {entry.version} is not signed by this node's key"
+                )
+            engine.state.apply(entry)
+        last = self.store.last_version()
+        if engine.state.version_of(self.identity.agent_id) < last:
+            raise PkiError(f"{self.store.path}: version counter {last} is above every stored entry")
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        """Graceful: stop the rounds, close connections and the admin endpoint, close the store."""
+        self._stopping.set()
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "_admin"):
+            await self._admin.close()
+        if self.transport is not None:
+            await self.transport.close()
+        self.store.close()
+
+    # --- the engine's clock and frames -------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        assert self.node is not None and self.engine is not None
+        node, engine = self.node, self.engine
+        engine.start(time.monotonic())
+        self._pump()
+        while not self._stopping.is_set():
+            timer = node.get_timer()
+            delay = 1.0 if timer is None else max(0.0, timer - time.monotonic())
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            if isinstance(node, Adversary):
+                node.targets = [(p.agent_id, p.address) for p in engine.registry.peers()]
+            node.handle_timer(time.monotonic())
+            self._pump()
+
+    async def _reload_loop(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(RELOAD_EVERY_S)
+            try:
+                if self.credentials.reload_if_changed():
+                    log.info("node %s: credentials reloaded", self.node_id)
+                    assert self.transport is not None
+                    self.transport.credentials_reloaded()
+            except (PkiError, OSError) as exc:
+                log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
+
+    def _on_frame(self, address: Address, data: bytes) -> None:
+        if self.node is None:
+            return
+        self.node.receive(address, data, time.monotonic())
+        self._pump()
+
+    def _on_refused(self, refused: Refused) -> None:
+        self.refusals[refused.reason] += 1
+        log.warning(
+            "node %s: refused %s:%d at the handshake: %s (%s)",
+            self.node_id,
+            *refused.address,
+            refused.reason,
+            refused.detail,
+        )
+        self.observer.handshake_refused(refused.reason, refused.peer_key, refused.address)
+
+    def _pump(self) -> None:
+        """Send what the engine has to send and tally what it reports."""
+        node, transport = self.node, self.transport
+        assert node is not None and transport is not None
+        for address, data in node.messages_to_send(time.monotonic()):
+            transport.send(address, data)
+        c = self.counts
+        while (event := node.next_event()) is not None:
+            if isinstance(event, MessageSent):
+                c.sent += 1
+            elif isinstance(event, MessageReceived):
+                c.received += 1
+            elif isinstance(event, RoundStarted):
+                c.rounds += 1
+            elif isinstance(event, Converged):
+                c.converged += 1
+                c.last_converged_digest = event.digest.hex()
+            elif isinstance(event, ByzantineDetected):
+                self.detections[event.kind.value] += 1
+            elif isinstance(event, MessageRejected):
+                self.rejections[event.reason.value] += 1
+            elif isinstance(event, PeerJoined):
+                c.joined += 1
+            elif isinstance(event, PeerLeft):
+                c.left += 1
+
+    # --- what the admin endpoint asks ---------------------------------------------------------------
+
+    def put(self, key: str, value: bytes) -> Entry:
+        """Sign, commit to the store, then let the engine's frames out: durable before anyone hears of it."""
+        assert self.engine is not None
+        engine = self.engine
+        entry = engine.write(key, value, time.monotonic())
+        try:
+            self.store.append(entry)
+        except Exception:
+            # not durable: the entry must not leave the node (its frames are still in the outbox)
+            engine.messages_to_send(time.monotonic())
+            raise
+        self._pump()
+        return entry
+
+    def status(self) -> dict[str, object]:
+        assert self.engine is not None and self.transport is not None
+        engine, transport = self.engine, self.transport
+        digest = engine.state.digest.hex()
+        c = self.counts
+        return {
+            "node_id": self.node_id,
+            "address": f"{engine.address[0]}:{engine.address[1]}",
+            "byzantine": self.config.byzantine.value if self.config.byzantine else None,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "round": engine.round_no,
+            "digest": digest,
+            "entries": len(engine.state),
+            "own_version": engine.state.version_of(engine.agent_id),
+            "stored_entries": self.store.count(),
+            "peers": len(engine.registry),
+            "connected": transport.connected_peers(),
+            "queued": transport.queued(),
+            "messages_sent": c.sent,
+            "messages_received": c.received,
+            "converged_events": c.converged,
+            "converged_now": c.last_converged_digest == digest,
+            "peers_joined": c.joined,
+            "peers_left": c.left,
+            "detections": dict(self.detections),
+            "rejections": dict(self.rejections),
+            "handshake_refusals": dict(self.refusals),
+            "transport": vars(transport.stats).copy(),
+            "ticks": self.tick_report(),
+        }
