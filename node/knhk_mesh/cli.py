@@ -15,6 +15,7 @@ from typing import NoReturn
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.upquic import LiveChecker
 
 log = logging.getLogger("knhk_mesh")
 
@@ -50,17 +51,40 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.02 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0.02 and 60 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="knhk-mesh", description="The KNHK gossip mesh.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     up = sub.add_parser("up", help="run a mesh and print a summary")
-    up.add_argument("--transport", choices=["memory"], required=True, help="memory: N agents in this process")
+    up.add_argument(
+        "--transport",
+        choices=["memory", "quic"],
+        required=True,
+        help="memory: N agents in this process; quic: N node processes on 127.0.0.1",
+    )
     up.add_argument("--nodes", type=_positive, required=True, help="number of agents")
     up.add_argument("--byzantine", type=_non_negative, default=0, help="Byzantine agents among them (< n/3)")
     up.add_argument("--rounds", type=_positive, default=20, help="gossip rounds to run (default 20)")
     up.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     up.add_argument("--fanout", type=_positive, default=10, help="peers per round, k (default 10)")
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
+    up.add_argument("--duration", type=_positive, default=20, help="quic: seconds to run after the writes")
+    up.add_argument("--round-interval", type=_interval, default=0.25, help="quic: seconds per round (0.25)")
+    up.add_argument(
+        "--workdir", type=Path, default=None, help="quic: PKI, configs, logs (default: a temp dir)"
+    )
+    up.add_argument(
+        "--summary", type=Path, default=None, help="quic: JSON summary file (default: in workdir)"
+    )
     _add_network_commands(sub)
     return parser
 
@@ -239,6 +263,22 @@ def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
     return UpResult(cluster, coverage, identical)
 
 
+def _live_check_factory() -> LiveChecker:
+    """An embedded live-check (OTLP gRPC on a free loopback port) of the registry the nodes emit for."""
+    from knhk_otel.runtime.config import ConfigError
+    from knhk_otel.runtime.providers import load_registry
+    from knhk_otel.validate.server import LiveCheck, LiveCheckOptions
+
+    path = os.environ.get("KNHK_OTEL_REGISTRY", "schema")
+    try:
+        registry = load_registry(path)
+    except ConfigError as exc:
+        raise UsageError(f"{exc} (set KNHK_OTEL_REGISTRY to the schema folder)") from None
+    return LiveCheck(
+        registry, LiveCheckOptions(address="127.0.0.1", grpc_port=0, http_port=None, admin_port=None)
+    )
+
+
 def run_certs(args: argparse.Namespace) -> int:
     from knhk_mesh import pki
 
@@ -402,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "up" and args.transport == "quic":
+            from knhk_mesh.upquic import run_up_quic
+
+            return run_up_quic(args, _validate, _live_check_factory)
         if args.command == "up":
             return run_up(args)
         if args.command == "certs":

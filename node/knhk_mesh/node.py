@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from knhk_mesh.adversary import Adversary
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import (
     ByzantineDetected,
@@ -34,9 +34,9 @@ from knhk_mesh.core.events import (
 )
 from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address, Entry
+from knhk_mesh.core.security import verify_entry
 from knhk_mesh.node_config import NodeConfig
 from knhk_mesh.pki import Credentials, PkiError
-from knhk_mesh.security import verify_entry
 from knhk_mesh.store import EntryStore
 from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 
@@ -126,6 +126,7 @@ class MeshNode:
             fanout=cfg.fanout,
             round_interval=cfg.round_interval,
             stale_timeout=cfg.stale_timeout,
+            prune_every_rounds=max(1, round(cfg.stale_timeout / cfg.round_interval / 4)),
             region=cfg.region,
             # strictly above anything sent before a restart (receivers keep a replay window per sender)
             nonce_base=time.time_ns() // 1000,

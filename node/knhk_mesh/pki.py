@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 from nacl.signing import SigningKey
 
-from knhk_mesh.security import Identity
+from knhk_mesh.core.security import Identity
 
 # Every node certificate names this DNS name: clients verify the server against it and the mesh CA
 # (node addresses are loopback or change; identity is the key, not the name).

@@ -31,8 +31,8 @@ from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEv
 from cryptography.hazmat.primitives import serialization
 
 from knhk_mesh.core.messages import Address
+from knhk_mesh.core.security import verify
 from knhk_mesh.pki import MESH_SERVER_NAME, CertificateRefused, Credentials, fingerprint, random_nonce
-from knhk_mesh.security import verify
 
 log = logging.getLogger(__name__)
 
@@ -466,8 +466,9 @@ class QuicTransport:
         if conn.outbound is None:
             self._inbound.add(conn)
         peer = self._peers.setdefault(conn.peer_address, _Peer())
-        if peer.conn is None or peer.conn.closed or not peer.conn.authenticated:
-            peer.conn = conn
+        # the newest authenticated connection wins: after a peer restarts at the same address, the
+        # old connection is dead (its packets reach a process that forgot it) until its idle timeout
+        peer.conn = conn
         peer.failures = 0
         self._flush(conn.peer_address, peer)
 

@@ -1,0 +1,239 @@
+"""N `knhk-mesh node` processes on 127.0.0.1: PKI, configs, start, admin calls, kill, restart, stop.
+
+Used by `knhk-mesh up --transport quic`, the multi-process tests and the QUIC bench. Every wait is
+bounded; every process started is stopped (SIGTERM, then SIGKILL) by `stop()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knhk_mesh import pki
+from knhk_mesh.adversary import Attack
+from knhk_mesh.node_config import dump_node_config
+
+HOST = "127.0.0.1"
+
+
+class ClusterError(Exception):
+    """A node did not start or answer in time; the message names it and points at its log."""
+
+
+@dataclass
+class NodeProcess:
+    index: int
+    name: str
+    config: Path
+    log: Path
+    ports_file: Path
+    attack: Attack | None
+    process: subprocess.Popen[bytes] | None = None
+    quic_port: int = 0
+    admin_port: int = 0
+    node_id: str = ""
+    starts: int = 0
+
+    @property
+    def honest(self) -> bool:
+        return self.attack is None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class ClusterSpec:
+    nodes: int
+    attacks: Sequence[Attack | None] = ()  # one per node (None = honest); shorter = the rest honest
+    fanout: int = 4
+    round_interval: float = 0.25
+    stale_timeout: float = 30.0
+    idle_timeout: float = 10.0
+    validation: str = "off"  # the nodes' in-process validation (live-check validates what they export)
+    export: bool = False
+    region: str = "local"
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path, spec: ClusterSpec) -> None:
+        self.workdir = workdir
+        self.spec = spec
+        self.pki_dir = workdir / "pki"
+        self.nodes: list[NodeProcess] = []
+
+    # --- set-up -----------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """The mesh CA and one certificate, data folder and log per node."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (self.pki_dir / pki.CA_KEY).exists():
+            pki.init_ca(self.pki_dir)
+        attacks = list(self.spec.attacks) + [None] * (self.spec.nodes - len(self.spec.attacks))
+        for i in range(self.spec.nodes):
+            name = f"node-{i:02d}"
+            issued = pki.issue_node(self.pki_dir, name, self.pki_dir)
+            node = NodeProcess(
+                index=i,
+                name=name,
+                config=self.workdir / f"{name}.yaml",
+                log=self.workdir / f"{name}.log",
+                ports_file=self.workdir / f"{name}.ports.json",
+                attack=attacks[i],
+                node_id=issued.agent_id,
+            )
+            self.nodes.append(node)
+
+    def _write_config(self, node: NodeProcess, seeds: Sequence[int]) -> None:
+        spec = self.spec
+        doc: dict[str, Any] = {
+            "identity": {
+                "key": str(self.pki_dir / f"{node.name}.key"),
+                "certificate": str(self.pki_dir / f"{node.name}.pem"),
+                "ca": str(self.pki_dir / pki.CA_CERT),
+                "crl": str(self.pki_dir / pki.CA_CRL),
+            },
+            "listen": f"{HOST}:{node.quic_port}",
+            "admin": f"{HOST}:0",
+            "seeds": [f"{HOST}:{p}" for p in seeds],
+            "region": spec.region,
+            "fanout": spec.fanout,
+            "round_interval": spec.round_interval,
+            "stale_timeout": spec.stale_timeout,
+            "idle_timeout": spec.idle_timeout,
+            "data_dir": str(self.workdir / f"{node.name}.data"),
+            "ports_file": str(node.ports_file),
+            "telemetry": {"validation": spec.validation, "export": spec.export},
+        }
+        if node.attack is not None:
+            doc["byzantine"] = node.attack.value
+        node.config.write_text(dump_node_config(doc))
+
+    def _spawn(self, node: NodeProcess, seeds: Sequence[int]) -> None:
+        self._write_config(node, seeds)
+        node.ports_file.unlink(missing_ok=True)
+        env = {**os.environ, **self.spec.env}
+        env["OTEL_RESOURCE_ATTRIBUTES"] = f"service.instance.id={node.node_id}"
+        with node.log.open("ab") as log:
+            node.process = subprocess.Popen(
+                [sys.executable, "-m", "knhk_mesh.cli", "node", "--config", str(node.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        node.starts += 1
+
+    def _await_ports(self, node: NodeProcess, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if node.ports_file.exists():
+                doc = json.loads(node.ports_file.read_text())
+                node.quic_port, node.admin_port = int(doc["quic"]), int(doc["admin"])
+                return
+            if node.process is not None and node.process.poll() is not None:
+                raise ClusterError(f"{node.name} exited with {node.process.returncode}: {self.tail(node)}")
+            time.sleep(0.05)
+        raise ClusterError(f"{node.name} did not start listening in time (log {node.log})")
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Node 0 first (it is every other node's seed), then the rest, then wait for all of them."""
+        if not self.nodes:
+            self.prepare()
+        deadline = time.monotonic() + timeout
+        first = self.nodes[0]
+        self._spawn(first, ())
+        self._await_ports(first, deadline)
+        for node in self.nodes[1:]:
+            self._spawn(node, (first.quic_port,))
+        for node in self.nodes[1:]:
+            self._await_ports(node, deadline)
+
+    def tail(self, node: NodeProcess, lines: int = 3) -> str:
+        try:
+            text = node.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    # --- admin calls ------------------------------------------------------------------------------
+
+    def call(self, node: NodeProcess, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://{HOST}:{node.admin_port}{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def put(self, node: NodeProcess, key: str, value: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self.call(node, "POST", "/put", {"key": key, "value": value})
+        return doc
+
+    def statuses(self, nodes: Sequence[NodeProcess] | None = None) -> dict[str, dict[str, Any]]:
+        """/status of every live node that answers (a node that does not is left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        for node in nodes if nodes is not None else self.nodes:
+            if not node.alive:
+                continue
+            try:
+                out[node.name] = self.call(node, "GET", "/status", timeout=5.0)
+            except (urllib.error.URLError, OSError, ValueError):
+                continue
+        return out
+
+    def honest(self) -> list[NodeProcess]:
+        return [n for n in self.nodes if n.honest]
+
+    def converged(self, nodes: Sequence[NodeProcess] | None = None, *, min_entries: int = 0) -> bool:
+        """Every given node answers with the same digest (and holds at least `min_entries` entries)."""
+        group = list(nodes if nodes is not None else self.honest())
+        st = self.statuses(group)
+        if len(st) != len(group):
+            return False
+        digests = {s["digest"] for s in st.values()}
+        return len(digests) == 1 and all(s["entries"] >= min_entries for s in st.values())
+
+    # --- faults and shutdown ------------------------------------------------------------------------
+
+    def kill(self, node: NodeProcess, sig: int = signal.SIGKILL) -> None:
+        if node.process is not None and node.alive:
+            node.process.send_signal(sig)
+            node.process.wait(timeout=30)
+
+    def restart(self, node: NodeProcess, timeout: float = 60.0) -> None:
+        """Same identity, data folder and QUIC port as before."""
+        if node.alive:
+            raise ClusterError(f"{node.name} is still running")
+        others = [n.quic_port for n in self.nodes if n is not node and n.alive]
+        seeds = (self.nodes[0].quic_port,) if node.index != 0 else tuple(others[:1])
+        self._spawn(node, seeds)
+        self._await_ports(node, time.monotonic() + timeout)
+
+    def stop(self, timeout: float = 20.0) -> dict[str, int | None]:
+        """SIGTERM every node (a graceful stop flushes telemetry), SIGKILL what is left; exit codes."""
+        for node in self.nodes:
+            if node.alive:
+                assert node.process is not None
+                node.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int | None] = {}
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait(timeout=10)
+            codes[node.name] = node.process.returncode
+        return codes
