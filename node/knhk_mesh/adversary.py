@@ -48,7 +48,7 @@ class Adversary:
         self.address: Address = engine.address
         self._extra: list[tuple[Address, bytes]] = []
         self._captured: list[tuple[Address, bytes]] = []
-        self._nonce = 10**12  # far from the engine's own nonces
+        self._nonce = engine.config.nonce_base + 10**12  # far above the engine's own nonces
         self._attacked_rounds = 0
         self._equivocated = False
         self.frames_sent = 0

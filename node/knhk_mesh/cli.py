@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--byzantine", type=_non_negative, default=0, help="Byzantine agents among them (< n/3)")
     up.add_argument("--rounds", type=_positive, default=20, help="gossip rounds to run (default 20)")
     up.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
-    up.add_argument("--fanout", type=_positive, default=10, help="peers per round, k (default 10)")
+    up.add_argument(
+        "--fanout", type=_positive, default=None, help="peers per round, k (default 10; quic: 4)"
+    )
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
     up.add_argument("--duration", type=_positive, default=20, help="quic: seconds to run after the writes")
     up.add_argument("--round-interval", type=_interval, default=0.25, help="quic: seconds per round (0.25)")
@@ -166,6 +168,7 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
         tick_clock=TickClock(tick_ns=tick_ns, budgets=schema_budgets()),
     )
     attacks = [list(Attack)[i % len(Attack)] for i in range(args.byzantine)]
+    args.fanout = args.fanout or 10
     config = MeshConfig(fanout=args.fanout, region="local")
     interval = config.round_interval
     violation: SchemaViolation | None = None

@@ -43,6 +43,7 @@ from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 log = logging.getLogger(__name__)
 
 RELOAD_EVERY_S = 1.0
+ADVERSARY_START_S = 8.0
 
 
 class TransportObserver(Protocol):
@@ -143,7 +144,9 @@ class MeshNode:
         self.engine = engine
         self.node = engine
         if cfg.byzantine is not None:
-            self.node = Adversary(engine, random.Random(), [], cfg.byzantine)
+            # attack once membership has spread (a few seconds in), for three rounds
+            start = max(2, round(ADVERSARY_START_S / cfg.round_interval))
+            self.node = Adversary(engine, random.Random(), [], cfg.byzantine, start_round=start)
         from knhk_mesh.admin import AdminServer
 
         admin = AdminServer(self)

@@ -84,6 +84,13 @@ class _Tally:
         return row
 
 
+def _agree(statuses: dict[str, dict[str, Any]], honest: set[str], writes: int) -> bool:
+    """Every honest node answered, with one digest, holding at least the writes."""
+    h = [s for name, s in statuses.items() if name in honest]
+    agreed = len(h) == len(honest) and len({s["digest"] for s in h}) == 1
+    return agreed and all(s["entries"] >= writes for s in h)
+
+
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for name in (
@@ -129,7 +136,7 @@ def run_up_quic(
     spec = ClusterSpec(
         nodes=n,
         attacks=attacks,
-        fanout=min(args.fanout, n - 1),
+        fanout=min(args.fanout or 4, n - 1),
         round_interval=args.round_interval,
         export=True,
         env={
@@ -173,12 +180,12 @@ def run_up_quic(
                 statuses = cluster.statuses()
                 findings = live.checker.report.build()["statistics"]["findings_by_level"]
                 tally.row(time.monotonic() - t_write, statuses, honest_names, findings)
-                if converged_at is None and cluster.converged(honest, min_entries=len(writes)):
+                if converged_at is None and _agree(statuses, honest_names, len(writes)):
                     converged_at = time.monotonic() - t_write
                 view.update(_table(tally.rows, f"QUIC mesh, {n} nodes"))
         console.print()
         final = cluster.statuses()
-        converged_end = cluster.converged(honest, min_entries=len(writes))
+        converged_end = _agree(final, honest_names, len(writes))
     except (ClusterError, OSError) as exc:
         error = str(exc)
         final, converged_end = cluster.statuses(), False
