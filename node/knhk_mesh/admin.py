@@ -10,21 +10,35 @@ import asyncio
 import ipaddress
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from knhk_mesh.core.messages import Address
-
-if TYPE_CHECKING:
-    from knhk_mesh.node import MeshNode
+from knhk_mesh.core.engine import MeshEngine
+from knhk_mesh.core.messages import Address, Entry
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 MAX_KEY_CHARS = 256
 
 
+class AdminTarget(Protocol):
+    """What the endpoint serves (a MeshNode); kept abstract so the node imports the endpoint, not back."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def engine(self) -> MeshEngine | None: ...
+
+    def put(self, key: str, value: bytes) -> Entry: ...
+
+    def status(self) -> dict[str, object]: ...
+
+    def request_stop(self) -> None: ...
+
+
 class AdminServer:
-    def __init__(self, node: MeshNode) -> None:
+    def __init__(self, node: AdminTarget) -> None:
         self.node = node
         self._server: asyncio.Server | None = None
 

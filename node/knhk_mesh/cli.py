@@ -322,7 +322,7 @@ def run_node(args: argparse.Namespace) -> int:
     from knhk_mesh.node_config import NodeConfigError, load_node_config
     from knhk_mesh.pki import Credentials, PkiError
     from knhk_mesh.store import StoreError
-    from knhk_mesh.telemetry import MeshTelemetry
+    from knhk_mesh.telemetry import MeshTelemetry, node_resource
     from knhk_otel.runtime.config import ConfigError, TelemetryConfig
     from knhk_otel.runtime.providers import build_providers
     from knhk_otel.runtime.ticks import TickClock, schema_budgets, tick_ns_from_env
@@ -339,7 +339,7 @@ def run_node(args: argparse.Namespace) -> int:
         if not tconfig.service_instance_id:
             tconfig = tconfig.with_overrides(service_instance_id=node_id)
         tconfig = tconfig.with_overrides(
-            resource_attributes=(*tconfig.resource_attributes, ("knhk.mesh.node.id", node_id))
+            resource_attributes=(*tconfig.resource_attributes, *node_resource(node_id))
         )
         tick_ns = tick_ns_from_env(os.environ)
     except (NodeConfigError, PkiError, ConfigError, ValueError) as exc:

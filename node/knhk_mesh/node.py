@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from knhk_mesh.admin import AdminServer
 from knhk_mesh.adversary import Adversary
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
@@ -147,8 +148,6 @@ class MeshNode:
             # attack once membership has spread (a few seconds in), for three rounds
             start = max(2, round(ADVERSARY_START_S / cfg.round_interval))
             self.node = Adversary(engine, random.Random(), [], cfg.byzantine, start_round=start)
-        from knhk_mesh.admin import AdminServer
-
         admin = AdminServer(self)
         self.admin_address = await admin.start(cfg.admin)
         self._tasks.append(asyncio.get_running_loop().create_task(self._drive()))

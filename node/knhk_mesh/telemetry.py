@@ -49,6 +49,11 @@ _OPS = {op: A.TickOperation(op.value) for op in Operation}
 _REJECTIONS = {r: A.RejectionReason(r.value) for r in Rejection}
 
 
+def node_resource(node_id: str) -> tuple[tuple[str, str], ...]:
+    """Resource attributes of a node process: its id identifies the emitter (not every metric point)."""
+    return ((A.KNHK_MESH_NODE_ID, node_id),)
+
+
 class MeshTelemetry:
     """Instruments shared by all nodes of a process, plus tick accounting for reports."""
 
