@@ -110,8 +110,10 @@ def test_a_node_killed_with_sigkill_loses_no_accepted_write(four_nodes: LocalClu
 
     cluster.restart(victim)
     status = cluster.call(victim, "GET", "/status")
-    assert status["stored_entries"] == len(before)  # every accepted write survived the kill
-    assert status["own_version"] == max(v for _, _, v in before)
+    # every accepted write survived the kill (one more may be on disk: committed, but killed before
+    # its answer left, so never accepted by the writer)
+    assert len(before) <= status["stored_entries"] <= len(before) + 1
+    assert status["own_version"] >= max(v for _, _, v in before)
     after = cluster.put(victim, "after-restart", "fresh")
     assert after["version"] == status["own_version"] + 1  # no version is ever reused
     accepted.append((after["agent"], after["key"], after["version"]))
