@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,15 +182,29 @@ class LocalCluster:
 
     def statuses(self, nodes: Sequence[NodeProcess] | None = None) -> dict[str, dict[str, Any]]:
         """/status of every live node that answers (a node that does not is left out)."""
-        out: dict[str, dict[str, Any]] = {}
-        for node in nodes if nodes is not None else self.nodes:
-            if not node.alive:
-                continue
+        live = [n for n in (nodes if nodes is not None else self.nodes) if n.alive]
+
+        def one(node: NodeProcess) -> dict[str, Any] | None:
             try:
-                out[node.name] = self.call(node, "GET", "/status", timeout=5.0)
+                doc: dict[str, Any] = self.call(node, "GET", "/status", timeout=5.0)
             except (urllib.error.URLError, OSError, ValueError):
-                continue
-        return out
+                return None
+            return doc
+
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(live)))) as pool:
+            answers = list(pool.map(one, live))  # one slow node does not hold up the others
+        return {n.name: a for n, a in zip(live, answers, strict=True) if a is not None}
+
+    def wait_for_membership(self, timeout: float) -> bool:
+        """Until every live node knows every other one (bounded); False on time-out."""
+        deadline = time.monotonic() + timeout
+        want = len(self.nodes) - 1
+        while time.monotonic() < deadline:
+            st = self.statuses()
+            if len(st) == len(self.nodes) and all(s["peers"] >= want for s in st.values()):
+                return True
+            time.sleep(0.5)
+        return False
 
     def honest(self) -> list[NodeProcess]:
         return [n for n in self.nodes if n.honest]
