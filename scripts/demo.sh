@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # The demo: a local instrumented mesh whose telemetry is validated live.
-# Starts `knhk-otel live-check` on free loopback ports, runs `knhk-mesh up` (strict in-process
-# validation, and OTLP export to the live-check), then stops the live-check and prints its report.
-# Exit code: the mesh's if it failed, else live-check's verdict (--fail-on violation).
 #
-# Settings (environment): NODES (50), BYZANTINE (3), SEED (7), ROUNDS (20), PROTOCOL (grpc or
-# http/protobuf; default grpc), KNHK_BIN (.venv/bin).
+# TRANSPORT=quic (default): `knhk-mesh up --transport quic` starts NODES (16) node processes on
+# 127.0.0.1 talking QUIC with mutual authentication, BYZANTINE (2) of them attacking, writes at three
+# nodes, runs DURATION (20) seconds with a live table, validates every exported span, metric point
+# and event in its embedded live-check, prints the summary (JSON beside it) and exits non-zero on a
+# schema violation or if the honest nodes did not converge.
+#
+# TRANSPORT=memory: starts `knhk-otel live-check` on free loopback ports, runs `knhk-mesh up
+# --transport memory` (strict in-process validation, and OTLP export to the live-check), then stops
+# the live-check and prints its report. Exit code: the mesh's if it failed, else live-check's verdict.
+# Settings: NODES (50), BYZANTINE (3), SEED (7), ROUNDS (20), PROTOCOL (grpc or http/protobuf).
+#
+# KNHK_BIN (.venv/bin) says where the commands are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${KNHK_BIN:-.venv/bin}
+if [[ ${TRANSPORT:-quic} == quic ]]; then
+    printf '\n== knhk-mesh up --transport quic: %s node processes, %s Byzantine, %s s\n' \
+        "${NODES:-16}" "${BYZANTINE:-2}" "${DURATION:-20}"
+    KNHK_OTEL_REGISTRY=${KNHK_OTEL_REGISTRY:-schema} timeout 600 "$BIN/knhk-mesh" up --transport quic \
+        --nodes "${NODES:-16}" --byzantine "${BYZANTINE:-2}" --duration "${DURATION:-20}"
+    exit $?
+fi
 NODES=${NODES:-50}
 BYZANTINE=${BYZANTINE:-3}
 SEED=${SEED:-7}

@@ -19,6 +19,7 @@ from knhk_mesh.core.messages import Address, Entry
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 MAX_KEY_CHARS = 256
+MAX_VALUE_BYTES = 16 * 1024  # an entry must fit a 64 KiB frame with room for others beside it
 
 
 class AdminTarget(Protocol):
@@ -136,6 +137,8 @@ class AdminServer:
             )
             if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS or not isinstance(value, str):
                 return 400, {"error": f'expected {{"key": str (1..{MAX_KEY_CHARS} chars), "value": str}}'}
+            if len(value.encode()) > MAX_VALUE_BYTES:
+                return 413, {"error": f"value of {len(value.encode())} bytes exceeds {MAX_VALUE_BYTES}"}
             try:
                 entry = node.put(key, value.encode())
             except Exception as exc:  # the store failed: the caller must know the write is not accepted
