@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 #: Subcommand modules under knhk_otel.commands, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = ("check", "resolve", "stats", "diff", "generate", "live_check", "dashboards")
@@ -62,6 +62,10 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """One line naming the command, the argument and what to do, instead of usage + error."""
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _version() -> str:

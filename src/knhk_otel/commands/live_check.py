@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import signal
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from knhk_otel.commands.output_paths import OutputPathError, check_output_file, check_output_folder
 from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.report import FORMATS, fails, render
@@ -27,6 +29,45 @@ class UserError(Exception):
     """One line for the user, exit code 2."""
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0 picks a free one)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number of seconds >= 0 (0 = never)")
+    return value
+
+
+def _positive_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number of bytes")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IP address to listen on (e.g. 127.0.0.1, ::1, 0.0.0.0)"
+        ) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
     parser.add_argument(
@@ -34,23 +75,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="otlp",
         help="`otlp` (default: run the receivers), `stdin`, or a file: OTLP JSON, JSON lines, a sample array",
     )
-    parser.add_argument("--address", default="127.0.0.1", help="address every listener binds to")
     parser.add_argument(
-        "--otlp-grpc-port", type=int, default=4317, help="OTLP/gRPC port (0 = pick a free one)"
+        "--address", type=_address, default="127.0.0.1", help="IP address every listener binds to"
     )
     parser.add_argument(
-        "--otlp-http-port", type=int, default=4318, help="OTLP/HTTP port (0 = pick a free one)"
-    )
-    parser.add_argument("--admin-port", type=int, default=4320, help="admin port: GET /health, POST /stop")
-    parser.add_argument(
-        "--inactivity-timeout", type=float, default=0.0, help="stop after S seconds idle (0 = never)"
+        "--otlp-grpc-port", type=_port, default=4317, help="OTLP/gRPC port (0 = pick a free one)"
     )
     parser.add_argument(
-        "--max-payload-bytes", type=int, default=16 * 1024 * 1024, help="largest request accepted"
+        "--otlp-http-port", type=_port, default=4318, help="OTLP/HTTP port (0 = pick a free one)"
     )
-    parser.add_argument("--ports-file", help="write the bound ports as JSON to this file once listening")
+    parser.add_argument("--admin-port", type=_port, default=4320, help="admin port: GET /health, POST /stop")
+    parser.add_argument(
+        "--inactivity-timeout", type=_seconds, default=0.0, help="stop after S seconds idle (0 = never)"
+    )
+    parser.add_argument(
+        "--max-payload-bytes",
+        type=_positive_bytes,
+        default=16 * 1024 * 1024,
+        help="largest request accepted",
+    )
+    parser.add_argument(
+        "--ports-file", metavar="FILE", help="write the bound ports as JSON to this file once listening"
+    )
     parser.add_argument("--format", choices=FORMATS, default="ansi", help="report format")
-    parser.add_argument("-o", "--output", help="directory to write the report file into (instead of stdout)")
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="folder to write the report file into (instead of stdout)"
+    )
     parser.add_argument(
         "--fail-on",
         choices=("violation", "improvement", "information", "none"),
@@ -105,7 +155,15 @@ def _emit(report: dict[str, Any], args: argparse.Namespace) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         ext = {"ansi": "txt", "json": "json", "jsonl": "jsonl"}[args.format]
         path = out_dir / f"live_check.{ext}"
-        path.write_text(text)
+        try:
+            path.write_text(text)
+        except OSError as exc:  # checked at start-up, but the disk may have filled since: lose nothing
+            print(
+                f"knhk-otel live-check: cannot write {path} ({exc.strerror}); the report follows",
+                file=sys.stderr,
+            )
+            sys.stdout.write(text)
+            return
         st = report["statistics"]
         print(
             f"knhk-otel live-check: {st['total_samples']} samples, {st['total_findings']} findings "
@@ -117,18 +175,37 @@ def _emit(report: dict[str, Any], args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
-def _run_file(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str, Any]:
-    if args.input_source == "stdin":
-        text, where = sys.stdin.read(), "<stdin>"
+def _read_input(source: str) -> tuple[str, str]:
+    """The input text and how to name it; bytes that are not UTF-8 are a one-line error."""
+    if source == "stdin":
+        data, where = sys.stdin.buffer.read(), "<stdin>"
     else:
-        path = Path(args.input_source)
+        path = Path(source)
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; --input-source takes a file, `stdin` or `otlp`")
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as exc:
             raise UserError(f"{path}: cannot read: {exc.strerror}") from exc
         where = str(path)
+    try:
+        return data.decode("utf-8"), where
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(
+            f"{where}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "OTLP JSON is UTF-8"
+        ) from exc
+
+
+def _run_file(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str, Any]:
+    text, where = _read_input(args.input_source)
     checker = Checker(registry)
-    for batch in read_batches(text, where):
+    try:
+        batches = read_batches(text, where)
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested too deeply to be telemetry") from None
+    for batch in batches:
         checker.add_batch(batch)
     return checker.report.build()
 
@@ -146,7 +223,7 @@ def _run_live(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str,
     try:
         ports = live.start()
     except OSError as exc:
-        raise UserError(f"{args.address}: cannot listen: {exc}") from exc
+        raise UserError(f"cannot listen: {exc}") from exc
     try:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -154,7 +231,9 @@ def _run_live(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str,
         listening = " ".join(f"{k}={args.address}:{v}" for k, v in ports.items())
         print(f"knhk-otel live-check: listening {listening}", file=sys.stderr, flush=True)
         if args.ports_file:
-            Path(args.ports_file).write_text(json.dumps(ports) + "\n")
+            ports_file = Path(args.ports_file)
+            ports_file.parent.mkdir(parents=True, exist_ok=True)
+            ports_file.write_text(json.dumps(ports) + "\n")
         live.wait()
         return live.stop()
     finally:
@@ -162,11 +241,20 @@ def _run_live(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str,
         live.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.max_payload_bytes <= 0:
-        print("knhk-otel live-check: --max-payload-bytes must be positive", file=sys.stderr)
-        return 2
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before a live-check that may run for hours: can its report and ports file be written?"""
     try:
+        if args.output:
+            check_output_folder(args.output, "-o")
+        if args.ports_file:
+            check_output_file(args.ports_file, "--ports-file")
+    except OutputPathError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _check_outputs(args)
         registry = load_registry(args)
         run_input = _run_live if args.input_source == "otlp" else _run_file
         report = run_input(registry, args)

@@ -7,6 +7,7 @@ INVALID_ARGUMENT with a finding, not an opaque transport error.
 from __future__ import annotations
 
 import logging
+import socket
 from concurrent import futures
 from typing import Any, Protocol
 
@@ -104,12 +105,22 @@ class GrpcReceiver:
 
     def start(self) -> int:
         host = f"[{self.address}]" if ":" in self.address else self.address
+        _probe_bind(self.address, self.requested_port)
         self.port = self._server.add_insecure_port(f"{host}:{self.requested_port}")
         if self.port == 0:
-            raise OSError(f"cannot bind OTLP/gRPC to {self.address}:{self.requested_port}")
+            raise OSError("cannot bind (the port is in use, or the address is not on this machine)")
         self._server.start()
         _log.info("OTLP/gRPC listening on %s:%d", self.address, self.port)
         return self.port
 
     def stop(self, grace: float = 2.0) -> None:
         self._server.stop(grace).wait()
+
+
+def _probe_bind(address: str, port: int) -> None:
+    """Bind the port once ourselves: grpc core reports a busy port only as a log line on stderr and a
+    generic RuntimeError, while the socket's OSError says why (in use, address not available)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+        probe.bind((address, port))

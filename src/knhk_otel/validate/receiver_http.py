@@ -1,7 +1,10 @@
 """OTLP/HTTP receiver on the stdlib: /v1/traces, /v1/metrics, /v1/logs; protobuf or JSON; gzip.
 
 Sizes are checked before reading (Content-Length) and again while decompressing, so neither a
-huge body nor a gzip bomb can make the receiver allocate more than the limit.
+huge body nor a gzip bomb can make the receiver allocate more than the limit. A client that stalls
+mid-request (a Content-Length larger than what it sends) is dropped after `read_timeout` seconds,
+and a body nested too deeply to decode is a 400 like any other malformed body: no request ever
+ends in a traceback, and every rejected one is counted.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +47,13 @@ class _Server(ThreadingHTTPServer):
     sink: Ingest
     max_payload_bytes: int
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed in a way the handler did not foresee: one log line, no traceback."""
+        exc = sys.exc_info()[1]
+        _log.warning(
+            "otlp-http: connection from %s dropped: %s: %s", client_address[0], type(exc).__name__, exc
+        )
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
@@ -57,6 +68,7 @@ def make_server(address: str, port: int, handler: type[BaseHTTPRequestHandler]) 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 10.0  # socket timeout of every connection; HttpReceiver sets its own per server class
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("otlp-http %s " + format, self.client_address[0], *args)
@@ -126,7 +138,13 @@ class _Handler(BaseHTTPRequestHandler):
         chunks: list[bytes] = []
         remaining = length
         while remaining:
-            chunk = self.rfile.read(min(remaining, 1 << 16))
+            try:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+            except TimeoutError:
+                self.close_connection = True
+                raise _Rejected(
+                    408, f"body stalled after {length - remaining} of {length} bytes (read timeout)"
+                ) from None
             if not chunk:
                 self.close_connection = True
                 raise _Rejected(400, f"body ended after {length - remaining} of {length} bytes")
@@ -150,12 +168,16 @@ class _Handler(BaseHTTPRequestHandler):
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _Rejected(400, f"malformed JSON: {exc}") from exc
+        except RecursionError:
+            raise _Rejected(400, "JSON nested too deeply") from None
         if not isinstance(doc, dict):
             raise _Rejected(400, "OTLP JSON body must be an object")
         try:
             return parse_otlp_json(signal, doc)
         except SampleFormatError as exc:
             raise _Rejected(400, str(exc)) from exc
+        except RecursionError:
+            raise _Rejected(400, f"{signal} JSON nested too deeply") from None
 
     def do_GET(self) -> None:
         self._drain_or_close()
@@ -186,8 +208,10 @@ class HttpReceiver:
         address: str = "127.0.0.1",
         port: int = 4318,
         max_payload_bytes: int = 16 * 1024 * 1024,
+        read_timeout: float = 10.0,
     ) -> None:
-        self._server: _Server = make_server(address, port, _Handler)
+        handler = type("_TimedHandler", (_Handler,), {"timeout": read_timeout})
+        self._server: _Server = make_server(address, port, handler)
         self._server.sink = sink
         self._server.max_payload_bytes = max_payload_bytes
         self.address = address

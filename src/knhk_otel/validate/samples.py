@@ -303,19 +303,34 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SampleFormatError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _objects(value: Any, where: str) -> list[Mapping[str, Any]]:
+    """A list of objects (absent or null = empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SampleFormatError(f"{where}: expected a list, got {type(value).__name__}")
+    return [_mapping(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
 def _weaver_sample(obj: Any, where: str) -> Sample:
-    if not isinstance(obj, Mapping):
-        raise SampleFormatError(f"{where}: expected an object")
+    obj = _mapping(obj, where)
     if "span" in obj:
-        s = obj["span"]
+        s = _mapping(obj["span"], f"{where}.span")
         events = [
             SpanEventSample(
                 str(e.get("name", "")), _sample_attrs(e.get("attributes"), f"{where}.span_events")
             )
-            for e in s.get("span_events") or ()
+            for e in _objects(s.get("span_events"), f"{where}.span.span_events")
         ]
         links = [
-            _sample_attrs(ln.get("attributes"), f"{where}.span_links") for ln in s.get("span_links") or ()
+            _sample_attrs(ln.get("attributes"), f"{where}.span_links")
+            for ln in _objects(s.get("span_links"), f"{where}.span.span_links")
         ]
         kind = s.get("kind")
         return SpanSample(
@@ -326,25 +341,31 @@ def _weaver_sample(obj: Any, where: str) -> Sample:
             links,
         )
     if "metric" in obj:
-        m = obj["metric"]
-        points = [
-            _sample_attrs(p.get("attributes"), f"{where}.data_points") for p in m.get("data_points") or ()
-        ]
+        m = _mapping(obj["metric"], f"{where}.metric")
+        data_points = _objects(m.get("data_points"), f"{where}.metric.data_points")
+        points = [_sample_attrs(p.get("attributes"), f"{where}.data_points") for p in data_points]
         bounds = None
-        for p in m.get("data_points") or ():
+        for p in data_points:
             if "explicit_bounds" in p:
-                bounds = tuple(float(b) for b in p["explicit_bounds"])
+                raw = p["explicit_bounds"]
+                if not isinstance(raw, list) or not all(
+                    isinstance(b, int | float) and not isinstance(b, bool) for b in raw
+                ):
+                    raise SampleFormatError(f"{where}.metric.data_points: explicit_bounds must be numbers")
+                bounds = tuple(float(b) for b in raw)
                 break
         return MetricSample(str(m.get("name", "")), m.get("instrument"), m.get("unit"), points, bounds)
     if "event" in obj or "log" in obj:
-        e = obj.get("event") or obj.get("log") or {}
+        e = _mapping(obj.get("event") or obj.get("log") or {}, f"{where}.event")
         return EventSample(
             str(e.get("event_name") or e.get("name") or ""), _sample_attrs(e.get("attributes"), where)
         )
     if "resource" in obj:
-        return ResourceSample(_sample_attrs(obj["resource"].get("attributes"), where))
+        return ResourceSample(
+            _sample_attrs(_mapping(obj["resource"], f"{where}.resource").get("attributes"), where)
+        )
     if "attribute" in obj:
-        a = obj["attribute"]
+        a = _mapping(obj["attribute"], f"{where}.attribute")
         return AttributeSample(str(a.get("name", "")), _json_value(a.get("value")), "value" in a)
     if "name" in obj:
         return AttributeSample(str(obj["name"]), _json_value(obj.get("value")), "value" in obj)

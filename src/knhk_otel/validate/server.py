@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -41,6 +44,22 @@ class LiveCheckOptions:
     admin_port: int | None = 4320  # None = no admin endpoint
     inactivity_timeout: float = 0.0  # seconds; 0 = never
     max_payload_bytes: int = 16 * 1024 * 1024
+    read_timeout: float = 10.0  # seconds an HTTP client may stall mid-request before it is dropped
+
+
+@contextmanager
+def _naming(listener: str, address: str, port: int, flag: str) -> Iterator[None]:
+    """Turn a bind failure into an OSError that says which listener, where, why and what to do."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:  # grpc reports a failed bind as RuntimeError
+        reason = getattr(exc, "strerror", None) or str(exc)
+        where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        if getattr(exc, "errno", None) == errno.EADDRNOTAVAIL:
+            advice = "the address is not one of this machine's; choose another with --address"
+        else:
+            advice = f"stop what uses it or pick another port with {flag} (0 picks a free one)"
+        raise OSError(f"{listener} listener on {where}: {reason}; {advice}") from exc
 
 
 class Checker:
@@ -176,20 +195,31 @@ class LiveCheck:
         self.ports: dict[str, int] = {}
 
     def start(self) -> dict[str, int]:
+        """Bind every listener; OSError names the one that failed (listener, address, port, reason)."""
         o = self.options
         try:
             if o.grpc_port is not None:
-                self._grpc = GrpcReceiver(
-                    self.checker, address=o.address, port=o.grpc_port, max_payload_bytes=o.max_payload_bytes
-                )
-                self.ports["grpc"] = self._grpc.start()
+                with _naming("OTLP/gRPC", o.address, o.grpc_port, "--otlp-grpc-port"):
+                    self._grpc = GrpcReceiver(
+                        self.checker,
+                        address=o.address,
+                        port=o.grpc_port,
+                        max_payload_bytes=o.max_payload_bytes,
+                    )
+                    self.ports["grpc"] = self._grpc.start()
             if o.http_port is not None:
-                self._http = HttpReceiver(
-                    self.checker, address=o.address, port=o.http_port, max_payload_bytes=o.max_payload_bytes
-                )
-                self.ports["http"] = self._http.start()
+                with _naming("OTLP/HTTP", o.address, o.http_port, "--otlp-http-port"):
+                    self._http = HttpReceiver(
+                        self.checker,
+                        address=o.address,
+                        port=o.http_port,
+                        max_payload_bytes=o.max_payload_bytes,
+                        read_timeout=o.read_timeout,
+                    )
+                    self.ports["http"] = self._http.start()
             if o.admin_port is not None:
-                self._admin = make_server(o.address, o.admin_port, _AdminHandler)
+                with _naming("admin", o.address, o.admin_port, "--admin-port"):
+                    self._admin = make_server(o.address, o.admin_port, _AdminHandler)
                 self._admin.live_check = self
                 self.ports["admin"] = self._admin.server_address[1]
                 self._admin_thread = threading.Thread(
