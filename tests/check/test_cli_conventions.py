@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from knhk_otel.cli import build_parser
+from knhk_otel.codegen import discover
 
 from .conftest import REPO_ROOT, CliRunner
 
@@ -121,7 +122,7 @@ def test_an_output_folder_given_as_a_target_is_explained(cli: CliRunner, tmp_pat
     assert result.code == 1
     assert result.err.splitlines() == [
         "knhk-otel generate: error[unknown_target]: out/ is not a target but a folder; targets are "
-        "names (markdown, python) and the output folder is given with -o: "
+        f"names ({', '.join(sorted(discover()))}) and the output folder is given with -o: "
         "knhk-otel generate python -o out/"
     ]
     assert not (REPO_ROOT / "out").exists()
