@@ -34,16 +34,17 @@ from knhk_mesh.core.events import (
     RoundStarted,
 )
 from knhk_mesh.core.instrument import NOOP, Instrumentation
-from knhk_mesh.core.messages import Address, Entry
+from knhk_mesh.core.messages import Address, AgentId, Entry, agent_id_of
 from knhk_mesh.core.security import verify_entry
 from knhk_mesh.node_config import NodeConfig
-from knhk_mesh.pki import Credentials, PkiError
+from knhk_mesh.pki import Credentials, PkiError, Refusal
 from knhk_mesh.store import EntryStore
 from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 
 log = logging.getLogger(__name__)
 
 RELOAD_EVERY_S = 1.0
+CERTIFICATE_REFUSALS = frozenset({Refusal.REVOKED.value, Refusal.EXPIRED.value})
 ADVERSARY_START_S = 8.0
 
 
@@ -74,6 +75,7 @@ class Counts:
     last_converged_digest: str = ""
     joined: int = 0
     left: int = 0
+    banned_removals: int = 0
 
 
 class MeshNode:
@@ -97,6 +99,7 @@ class MeshNode:
         self.detections: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
+        self.banned: set[AgentId] = set()  # agents whose certificate was refused as revoked or expired
         self._instrumentation = instrumentation
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -231,6 +234,10 @@ class MeshNode:
 
     def _on_refused(self, refused: Refused) -> None:
         self.refusals[refused.reason] += 1
+        if refused.reason in CERTIFICATE_REFUSALS and refused.peer_key is not None:
+            # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
+            self.banned.add(agent_id_of(refused.peer_key))
+            self._forget_banned()
         log.warning(
             "node %s: refused %s:%d at the handshake: %s (%s)",
             self.node_id,
@@ -240,10 +247,21 @@ class MeshNode:
         )
         self.observer.handshake_refused(refused.reason, refused.peer_key, refused.address)
 
+    def _forget_banned(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        for agent in self.banned:
+            if agent in engine.registry:
+                engine.registry.remove(agent)
+                self.counts.banned_removals += 1
+
     def _pump(self) -> None:
         """Send what the engine has to send and tally what it reports."""
         node, transport = self.node, self.transport
         assert node is not None and transport is not None
+        if self.banned:
+            self._forget_banned()  # membership gossip from peers that have not heard yet may bring it back
         for address, data in node.messages_to_send(time.monotonic()):
             transport.send(address, data)
         c = self.counts
@@ -309,6 +327,7 @@ class MeshNode:
             "detections": dict(self.detections),
             "rejections": dict(self.rejections),
             "handshake_refusals": dict(self.refusals),
+            "banned": sorted(a.hex() for a in self.banned),
             "transport": vars(transport.stats).copy(),
             "ticks": self.tick_report(),
         }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from knhk_mesh import pki
 from knhk_mesh.localcluster import ClusterSpec, LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,3 +127,31 @@ def test_a_node_killed_with_sigkill_loses_no_accepted_write(four_nodes: LocalClu
         assert missing == [], f"{node.name} lacks {len(missing)} of {len(accepted)} accepted writes"
     for s in cluster.statuses().values():
         assert "equivocation" not in s["detections"]  # a reused version would read as equivocation
+
+
+@pytest.mark.slow
+def test_a_revoked_node_is_cut_off_and_leaves_membership(four_nodes: LocalCluster) -> None:
+    cluster = four_nodes
+    revoked = cluster.nodes[3]
+    others = cluster.nodes[:3]
+    assert cluster.wait_for_membership(timeout=30)
+    pki.revoke(cluster.pki_dir, cluster.pki_dir / f"{revoked.name}.pem")  # nodes reload the CRL within 1 s
+
+    def cut_off() -> bool:
+        st = cluster.statuses(others)
+        return len(st) == 3 and all(
+            s["banned"] == [revoked.node_id] and s["peers"] == 2 and s["handshake_refusals"]
+            for s in st.values()
+        )
+
+    assert _wait(cut_off, 30)
+    # it stays out: membership gossip between the others no longer carries its record
+    time.sleep(3.0)
+    assert cut_off()
+    for s in cluster.statuses(others).values():
+        assert set(s["handshake_refusals"]) <= {"revoked_certificate"}
+    # the others still gossip among themselves
+    doc = cluster.put(others[0], "after-revocation", "still here")
+    assert _wait(lambda: cluster.converged(others, min_entries=1), 30)
+    value = cluster.call(others[2], "GET", f"/get?key=after-revocation&agent={doc['agent']}")
+    assert value["value"] == "still here"

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import msgpack
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -28,11 +29,20 @@ from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent, StreamDataReceived
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from knhk_mesh.core.messages import Address
 from knhk_mesh.core.security import verify
-from knhk_mesh.pki import MESH_SERVER_NAME, CertificateRefused, Credentials, fingerprint, random_nonce
+from knhk_mesh.pki import (
+    MESH_SERVER_NAME,
+    CertificateRefused,
+    Credentials,
+    Refusal,
+    fingerprint,
+    public_key_bytes,
+    random_nonce,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,20 @@ class Stats:
     refused: int = 0
     accepted: int = 0
     closed_revoked: int = 0
+
+
+def _key_or_none(cert: Any) -> bytes | None:
+    try:
+        return public_key_bytes(cert)
+    except CertificateRefused:
+        return None
+
+
+def _key_or_none_der(cert_der: bytes) -> bytes | None:
+    try:
+        return _key_or_none(x509.load_der_x509_certificate(cert_der))
+    except ValueError:
+        return None
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -235,7 +259,9 @@ class _Conn(QuicConnectionProtocol):
         try:
             key = mesh.credentials.verify_peer(cert_der)
         except CertificateRefused as exc:
-            self._refuse(exc.reason.value, exc.detail, claimed, None)
+            # the key a CA-signed but revoked or expired certificate names (None for a foreign CA's)
+            named = _key_or_none_der(cert_der) if exc.reason is not Refusal.UNTRUSTED else None
+            self._refuse(exc.reason.value, exc.detail, claimed, named)
             return
         if nonce != self._nonce or server_fp != fingerprint(mesh.credentials.node_cert_der):
             self._refuse(HandshakeReason.REPLAY, "proof answers another challenge", claimed, key)
@@ -287,7 +313,7 @@ class _Conn(QuicConnectionProtocol):
             )  # adds the CRL to aioquic's check
         except CertificateRefused as exc:
             assert self.outbound is not None
-            mesh.on_refused(Refused(exc.reason.value, exc.detail, self.outbound, None))
+            mesh.on_refused(Refused(exc.reason.value, exc.detail, self.outbound, _key_or_none(cert)))
             self._fail(f"server certificate refused: {exc}")
             return
         self.write_record(Kind.HELLO, msgpack.packb([1], use_bin_type=True))
