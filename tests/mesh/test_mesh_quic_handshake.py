@@ -196,8 +196,8 @@ def test_a_revoked_certificate_is_refused_and_its_open_connection_closed(
         server.transport.credentials_reloaded()
         assert [r.reason for r in server.refused] == ["revoked_certificate"]
         assert server.transport.stats.closed_revoked == 1
-        # bob reconnects: refused at the handshake
-        await asyncio.sleep(0.3)
+        # bob hears the close, reconnects and is refused at the handshake
+        assert await _until(lambda: bob._peers[server.transport.listen_address].conn is None)
         bob.send(server.transport.listen_address, b"after revocation")
         assert await _until(lambda: len(server.refused) == 2)
         assert server.refused[1].reason == "revoked_certificate"
