@@ -37,6 +37,8 @@ class AdminTarget(Protocol):
 
     def request_stop(self) -> None: ...
 
+    def arrival(self, agent: bytes, version: int) -> float | None: ...
+
 
 class AdminServer:
     def __init__(self, node: AdminTarget) -> None:
@@ -126,6 +128,15 @@ class AdminServer:
                 "version": entry.version,
                 "value": entry.value.decode("utf-8", "replace"),
             }
+        if method == "GET" and path == "/arrival":
+            try:
+                agent, version = bytes.fromhex(query.get("agent", "")), int(query.get("version", ""))
+            except ValueError:
+                return 400, {"error": "expected ?agent=HEX&version=N"}
+            at = node.arrival(agent, version)
+            if at is None:
+                return 404, {"error": f"version {version} of {agent.hex()} has not arrived"}
+            return 200, {"agent": agent.hex(), "version": version, "monotonic": at}
         if method == "POST" and path == "/put":
             try:
                 doc = json.loads(body or b"{}")

@@ -26,6 +26,7 @@ from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
+    EntriesMerged,
     MessageReceived,
     MessageRejected,
     MessageSent,
@@ -44,6 +45,7 @@ from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 log = logging.getLogger(__name__)
 
 RELOAD_EVERY_S = 1.0
+ARRIVALS_KEPT = 256  # per agent: enough for the writes a bench or test waits on
 CERTIFICATE_REFUSALS = frozenset({Refusal.REVOKED.value, Refusal.EXPIRED.value})
 ADVERSARY_START_S = 8.0
 
@@ -99,6 +101,7 @@ class MeshNode:
         self.detections: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
+        self.arrivals: dict[AgentId, list[tuple[int, float]]] = {}
         self.banned: set[AgentId] = set()  # agents whose certificate was refused as revoked or expired
         self._instrumentation = instrumentation
         self._stopping = asyncio.Event()
@@ -265,6 +268,7 @@ class MeshNode:
         for address, data in node.messages_to_send(time.monotonic()):
             transport.send(address, data)
         c = self.counts
+        merged = False
         while (event := node.next_event()) is not None:
             if isinstance(event, MessageSent):
                 c.sent += 1
@@ -279,10 +283,32 @@ class MeshNode:
                 self.detections[event.kind.value] += 1
             elif isinstance(event, MessageRejected):
                 self.rejections[event.reason.value] += 1
+            elif isinstance(event, EntriesMerged):
+                merged = True
             elif isinstance(event, PeerJoined):
                 c.joined += 1
             elif isinstance(event, PeerLeft):
                 c.left += 1
+        if merged:
+            self._note_versions()
+
+    def _note_versions(self) -> None:
+        """When each agent's newest version first arrived here (for write-propagation figures)."""
+        assert self.engine is not None
+        now = time.monotonic()
+        for item in self.engine.state.versions():
+            seen = self.arrivals.setdefault(item.agent, [])
+            if not seen or seen[-1][0] < item.version:
+                seen.append((item.version, now))
+                if len(seen) > ARRIVALS_KEPT:
+                    del seen[: len(seen) - ARRIVALS_KEPT]
+
+    def arrival(self, agent: AgentId, version: int) -> float | None:
+        """The monotonic time (system-wide clock) this node first held `version` of `agent`, if it did."""
+        for v, t in self.arrivals.get(agent, ()):
+            if v >= version:
+                return t
+        return None
 
     # --- what the admin endpoint asks ---------------------------------------------------------------
 
