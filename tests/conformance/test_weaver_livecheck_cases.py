@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from knhk_otel.schema import load_and_resolve
+from knhk_otel.validate.advice import AdvicePolicies
 from knhk_otel.validate.findings import Finding
 from knhk_otel.validate.samples import AttributeSample, MetricSample, from_weaver_samples
 from knhk_otel.validate.validator import Validator
@@ -119,7 +120,32 @@ def _total_without_span_matching(registry: str, data: str) -> Callable[[Path], i
     return total
 
 
+def _advised_attribute_ids(sample: str) -> Callable[[Path], list[str]]:
+    """Weaver's `run_custom_rego_test`: its custom advice policies, and only them, on an attribute."""
+
+    def ids(weaver_data: Path) -> list[str]:
+        resolved, _ = load_and_resolve(HERE / "livecheck" / "custom")
+        assert resolved is not None
+        name, eq, value = sample.partition("=")
+        attribute = AttributeSample(name, _typed(value) if eq else None, bool(eq))
+        advice = AdvicePolicies([weaver_data / "policies" / "live_check_advice"], resolved)
+        ours = [f for f in Validator(resolved).validate(attribute) if f.id in WEAVER_CORE_IDS]
+        return sorted(f.id for f in [*ours, *advice.findings(attribute)])
+
+    return ids
+
+
+#: With custom advice policies Weaver runs them instead of its default one (the built-in advice).
+WEAVER_CORE_IDS = frozenset({"missing_attribute", "type_mismatch", "undefined_enum_variant", "deprecated"})
+
+
 EXPECTATIONS: list[Expectation] = [
+    Expectation("custom rego: custom.string=hello", [], _advised_attribute_ids("custom.string=hello")),
+    Expectation(
+        "custom rego: test.string",
+        ["contains_test", "missing_attribute"],
+        _advised_attribute_ids("test.string"),
+    ),
     Expectation("span.json: total findings", 14, _total_without_span_matching("attributes", "span.json")),
     *(
         Expectation(f"attribute {sample}", expected, lambda _d, s=sample: _attribute_ids(s))

@@ -15,6 +15,7 @@ from typing import Any
 from knhk_otel.commands.output_paths import OutputPathError, check_output_file, check_output_folder
 from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.advice import AdvicePolicies, AdvicePolicyError
 from knhk_otel.validate.report import FORMATS, fails, render
 from knhk_otel.validate.samples import Batch, SampleFormatError, from_json_document
 from knhk_otel.validate.server import Checker, LiveCheck, LiveCheckOptions
@@ -93,6 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_bytes,
         default=16 * 1024 * 1024,
         help="largest request accepted",
+    )
+    parser.add_argument(
+        "--advice-policies",
+        metavar="DIR",
+        help="Weaver `live_check_advice` Rego policies (a folder of .rego files, or one) run on every "
+        "sample; needs the 'rego' extra",
     )
     parser.add_argument(
         "--ports-file", metavar="FILE", help="write the bound ports as JSON to this file once listening"
@@ -198,9 +205,19 @@ def _read_input(source: str) -> tuple[str, str]:
         ) from exc
 
 
+def advice_policies(registry: ResolvedRegistry, args: argparse.Namespace) -> AdvicePolicies | None:
+    """The `--advice-policies` compiled once; a policy that does not compile is a usage error."""
+    if not getattr(args, "advice_policies", None):
+        return None
+    try:
+        return AdvicePolicies([args.advice_policies], registry)
+    except AdvicePolicyError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def _run_file(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str, Any]:
     text, where = _read_input(args.input_source)
-    checker = Checker(registry)
+    checker = Checker(registry, advice_policies(registry, args))
     try:
         batches = read_batches(text, where)
     except RecursionError:
@@ -219,7 +236,7 @@ def _run_live(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str,
         inactivity_timeout=args.inactivity_timeout,
         max_payload_bytes=args.max_payload_bytes,
     )
-    live = LiveCheck(registry, options)
+    live = LiveCheck(registry, options, advice_policies(registry, args))
     try:
         ports = live.start()
     except OSError as exc:

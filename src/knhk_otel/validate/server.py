@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate import findings as F
+from knhk_otel.validate.advice import AdvicePolicies, AdvisedValidator
 from knhk_otel.validate.findings import Finding
 from knhk_otel.validate.index import RegistryIndex
 from knhk_otel.validate.receiver_grpc import GrpcReceiver
@@ -65,9 +66,12 @@ def _naming(listener: str, address: str, port: int, flag: str) -> Iterator[None]
 class Checker:
     """Validates batches into a report; shared by the live receivers and file input."""
 
-    def __init__(self, registry: ResolvedRegistry | RegistryIndex) -> None:
+    def __init__(
+        self, registry: ResolvedRegistry | RegistryIndex, advice: AdvicePolicies | None = None
+    ) -> None:
         self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
-        self.validator = Validator(self.index)
+        self.advice = advice
+        self.validator = Validator(self.index) if advice is None else AdvisedValidator(self.index, advice)
         self.report = ReportBuilder(self.index)
         self._resources: set[Any] = set()
         self._lock = threading.Lock()
@@ -88,6 +92,9 @@ class Checker:
         so only the values its shape still checks (enum members, array items) are read.
         """
         self.last_activity = time.monotonic()
+        if self.advice is not None:  # advice policies judge each span: the general path
+            self.add_batch(from_otlp_traces(request))
+            return
         get_shape = self.validator.otlp_span_shapes.get
         tally: dict[SpanVerdict, int] = {}
         general = Batch()
@@ -182,9 +189,14 @@ def _resource_key(attributes: Any) -> Any:
 class LiveCheck:
     """Receivers and admin endpoint around a Checker. `start()`, `wait()`, `stop()` → report."""
 
-    def __init__(self, registry: ResolvedRegistry | RegistryIndex, options: LiveCheckOptions) -> None:
+    def __init__(
+        self,
+        registry: ResolvedRegistry | RegistryIndex,
+        options: LiveCheckOptions,
+        advice: AdvicePolicies | None = None,
+    ) -> None:
         self.options = options
-        self.checker = Checker(registry)
+        self.checker = Checker(registry, advice)
         self._stop_requested = threading.Event()
         self._stopped = threading.Lock()
         self._report: dict[str, Any] | None = None

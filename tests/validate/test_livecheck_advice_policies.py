@@ -1,0 +1,126 @@
+"""`live-check --advice-policies DIR`: Weaver's live_check_advice Rego policies on every sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.advice import AdvicePolicies, AdvicePolicyError
+from knhk_otel.validate.samples import AttributeSample, MetricSample, SpanSample
+from knhk_otel.validate.server import Checker
+
+HERE = Path(__file__).resolve().parent
+
+SAMPLES: list[dict[str, Any]] = [
+    {
+        "span": {
+            "name": "shop.checkout",
+            "kind": "client",
+            "attributes": [
+                {"name": "shop.order.id", "value": "o-1"},
+                {"name": "shop.payment.method", "value": "card"},
+                {"name": "shop.legacy.code", "value": "L"},
+            ],
+        }
+    },
+    {
+        "span": {
+            "name": "shop.checkout",
+            "kind": "server",
+            "attributes": [{"name": "shop.order.id", "value": "o"}],
+        }
+    },
+]
+
+
+def _ids(findings: Any) -> list[tuple[str, str | None]]:
+    return sorted((f.id, f.attribute) for f in findings)
+
+
+def test_advice_findings_join_ours_per_sample(shop: ResolvedRegistry) -> None:
+    advice = AdvicePolicies([HERE / "advice"], shop)
+    span = SpanSample("shop.checkout", "client", {"shop.order.id": "o", "shop.legacy.code": "L"})
+    found = advice.findings(span)
+    assert _ids(found) == [("checkout_kind", None), ("legacy_key", "shop.legacy.code")]
+    kind = next(f for f in found if f.id == "checkout_kind")
+    assert (
+        kind.level == "violation"
+        and kind.message == "Span 'shop.checkout' is client; the registry says server."
+    )
+    legacy = next(f for f in found if f.id == "legacy_key")
+    assert legacy.level == "improvement" and legacy.signal_type == "span"
+    # attributes of bare samples and of metric data points are judged one by one too
+    assert _ids(advice.findings(AttributeSample("x.legacy", "v", True))) == [("legacy_key", "x.legacy")]
+    metric = MetricSample("shop.orders", "counter", "{order}", [{"shop.legacy.code": "a"}, {}])
+    assert _ids(advice.findings(metric)) == [("legacy_key", "shop.legacy.code")]
+
+
+def test_checker_with_advice_takes_every_span_through_the_policies(shop: ResolvedRegistry) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.name, span.kind = "shop.checkout", 3  # client
+    kv = span.attributes.add()
+    kv.key, kv.value.string_value = "shop.legacy.code", "L"
+    checker = Checker(shop, AdvicePolicies([HERE / "advice"], shop))
+    checker.ingest("traces", request)
+    report = checker.report.build()
+    ids = {f["id"] for s in report["samples"] for f in s["findings"]}
+    assert {"checkout_kind", "legacy_key", "span_kind_mismatch"} <= ids
+
+
+def test_live_check_cli_runs_advice_policies_on_a_sample_file(tmp_path: Path, shop_dir: Path) -> None:
+    samples = tmp_path / "samples.json"
+    samples.write_text(json.dumps(SAMPLES), encoding="utf-8")
+    cmd = [sys.executable, "-m", "knhk_otel.cli", "live-check", "-r", str(shop_dir)]
+    done = subprocess.run(
+        [*cmd, "--input-source", str(samples), "--format", "json", "--advice-policies", str(HERE / "advice")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    ids = report["statistics"]["findings_by_id"]
+    assert ids["checkout_kind"] == 1 and ids["legacy_key"] == 1
+
+
+def test_a_broken_advice_policy_is_one_line_and_exit_2(tmp_path: Path, shop_dir: Path) -> None:
+    samples = tmp_path / "samples.json"
+    samples.write_text(json.dumps(SAMPLES), encoding="utf-8")
+    broken = HERE / "advice_broken"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "knhk_otel.cli",
+            "live-check",
+            "-r",
+            str(shop_dir),
+            "--input-source",
+            str(samples),
+            "--advice-policies",
+            str(broken),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"{broken / 'bad.rego'}:6:" in line and "policy_file_invalid" in line
+
+
+def test_a_folder_without_advice_package_is_refused(shop: ResolvedRegistry, tmp_path: Path) -> None:
+    (tmp_path / "p.rego").write_text("package after_resolution\n", encoding="utf-8")
+    with pytest.raises(AdvicePolicyError, match="live_check_advice"):
+        AdvicePolicies([tmp_path], shop)
