@@ -18,7 +18,6 @@ stable_references_development        a stable, non-deprecated signal does not re
                                      attribute; as `recommended` or `conditionally_required`
                                      it is a *warning* (OTel: stable groups SHOULD NOT), as
                                      `opt_in` it is allowed (OTel: stable groups MAY)
-missing_brief                        every own span, metric and event has a non-empty brief
 ===================================  ==========================================================
 
 Loader diagnostics: `policy_file_invalid` (cannot be read, imported, or exposes no policies) and
@@ -151,17 +150,10 @@ def policy_stable_references_development(registry: ResolvedRegistry) -> Iterator
             )
 
 
-def policy_missing_brief(registry: ResolvedRegistry) -> Iterator[Diagnostic]:
-    for g, kind, name in own_signal_names(registry):
-        if not g.brief.strip():
-            yield Diagnostic("missing_brief", f"{kind} `{name}` has no brief", g.source)
-
-
 DEFAULT_POLICIES: tuple[Policy, ...] = (
     Policy("name_format", policy_name_format, "default"),
     Policy("namespace", policy_namespace, "default"),
     Policy("stable_references_development", policy_stable_references_development, "default"),
-    Policy("missing_brief", policy_missing_brief, "default"),
 )
 
 

@@ -30,7 +30,7 @@ _READER_DUPLICATE_IDS = frozenset({"invalid_definition", "unknown_file_format"})
 
 #: Our rules that Weaver does not apply: warnings by default, so a registry Weaver passes is not
 #: failed by us; errors under `--future` (Weaver's flag for the rules that will become errors).
-STRICTER_THAN_WEAVER = frozenset({"name_format", "stable_references_development"})
+STRICTER_THAN_WEAVER = frozenset({"name_format", "stable_references_development", "empty_brief"})
 
 
 @dataclass
@@ -100,7 +100,7 @@ def run_checks(
         for d in resolve_diags
         if not (d.id in _READER_DUPLICATE_IDS and d.source is not None and d.source.path in flagged)
     )
-    out.extend(semantics)
+    out.extend(_weaver_severity(semantics, future))
     policies = list(default_policies)
     rego_paths = [p for p in policy_files if rego.is_rego(p)]
     for path in policy_files:

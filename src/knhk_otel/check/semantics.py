@@ -19,6 +19,9 @@ invalid_example               an example does not fit the attribute's type (scal
                               a *warning* on a `ref`'s own examples (see `_check_attribute`)
 invalid_bucket_boundaries     `annotations.knhk.explicit_bucket_boundaries` is not an increasing
                               list of numbers, or sits on something that is not a histogram
+missing_brief                 a span, metric or event has no `brief` (Weaver requires one)
+empty_brief                   *warning* (an error under `--future`): a `brief` that is empty
+empty_attributes              *warning*: `attributes:` with no value (`[]` says "none" on purpose)
 histogram_without_buckets     *warning*: a histogram under the manifest's namespace gives no
                               bucket advice (the SDK's defaults suit milliseconds only)
 invalid_tick_budget           `annotations.knhk.tick_budgets` is not a mapping of snake_case
@@ -128,8 +131,37 @@ def check_semantics(
             elif d.kind == "event" and "name" not in d.raw:
                 out.append(_at(d, (), "missing_event_name", f"event `{_label(d)}` has no `name`"))
             out.extend(_check_annotations(d))
+            out.extend(_check_empty(d))
         for path, attr in _attribute_entries(doc):
             out.extend(_check_attribute(doc, path, attr, types))
+    return out
+
+
+_NEEDS_BRIEF = frozenset({"span", "metric", "event"})
+
+
+def _check_empty(d: Definition) -> list[Diagnostic]:
+    """Weaver's rules: a signal needs a `brief`; an empty brief or attribute list is only a warning."""
+    out: list[Diagnostic] = []
+    label = _label(d)
+    if "brief" not in d.raw:
+        if d.kind in _NEEDS_BRIEF:
+            out.append(_at(d, (), "missing_brief", f"{d.kind} `{label}` has no brief"))
+    else:
+        brief = d.raw.get("brief")
+        if brief is None or (isinstance(brief, str) and not brief.strip()):
+            message = f"{d.kind} `{label}` has an empty brief"
+            out.append(_at(d, ("brief",), "empty_brief", message, severity="warning"))
+    if "attributes" in d.raw and d.raw.get("attributes") is None:  # `[]` says "none" on purpose
+        out.append(
+            _at(
+                d,
+                ("attributes",),
+                "empty_attributes",
+                f"{d.kind} `{label}`: `attributes:` has no value (write `[]` for none)",
+                severity="warning",
+            )
+        )
     return out
 
 
