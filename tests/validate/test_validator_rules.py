@@ -10,6 +10,7 @@ from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.findings import DEFAULT_LEVELS, Finding
 from knhk_otel.validate.samples import (
     AttributeSample,
+    Batch,
     EventSample,
     MetricSample,
     ResourceSample,
@@ -225,3 +226,22 @@ def test_report_groups_equal_findings_whatever_object_carries_them(shop: Resolve
         report.add(metric, Validator(shop).validate(metric))
     built = report.build()
     assert [(s["signal_name"], s["count"]) for s in built["samples"]] == [("shop.bogus", 3)]
+
+
+def test_metric_findings_are_also_counted_per_data_point_as_weaver_does(shop: ResolvedRegistry) -> None:
+    from knhk_otel.validate.server import Checker
+
+    checker = Checker(shop)
+    metric = MetricSample("shop.orders", "counter", "{order}", [{"nope": 1}, {"nope": 2}, {}])
+    checker.add_batch(Batch(samples=[metric, MetricSample("shop.unknown", "gauge", "1", [])]))
+    stats = checker.report.build()["statistics"]
+    # ours: each distinct finding once per metric sample; Weaver's: once per data point
+    assert stats["findings_by_id"]["missing_attribute"] == 1
+    assert stats["findings_by_id_per_data_point"]["missing_attribute"] == 2
+    assert stats["findings_by_id_per_data_point"]["missing_namespace"] == 2
+    # a metric without data points is still judged for its name, instrument and unit
+    assert stats["findings_by_id"]["missing_metric"] == 1
+    validator = Validator(shop)
+    assert [f.id for f in validator.validate(MetricSample("shop.orders", "gauge", "{order}", []))] == [
+        "unexpected_instrument"
+    ]

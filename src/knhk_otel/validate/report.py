@@ -46,6 +46,13 @@ class ReportBuilder:
         self._names_seen: dict[str, set[str]] = {"span": set(), "metric": set(), "event": set()}
         self._input_errors: list[Finding] = []
         self._logs_without_event = 0
+        #: Findings Weaver would count on top of ours: it counts a metric's per data point.
+        self._per_point_extra: Counter[str] = Counter()
+
+    def add_per_point_extra(self, extra: Counter[str]) -> None:
+        if extra:
+            with self._lock:
+                self._per_point_extra.update(extra)
 
     def add(self, sample: Sample, findings: Sequence[Finding]) -> None:
         self.add_many(((sample, findings),))
@@ -160,10 +167,18 @@ class ReportBuilder:
                 "total_findings": sum(by_level.values()),
                 "findings_by_level": {lv: by_level.get(lv, 0) for lv in LEVELS},
                 "findings_by_id": dict(sorted(by_id.items())),
+                **self._per_point(by_id),
                 "highest_level": highest,
                 **self._coverage(),
             }
         return {"samples": samples, "statistics": statistics}
+
+    def _per_point(self, by_id: Counter[str]) -> dict[str, Any]:
+        """Where metric findings counted per data point (as Weaver does) differ from ours."""
+        if not self._per_point_extra:
+            return {}
+        weaver = by_id + self._per_point_extra
+        return {"findings_by_id_per_data_point": dict(sorted(weaver.items()))}
 
     def _coverage(self) -> dict[str, Any]:
         index = self.index

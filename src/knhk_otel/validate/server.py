@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from knhk_otel.validate.report import ReportBuilder
 from knhk_otel.validate.samples import (
     KIND_BY_NUMBER,
     Batch,
+    MetricSample,
     ResourceSample,
     any_value,
     convert_otlp,
@@ -138,7 +140,15 @@ class Checker:
     def add_batch(self, batch: Batch) -> None:
         self.last_activity = time.monotonic()
         validate = self.validator.validate
-        self.report.add_many([(sample, validate(sample)) for sample in batch.samples])
+        judged = [(sample, validate(sample)) for sample in batch.samples]
+        self.report.add_many(judged)
+        extra: Counter[str] = Counter()
+        for sample, found in judged:
+            if isinstance(sample, MetricSample) and len(sample.points) > 1:
+                metric, points = self.validator.validate_metric_points(sample)
+                extra.update(f.id for f in [*metric, *(f for point in points for f in point)])
+                extra.subtract(f.id for f in found)
+        self.report.add_per_point_extra(+extra)
         for resource in batch.resources:
             key = _resource_key(resource.attributes)
             with self._lock:
