@@ -36,11 +36,12 @@ ERROR_IDS: dict[str, str] = {
 }
 
 #: case → why we still differ from Weaver there.
-_PUBLISHED = "a dependency published as a resolved registry (resolved/2.0) is not read yet"
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "registry-test-published-1": _PUBLISHED,
-    "registry-test-published-2": _PUBLISHED,
-    "registry-test-v2-5-published": _PUBLISHED,
+    "registry-test-published-1": "Weaver gives the span's `ref: a` the requirement level `required` "
+    "that a metric of the published dependency gives `a`; the ref sets none, so ours is the default, "
+    "recommended",
+    "registry-test-v2-5-published": "Weaver's expectation is its v2 resolved output "
+    "(expected-schema.yaml), a form we do not produce",
 }
 
 _STABILITY = {"experimental": "development"}
@@ -160,6 +161,8 @@ def run_case(case: Path) -> tuple[bool, str]:
         os.chdir(cwd)
     registry = report.registry
     errors = [d for d in report.diagnostics if d.is_error]
+    if not (case / "expected-registry.json").is_file() and not (case / "expected-errors.json").is_file():
+        return False, "no expectation in Weaver's v1 form (expected-registry.json) to compare with"
     if (case / "expected-errors.json").is_file():
         expected = json.loads((case / "expected-errors.json").read_text(encoding="utf-8"))
         items = expected.get("CompoundError", [expected])

@@ -282,3 +282,75 @@ def test_stricter_rules_are_warnings_unless_future(write_registry: WriteRegistry
     assert [d.id for d in diagnostics if d.severity == "warning"] == ["name_format"]
     _, diagnostics = _check(root, future=True)
     assert [d.id for d in diagnostics if d.is_error] == ["name_format"]
+
+
+def test_a_dependency_published_in_resolved_form_is_read(write_registry: WriteRegistry) -> None:
+    dep = write_registry(
+        "published",
+        {
+            "manifest.yaml": """
+            file_format: manifest/2.0
+            schema_url: https://example.com/schemas/1.0.0
+            resolved_registry_uri: resolved.yaml
+            """,
+            "resolved.yaml": """
+            file_format: resolved/2.0
+            schema_url: https://example.com/schemas/1.0.0
+            attribute_catalog:
+              - {key: dep.id, type: string, brief: An id., stability: stable}
+            registry:
+              attributes: [0]
+              attribute_groups:
+                - id: dep.group
+                  brief: A group.
+                  stability: stable
+                  attributes:
+                    - {base: 0, requirement_level: recommended}
+              spans:
+                - type: dep.span
+                  kind: client
+                  brief: A span.
+                  stability: stable
+                  attributes:
+                    - {base: 0, requirement_level: required}
+                - type: other.span
+                  kind: server
+                  brief: Not imported.
+                  stability: stable
+            """,
+        },
+    )
+    root = write_registry(
+        "main",
+        {
+            "manifest.yaml": f"""
+            name: main
+            dependencies:
+              - name: dep
+                registry_path: {dep}
+            """,
+            "main.yaml": """
+            file_format: definition/2
+            spans:
+              - type: main.span
+                kind: server
+                name: {note: main}
+                brief: Ours.
+                stability: stable
+                attributes:
+                  - ref: dep.id
+            imports:
+              spans: ["dep.*"]
+            """,
+        },
+    )
+    registry, diagnostics = _check(root)
+    assert _errors(diagnostics) == []
+    ids = [g.id for g in registry.groups]
+    assert ids == ["dep.group", "dep.span", "span.main.span"]
+    span = registry.group("dep.span")
+    assert span is not None and span.span_kind == "client"
+    used = span.attribute("dep.id")
+    assert used is not None and used.requirement_level == "required" and used.type == "string"
+    ours = registry.group("span.main.span")
+    assert ours is not None and ours.attribute("dep.id") is not None

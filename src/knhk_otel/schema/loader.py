@@ -32,6 +32,8 @@ class LoadedRegistry:
     documents: list[YamlDoc]  # own definition files, sorted by path
     dependencies: list[LoadedRegistry]
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: A registry published in resolved form: its manifest's `resolved_registry_uri` file.
+    published: YamlDoc | None = None
 
 
 def document_format(doc: YamlDoc) -> Literal["v1", "v2"]:
@@ -85,6 +87,9 @@ def _load(root: Path, stack: tuple[Path, ...]) -> LoadedRegistry:
         manifest_doc, errs = load_yaml(manifest_file, display_path(manifest_file))
         diagnostics.extend(errs)
     manifest, dep_paths = _manifest(root, manifest_doc, diagnostics)
+    published = _published(root, manifest_doc, diagnostics)
+    if published is not None:
+        return LoadedRegistry(root, manifest, [], [], diagnostics, published)
     documents: list[YamlDoc] = []
     for path in _definition_files(root, diagnostics):
         doc, errs = load_yaml(path, display_path(path))
@@ -123,6 +128,24 @@ def _load(root: Path, stack: tuple[Path, ...]) -> LoadedRegistry:
         )
     log.info("loaded %s: %d definition files, %d dependencies", shown, len(documents), len(dependencies))
     return LoadedRegistry(root, manifest, documents, dependencies, diagnostics)
+
+
+def _published(root: Path, doc: YamlDoc | None, diagnostics: list[Diagnostic]) -> YamlDoc | None:
+    """The resolved file a published registry's manifest names (`resolved_registry_uri`), if any."""
+    data = doc.data if doc is not None else None
+    uri = data.get("resolved_registry_uri") if isinstance(data, dict) else None
+    if doc is None or not isinstance(uri, str) or not uri:
+        return None
+    path = root / uri
+    where = doc.source(("resolved_registry_uri",))
+    if re.match(r"^[a-z][a-z0-9+.-]*://", uri) or not path.is_file():
+        diagnostics.append(
+            Diagnostic("dependency_not_found", f"resolved registry {uri!r} is not a local file", where)
+        )
+        return None
+    published, errs = load_yaml(path, display_path(path))
+    diagnostics.extend(errs)
+    return published
 
 
 def _definition_files(root: Path, diagnostics: list[Diagnostic]) -> list[Path]:
@@ -254,7 +277,8 @@ def _dependency(
         return None
     path = Path(raw_path)
     if not path.is_absolute():
-        path = root / path
+        # relative to the registry; else, as Weaver reads it, to the current directory
+        path = root / path if (root / path).exists() or not path.exists() else path
     if path.is_file() and path.name in MANIFEST_NAMES:
         path = path.parent
     if not path.is_dir():

@@ -17,6 +17,7 @@ from typing import Any
 from knhk_otel.schema.diagnostics import Diagnostic
 from knhk_otel.schema.loader import LoadedRegistry, document_format
 from knhk_otel.schema.model import Attribute, Group, ResolvedRegistry, Source
+from knhk_otel.schema.published import read_published
 from knhk_otel.schema.specs import AttrRef, FileSpec, GroupRef, GroupSpec, ImportSpec, Reader
 from knhk_otel.schema.v1 import read_v1
 from knhk_otel.schema.v2 import read_v2
@@ -64,6 +65,10 @@ def resolve(loaded: LoadedRegistry) -> tuple[ResolvedRegistry, list[Diagnostic]]
 
 
 def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[Path]) -> _Resolved:
+    if loaded.published is not None:
+        groups, attributes, problems = read_published(loaded.published)
+        diagnostics.extend(problems)
+        return _Resolved(groups=groups, own=groups, by_id={g.id: g for g in groups}, attributes=attributes)
     here = loaded.root.resolve()
     active = active | {here}
     deps = [_resolve(d, diagnostics, active) for d in loaded.dependencies if d.root.resolve() not in active]
