@@ -41,7 +41,7 @@ def parse_duration(text: str) -> float:
 class PanelResult:
     title: str
     kind: str
-    series: int = 0
+    series: int = 0  # series with at least one finite sample: what a reader sees as data
     errors: list[str] = field(default_factory=list)
 
 
@@ -262,7 +262,7 @@ def _query_panel(
             continue
         for series in found:
             drawn.append((legend(str(target.get("legendFormat", "")), series, title), series))
-    outcome.series = len(drawn)
+    outcome.series = sum(1 for _, s in drawn if any(math.isfinite(v) for v in s.values))
     return outcome, drawn
 
 
@@ -420,7 +420,7 @@ def render_dashboard(
             why = f"panel type {kind!r} is not drawn here"
         elif outcome.errors and not drawn:
             why = "; ".join(outcome.errors)[:160]
-        elif not drawn:
+        elif not outcome.series:
             why = "No data"
         elif kind == "timeseries":
             _draw_timeseries(page, cell, panel, drawn, step, (start, end))
