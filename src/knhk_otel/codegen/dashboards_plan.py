@@ -126,7 +126,6 @@ class Settings:
 
     tick_ns: int = 50_000
     board_of_file: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BOARD_OF_FILE))
-    recording_rules: Mapping[str, str] = field(default_factory=dict)  # expr → recorded series name
 
 
 def _where(group: Group) -> str:
@@ -571,25 +570,5 @@ def plan(
         row = board.row(component.replace("_", " ").replace("-", " ").capitalize())
         row.panels.extend(metric_panels(metric, namespace))
     _coverage(boards["telemetry"], metrics)
-    for board in boards.values():
-        for row in board.rows:
-            row.panels[:] = [_recorded(p, settings.recording_rules) for p in row.panels]
     return [boards[slug] for slug, _, _ in BOARDS if boards[slug].panels()]
 
-
-def _recorded(panel: PanelPlan, rules: Mapping[str, str]) -> PanelPlan:
-    """Swap a query for the recording rule that precomputes it (same result, cheaper to load)."""
-    if not rules:
-        return panel
-    queries = tuple(Query(rules.get(q.expr, q.expr), q.legend) for q in panel.queries)
-    return PanelPlan(
-        panel.title,
-        panel.description,
-        panel.kind,
-        panel.unit,
-        panel.axis_label,
-        queries,
-        panel.width,
-        panel.height,
-        panel.metrics,
-    )
