@@ -571,4 +571,3 @@ def plan(
         row.panels.extend(metric_panels(metric, namespace))
     _coverage(boards["telemetry"], metrics)
     return [boards[slug] for slug, _, _ in BOARDS if boards[slug].panels()]
-
