@@ -471,6 +471,44 @@ def _overview(board: BoardPlan, metrics: Mapping[str, Group]) -> None:
         board.rows.remove(row)
 
 
+def _security(board: BoardPlan, metrics: Mapping[str, Group]) -> None:
+    """Who is distrusted now, beside the detections that led there."""
+    row = board.row("At a glance")
+    if (m := _find(metrics, "knhk.mesh.peer.distrusted")) is not None:
+        expr = f"sum ({naming.prometheus_name(m)}{selector(m)})"
+        row.panels.append(
+            PanelPlan(
+                "Distrusted peers",
+                "Peers whose reputation fell under 0.5, summed over the selected agents' registries "
+                "(the reputation events carry which peers they are).",
+                "stat",
+                "short",
+                "peers",
+                (Query(expr, "distrusted"),),
+                12,
+                4,
+                (m.signal_name,),
+            )
+        )
+    if (m := _find(metrics, "knhk.mesh.byzantine.events")) is not None:
+        labels = group_labels(m, overrides(m))
+        row.panels.append(
+            PanelPlan(
+                "Byzantine detections per second by kind",
+                "Detections per second now, per kind of misbehaviour.",
+                "stat",
+                "short",
+                "events/s",
+                (Query(counter_rate(m, labels), _legend(labels, "detections")),),
+                12,
+                4,
+                (m.signal_name,),
+            )
+        )
+    if not row.panels:
+        board.rows.remove(row)
+
+
 def coverage_expr(metrics: Sequence[Group]) -> str:
     """Share of the schema's metrics with at least one series in the selection."""
     primary = []
@@ -555,6 +593,7 @@ def plan(
     by_name = {m.signal_name: m for m in metrics}
     _overview(boards["overview"], by_name)
     _export(boards["telemetry"])
+    _security(boards["security"], by_name)
     usage, overruns = by_name.get(TICK_METRIC), by_name.get(TICK_OVERRUNS)
     curated: set[str] = set()
     if usage is not None and board_of(usage, registry_root, settings) == "ticks":
