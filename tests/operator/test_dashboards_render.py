@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from knhk_otel.cli import main
 
 
 def _board(uid: str, title: str, panels: list[dict[str, Any]]) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_render_writes_one_png_per_dashboard_with_data_from_prometheus(
-    start_prometheus: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start_prometheus: Any, tmp_path: Path
 ) -> None:
     server = start_prometheus([])  # Prometheus scrapes itself: real counters and gauges
     host = server.url.removeprefix("http://")
@@ -82,8 +82,10 @@ def test_render_writes_one_png_per_dashboard_with_data_from_prometheus(
         encoding="utf-8",
     )
     out = tmp_path / "png"
-    code = main(
+    # a separate process, as a user runs it (matplotlib stays out of the test process)
+    done = subprocess.run(
         [
+            str(Path(sys.executable).with_name("knhk-otel")),
             "dashboards",
             "render",
             "--prometheus",
@@ -96,11 +98,13 @@ def test_render_writes_one_png_per_dashboard_with_data_from_prometheus(
             "2m",
             "--scrape-interval",
             "1s",
-        ]
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    printed = capsys.readouterr().out.splitlines()
-    assert code == 0
-    assert printed == [
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
         f"{out / 'a.png'}: 3 panels, 2 with data (no data: Nothing here)",
         f"{out / 'b.png'}: 1 panels, 1 with data",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -99,9 +100,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from knhk_otel.dashboards.prometheus import PrometheusError, check_ready
 
-    try:
-        import matplotlib  # noqa: F401
-    except ModuleNotFoundError:
+    if importlib.util.find_spec("matplotlib") is None:  # found, not loaded: rendering loads it
         print(_MISSING.format(what="render", pkg="matplotlib"), file=sys.stderr)
         return 2
     from knhk_otel.dashboards.render import parse_duration, render_dashboard
