@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -311,5 +312,33 @@ def test_a_full_send_queue_drops_the_oldest_and_counts_it(mesh_pki: Path) -> Non
         assert await _until(lambda: t.stats.connect_failures >= 1, timeout=5)
         await t.close()
         assert sum(sizes) == 0  # the queue gauge returns to zero
+
+    _run(body)
+
+
+def test_a_frame_for_a_peer_not_up_yet_is_delivered_once_it_is(mesh_pki: Path) -> None:
+    """A node's first frame is often its join to a seed: a failed connect must be retried by itself."""
+
+    async def body() -> None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        alice = QuicTransport(
+            _creds(mesh_pki, "alice"),
+            LOOPBACK,
+            on_frame=lambda a, d: None,
+            limits=TransportLimits(handshake_timeout=0.5, backoff_initial=0.1, backoff_max=0.5),
+        )
+        await alice.start()
+        alice.send(("127.0.0.1", port), b"join")
+        assert await _until(lambda: alice.stats.connect_failures >= 1, timeout=10)
+        server = Rig(_creds(mesh_pki, "server"))
+        server.transport.listen_address = ("127.0.0.1", port)
+        await server.transport.start()
+        assert await _until(lambda: len(server.frames) == 1, timeout=15)  # no second send needed
+        assert server.frames[0][1] == b"join"
+        await alice.close()
+        await server.transport.close()
 
     _run(body)

@@ -536,10 +536,7 @@ class QuicTransport:
         if peer.conn is not None and peer.conn.authenticated and not peer.conn.closed:
             self._flush(address, peer)
         elif not peer.connecting and time.monotonic() >= peer.retry_at:
-            peer.connecting = True
-            task = asyncio.get_running_loop().create_task(self._connect(address, peer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._retry(address)
 
     def flush_all(self) -> None:
         """Write queued frames into connections that drained (called after each batch of events)."""
@@ -588,6 +585,20 @@ class QuicTransport:
             log.debug("connect to %s:%d failed (%s); retry in %.2f s", *address, exc, delay)
             if conn is not None:
                 conn.close_now(f"connect failed: {exc}")
-            # frames for an unreachable peer wait (bounded) for the next attempt; gossip repeats anyway
+            # frames for an unreachable peer wait (bounded) for the next attempt, which comes by itself:
+            # a node whose only frame is its join to a seed would otherwise never try again
+            if not self._closing:
+                loop.call_later(max(0.0, peer.retry_at - time.monotonic()), self._retry, address)
         finally:
             peer.connecting = False
+
+    def _retry(self, address: Address) -> None:
+        peer = self._peers.get(address)
+        if self._closing or peer is None or not peer.queue or peer.connecting:
+            return
+        if peer.conn is not None and not peer.conn.closed:
+            return
+        peer.connecting = True
+        task = asyncio.get_running_loop().create_task(self._connect(address, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
