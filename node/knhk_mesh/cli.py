@@ -41,6 +41,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0..65535")
+    return value
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -79,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--fanout", type=_positive, default=None, help="peers per round, k (default 10; quic: 4)"
     )
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
+    up.add_argument(
+        "--prometheus-port",
+        type=_port,
+        metavar="PORT",
+        help="serve metrics for Prometheus on PORT, 0 = a free one (default: OTEL_METRICS_EXPORTER="
+        "prometheus with OTEL_EXPORTER_PROMETHEUS_HOST/PORT, else off)",
+    )
+    up.add_argument(
+        "--prometheus-host", metavar="HOST", help="address of the metrics endpoint (default localhost)"
+    )
     up.add_argument("--duration", type=_positive, default=20, help="quic: seconds to run after the writes")
     up.add_argument("--round-interval", type=_interval, default=0.25, help="quic: seconds per round (0.25)")
     up.add_argument(
@@ -155,18 +175,34 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
     try:
         tick_ns = tick_ns_from_env(os.environ)
         tconfig = TelemetryConfig.from_env(validation="strict", export=args.export)
+        if args.prometheus_port is not None or args.prometheus_host is not None:
+            exporters = tuple(dict.fromkeys((*tconfig.metrics_exporters, "prometheus")))
+            tconfig = tconfig.with_overrides(
+                metrics_exporters=exporters,
+                prometheus_port=args.prometheus_port,
+                prometheus_host=args.prometheus_host,
+            )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     strict.set_strict(True)
     recorder = FindingRecorder()
     install_recorder(recorder)
-    providers = build_providers(tconfig)
+    try:
+        providers = build_providers(tconfig)
+    except ValueError as exc:
+        uninstall_recorder(recorder)
+        strict.set_strict(False)
+        raise UsageError(str(exc)) from None
     hub = MeshTelemetry(
         providers.tracer_provider,
         providers.meter_provider,
         providers.logger_provider,
         tick_clock=TickClock(tick_ns=tick_ns, budgets=schema_budgets()),
     )
+    providers.exports.listener = hub.export_failed
+    if providers.prometheus_address is not None:
+        host, port = providers.prometheus_address
+        say(f"metrics for Prometheus: http://{host}:{port}/metrics")
     attacks = [list(Attack)[i % len(Attack)] for i in range(args.byzantine)]
     args.fanout = args.fanout or 10
     config = MeshConfig(fanout=args.fanout, region="local")

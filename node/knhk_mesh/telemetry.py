@@ -18,6 +18,7 @@ from opentelemetry import _logs, context, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from knhk_mesh import __version__
+from knhk_mesh.config import MeshConfig
 from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
@@ -43,6 +44,8 @@ from knhk_otel.semconv import metrics as M
 from knhk_otel.semconv import spans as S
 
 SCOPE_NAME = "knhk_mesh"
+#: Peers under this reputation are ignored by gossip: they count as distrusted.
+DISTRUST_BELOW = MeshConfig().min_reputation
 
 _TYPES = {t: A.MessageType(t.label) for t in WireType}
 _OPS = {op: A.TickOperation(op.value) for op in Operation}
@@ -75,8 +78,9 @@ class MeshTelemetry:
         self.strategy = strategy
         self.gossip_rounds = M.GossipRounds(meter)
         self.gossip_fanout = M.GossipFanout(meter)
-        self.peer_count = M.PeerCount(meter)
-        self.peer_reputation = M.PeerReputation(meter)
+        self.distrusted = M.PeerDistrusted(meter)
+        self.peer_counts = _SmallestPeerCount(M.PeerCount(meter))
+        self.export_failures = M.TelemetryExportFailures(meter)
         self.peer_latency = M.PeerLatency(meter)
         self.messages = M.Messages(meter)
         self.network_io = M.NetworkIo(meter)
@@ -91,6 +95,40 @@ class MeshTelemetry:
 
     def for_node(self, node_id: str) -> NodeTelemetry:
         return NodeTelemetry(self, node_id)
+
+    def export_failed(self, signal: str) -> None:
+        """Count a batch an exporter could not deliver (`signal`: span, metric or event)."""
+        self.export_failures.add(1, schema_signal_type=A.SchemaSignalType(signal))
+
+
+def node_resource_attributes(node_id: str) -> dict[str, str]:
+    """Resource attributes of a process that hosts exactly one agent: its identity, once per process
+    instead of on every metric point. A process hosting many agents keeps a process-level resource
+    (see ARCHITECTURE.md, "Node identity")."""
+    return {A.SERVICE_INSTANCE_ID: node_id, A.KNHK_MESH_NODE_ID: node_id}
+
+
+class _SmallestPeerCount:
+    """`knhk.mesh.peer.count` of a process: the smallest registry among its agents (the one closest to
+    losing quorum). Recomputes the minimum only when the agent holding it grows."""
+
+    __slots__ = ("_counts", "_gauge", "_holder", "_min")
+
+    def __init__(self, gauge: M.PeerCount) -> None:
+        self._gauge = gauge
+        self._counts: dict[str, int] = {}
+        self._min: int | None = None
+        self._holder = ""
+
+    def update(self, node: str, count: int) -> None:
+        self._counts[node] = count
+        if self._min is None or count < self._min:
+            self._min, self._holder = count, node
+        elif node == self._holder and count > self._min:
+            self._holder, self._min = min(self._counts.items(), key=lambda kv: kv[1])
+        else:
+            return
+        self._gauge.set(self._min)
 
 
 class _SpanScope:
@@ -188,11 +226,10 @@ class _ScopeTracer(trace.Tracer):
 
 
 class _Measure:
-    __slots__ = ("_attr", "_hub", "_name", "_node_id", "_start")
+    __slots__ = ("_attr", "_hub", "_name", "_start")
 
     def __init__(self, node: NodeTelemetry, op: Operation) -> None:
         self._hub = node.hub
-        self._node_id = node.node_id
         self._name = op.value
         self._attr = _OPS[op]
         self._start = 0
@@ -207,9 +244,9 @@ class _Measure:
         ns = perf_counter_ns() - self._start
         hub = self._hub
         ticks, overrun = hub.ticks.account(self._name, ns)
-        hub.tick_usage.record(ticks, node_id=self._node_id, tick_operation=self._attr)
+        hub.tick_usage.record(ticks, tick_operation=self._attr)
         if overrun:
-            hub.tick_overruns.add(1, node_id=self._node_id, tick_operation=self._attr)
+            hub.tick_overruns.add(1, tick_operation=self._attr)
 
 
 class NodeTelemetry:
@@ -245,7 +282,7 @@ class NodeTelemetry:
         )
 
     def receive(self, address: Address, size: int, peer_id: AgentId | None) -> _SpanScope:
-        self.hub.network_io.add(size, node_id=self.node_id, message_direction=A.MessageDirection.RECEIVED)
+        self.hub.network_io.add(size, message_direction=A.MessageDirection.RECEIVED)
         scope: _SpanScope = S.start_message_receive(  # type: ignore[assignment]
             self.hub.tracer,
             node_id=self.node_id,
@@ -301,27 +338,20 @@ class NodeTelemetry:
             return  # the state.merge span already tells it; skip the type tests below (one per merge)
         h, node = self.hub, self.node_id
         if isinstance(event, MessageSent):
-            h.messages.add(
-                1, node_id=node, message_direction=A.MessageDirection.SENT, message_type=_TYPES[event.type]
-            )
-            h.network_io.add(event.size, node_id=node, message_direction=A.MessageDirection.SENT)
+            h.messages.add(1, message_direction=A.MessageDirection.SENT, message_type=_TYPES[event.type])
+            h.network_io.add(event.size, message_direction=A.MessageDirection.SENT)
         elif isinstance(event, MessageReceived):
-            h.messages.add(
-                1,
-                node_id=node,
-                message_direction=A.MessageDirection.RECEIVED,
-                message_type=_TYPES[event.type],
-            )
+            h.messages.add(1, message_direction=A.MessageDirection.RECEIVED, message_type=_TYPES[event.type])
         elif isinstance(event, MessageRejected):
-            h.rejected.add(1, node_id=node, rejection_reason=_REJECTIONS[event.reason])
+            h.rejected.add(1, rejection_reason=_REJECTIONS[event.reason])
         elif isinstance(event, RoundStarted):
-            h.gossip_rounds.add(1, node_id=node)
-            h.gossip_fanout.record(event.fanout, node_id=node)
-            h.peer_count.set(event.peer_count, node_id=node)
+            h.gossip_rounds.add(1)
+            h.gossip_fanout.record(event.fanout)
+            h.peer_counts.update(node, event.peer_count)
         elif isinstance(event, ByzantineDetected):
             kind = A.ByzantineKind(event.kind.value)
             h.detections[(kind.value, event.peer_id.hex())] += 1
-            h.byzantine.add(1, node_id=node, byzantine_kind=kind)
+            h.byzantine.add(1, byzantine_kind=kind)
             E.emit_byzantine_detected(
                 h.logger,
                 node_id=node,
@@ -331,7 +361,8 @@ class NodeTelemetry:
                 network_peer_address=event.address[0] if event.address is not None else None,
             )
         elif isinstance(event, ReputationChanged):
-            h.peer_reputation.set(event.current, node_id=node, peer_id=event.peer_id.hex())
+            if (event.previous < DISTRUST_BELOW) != (event.current < DISTRUST_BELOW):
+                h.distrusted.add(1 if event.current < DISTRUST_BELOW else -1)
             E.emit_reputation_changed(
                 h.logger,
                 node_id=node,
@@ -351,8 +382,8 @@ class NodeTelemetry:
         elif isinstance(event, PeerLeft):
             E.emit_peer_left(h.logger, node_id=node, peer_id=event.peer_id.hex(), error_type=event.reason)
         elif isinstance(event, Converged):
-            h.convergence_rounds.record(event.rounds, node_id=node, topology=h.topology)
-            h.convergence_duration.record(event.duration, node_id=node, topology=h.topology)
+            h.convergence_rounds.record(event.rounds, topology=h.topology)
+            h.convergence_duration.record(event.duration, topology=h.topology)
             E.emit_converged(
                 h.logger,
                 node_id=node,
@@ -361,4 +392,4 @@ class NodeTelemetry:
                 gossip_round=event.round,
             )
         elif isinstance(event, RttMeasured):
-            h.peer_latency.record(event.rtt, node_id=node, region=event.region or None)
+            h.peer_latency.record(event.rtt, region=event.region or None)

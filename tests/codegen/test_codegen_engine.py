@@ -67,7 +67,7 @@ def test_user_target_from_template_dir_renders_a_csv(cli: Callable[..., Cli], tm
     assert "knhk.mesh.gossip.rounds;counter;{round};knhk_mesh_gossip_rounds_total" in lines
     assert "knhk.mesh.network.io;counter;By;knhk_mesh_network_io_bytes_total" in lines
     assert "knhk.mesh.convergence.duration;histogram;s;knhk_mesh_convergence_duration_seconds" in lines
-    assert len(lines) == 3 + 21  # the schema's 21 metrics
+    assert len(lines) == 3 + 22  # the schema's 21 metrics
     code, out, _ = run(
         "generate",
         "csv",

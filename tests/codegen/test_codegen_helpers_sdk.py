@@ -64,31 +64,31 @@ def test_counter_class_owns_name_unit_and_adds(sdk: Sdk) -> None:
         "{round}",
         "counter",
     )
-    counter.add(1, node_id="a")
-    counter.add(2, node_id="a")
+    counter.add(1)
+    counter.add(2)
     m = _metric(sdk, "knhk.mesh.gossip.rounds")
     assert m.unit == "{round}"
     assert isinstance(m.data, Sum) and m.data.is_monotonic
     (point,) = m.data.data_points
     assert point.value == 3
-    assert dict(point.attributes) == {"knhk.mesh.node.id": "a"}
+    assert dict(point.attributes) == {}  # the emitter is the resource, not an attribute
 
 
 def test_histogram_uses_the_schema_bucket_advice(sdk: Sdk) -> None:
     usage = metrics.TickUsage(sdk.meter_provider.get_meter("test"))
     assert usage.ANNOTATIONS["knhk"]["tick_budgets"]["merge"] == 3
-    usage.record(3, node_id="a", tick_operation=attributes.TickOperation.MERGE)
+    usage.record(3, tick_operation=attributes.TickOperation.MERGE)
     m = _metric(sdk, "knhk.mesh.tick.usage")
     assert m.unit == "{tick}"
     assert isinstance(m.data, Histogram)
     (point,) = m.data.data_points
     assert list(point.explicit_bounds) == [1, 2, 4, 8, 16, 32, 64]
-    assert dict(point.attributes) == {"knhk.mesh.node.id": "a", "knhk.mesh.tick.operation": "merge"}
+    assert dict(point.attributes) == {"knhk.mesh.tick.operation": "merge"}
 
 
 def test_duration_histogram_buckets_are_seconds(sdk: Sdk) -> None:
     hist = metrics.ConvergenceDuration(sdk.meter_provider.get_meter("test"))
-    hist.record(0.02, node_id="a")
+    hist.record(0.02)
     (point,) = _metric(sdk, "knhk.mesh.convergence.duration").data.data_points
     assert point.explicit_bounds[0] == pytest.approx(0.001)
     assert sum(1 for c in point.bucket_counts if c) == 1
@@ -97,11 +97,11 @@ def test_duration_histogram_buckets_are_seconds(sdk: Sdk) -> None:
 def test_gauge_and_updowncounter(sdk: Sdk) -> None:
     meter = sdk.meter_provider.get_meter("test")
     assert metrics.PeerCount.INSTRUMENT == "gauge"
-    metrics.PeerCount(meter).set(12, node_id="a")
+    metrics.PeerCount(meter).set(12)
     queue = metrics.QueueSize(meter)
     assert queue.INSTRUMENT == "updowncounter"
-    queue.add(5, node_id="a")
-    queue.add(-2, node_id="a")
+    queue.add(5)
+    queue.add(-2)
     assert _metric(sdk, "knhk.mesh.peer.count").data.data_points[0].value == 12
     queue_data = _metric(sdk, "knhk.mesh.queue.size").data
     assert isinstance(queue_data, Sum) and not queue_data.is_monotonic
@@ -134,7 +134,7 @@ def test_strict_mode_rejects_wrong_type(sdk: Sdk) -> None:
 def test_strict_mode_rejects_unknown_enum_value(sdk: Sdk) -> None:
     counter = metrics.ByzantineEvents(sdk.meter_provider.get_meter("test"))
     with pytest.raises(SchemaUsageError, match=r"knhk\.mesh\.byzantine\.kind.*not a member of ByzantineKind"):
-        counter.add(1, node_id="a", byzantine_kind="teleportation")  # type: ignore[arg-type]
+        counter.add(1, byzantine_kind="teleportation")  # type: ignore[arg-type]
 
 
 @pytest.mark.usefixtures("strict_on")
@@ -148,6 +148,6 @@ def test_strict_mode_rejects_missing_required_attribute(sdk: Sdk) -> None:
 
 @pytest.mark.usefixtures("strict_on")
 def test_strict_mode_rejects_bool_for_int(sdk: Sdk) -> None:
-    hist = metrics.GossipFanout(sdk.meter_provider.get_meter("test"))
-    with pytest.raises(SchemaUsageError, match="expected string"):
-        hist.record(3, node_id=True)  # type: ignore[arg-type]
+    tracer = sdk.tracer_provider.get_tracer("test")
+    with pytest.raises(SchemaUsageError, match="expected int"):
+        spans.start_gossip_round(tracer, node_id="a", gossip_round=True)

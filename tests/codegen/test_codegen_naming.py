@@ -59,7 +59,7 @@ def test_prometheus_series_names(name: str, instrument: str, unit: str, series: 
 
 def test_every_mesh_metric_has_a_valid_unique_prometheus_name(mesh_registry: ResolvedRegistry) -> None:
     names = [naming.prometheus_name(m) for m in mesh_registry.metrics()]
-    assert len(names) == len(set(names)) == 21
+    assert len(names) == len(set(names)) == 22
     assert all(n.replace("_", "").isalnum() and n.startswith("knhk_mesh_") for n in names)
     assert naming.prometheus_label("knhk.mesh.node.id") == "knhk_mesh_node_id"
 

@@ -21,7 +21,7 @@ topology = attributes.Topology.MULTI_REGION
 with spans.start_gossip_round(tracer, node_id="a", gossip_round=1, topology=topology) as s:
     s.set_attribute("x", 1)
 operation = attributes.TickOperation.MERGE
-metrics.TickUsage(MeterProvider().get_meter("m")).record(2, node_id="a", tick_operation=operation)
+metrics.TickUsage(MeterProvider().get_meter("m")).record(2, tick_operation=operation)
 """
 
 BAD = """
@@ -34,8 +34,8 @@ tracer = TracerProvider().get_tracer("t")
 meter = MeterProvider().get_meter("m")
 spans.start_gossip_round(tracer, node_id="a")  # line 8: required attribute missing
 spans.start_gossip_round(tracer, node_id="a", gossip_round="1")  # line 9: wrong type
-metrics.TickUsage(meter).record(1, node_id="a", tick_operation=attributes.TickOperation.TELEPORT)  # line 10
-metrics.TickUsage(meter).record(1, node_id="a", tick_operation="merge")  # line 11: a plain string
+metrics.TickUsage(meter).record(1, tick_operation=attributes.TickOperation.TELEPORT)  # line 10
+metrics.TickUsage(meter).record(1, tick_operation="merge")  # line 11: a plain string
 spans.start_gossip_round(tracer, node_id="a", gossip_round=1, colour="red")  # line 12: not in the schema
 """
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 Protocol = Literal["grpc", "http/protobuf"]
+MetricsExporter = Literal["otlp", "prometheus"]
 Compression = Literal["gzip", "none"]
 ValidationMode = Literal["strict", "count", "off"]
 
@@ -19,6 +20,8 @@ VALIDATION_MODES: tuple[ValidationMode, ...] = ("strict", "count", "off")
 COMPRESSIONS: tuple[Compression, ...] = ("gzip", "none")
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
+METRICS_EXPORTERS: tuple[MetricsExporter, ...] = ("otlp", "prometheus")
+DEFAULT_PROMETHEUS_PORT = 9464  # the OTel specification's default for OTEL_EXPORTER_PROMETHEUS_PORT
 
 
 class ConfigError(ValueError):
@@ -37,6 +40,10 @@ class TelemetryConfig:
     metric_export_interval_ms: int = 10_000
     resource_attributes: tuple[tuple[str, str], ...] = ()
     registry_path: str = "schema"  # what in-process validation checks against
+    # OTEL_METRICS_EXPORTER: where metrics go; "prometheus" serves a scrape endpoint of its own
+    metrics_exporters: tuple[MetricsExporter, ...] = ("otlp",)
+    prometheus_host: str = "localhost"
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT  # 0 = a free port (the bound one is logged)
 
     @property
     def endpoint(self) -> str:
@@ -62,6 +69,9 @@ class TelemetryConfig:
                 (k, v) for k, v in resource if k not in ("service.name", "service.instance.id")
             ),
             registry_path=e.get("KNHK_OTEL_REGISTRY", "schema"),
+            metrics_exporters=_metrics_exporters(e.get("OTEL_METRICS_EXPORTER", "")),
+            prometheus_host=e.get("OTEL_EXPORTER_PROMETHEUS_HOST", "").strip() or "localhost",
+            prometheus_port=_port(e, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
         )
         return config.with_overrides(**overrides)
 
@@ -80,7 +90,40 @@ class TelemetryConfig:
             raise ConfigError(
                 f"validation must be one of {', '.join(VALIDATION_MODES)}, not {out.validation!r}"
             )
+        bad = [m for m in out.metrics_exporters if m not in METRICS_EXPORTERS]
+        if bad:
+            raise ConfigError(
+                f"metrics exporter must be one of {', '.join(METRICS_EXPORTERS)}, not {bad[0]!r}"
+            )
+        if not 0 <= out.prometheus_port <= 65535:
+            raise ConfigError(f"prometheus port {out.prometheus_port} is outside 0..65535")
         return out
+
+
+def _metrics_exporters(raw: str) -> tuple[MetricsExporter, ...]:
+    """OTEL_METRICS_EXPORTER: a comma-separated list of otlp, prometheus, none (default otlp)."""
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()] or ["otlp"]
+    out: list[MetricsExporter] = []
+    for name in names:
+        if name == "none":
+            continue
+        match = next((m for m in METRICS_EXPORTERS if m == name), None)
+        if match is None:
+            raise ConfigError(
+                f"OTEL_METRICS_EXPORTER={raw!r}: expected a list of {', '.join(METRICS_EXPORTERS)}, none"
+            )
+        if match not in out:
+            out.append(match)
+    return tuple(out)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 65535:
+        raise ConfigError(f"{name}={raw!r}: expected a port number 0..65535")
+    return int(raw)
 
 
 def _truthy(value: str) -> bool:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk import version as sdk_version
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from knhk_otel.runtime.config import ConfigError, TelemetryConfig, new_instance_id
 from knhk_otel.schema.model import ResolvedRegistry
@@ -39,6 +46,9 @@ class Telemetry:
     meter_provider: MeterProvider
     logger_provider: LoggerProvider
     hook: ValidationHook | None = None
+    exports: ExportFailures = field(default_factory=lambda: ExportFailures())
+    prometheus_address: tuple[str, int] | None = None  # where the scrape endpoint listens, if any
+    _prometheus_server: Any = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     def shutdown(self) -> None:
@@ -54,6 +64,83 @@ class Telemetry:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
         self.logger_provider.shutdown()
+        if self._prometheus_server is not None:
+            self._prometheus_server.shutdown()
+            self._prometheus_server.server_close()
+
+
+class ExportFailures:
+    """Batches the OTLP exporters failed to deliver, by signal (span, metric, event); `listener` (set
+    by the instrumented program) turns each into its own telemetry, e.g. a counter."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.listener: Callable[[str], None] | None = None
+
+    def failed(self, signal: str) -> None:
+        self.counts[signal] = self.counts.get(signal, 0) + 1
+        if self.listener is not None:
+            try:
+                self.listener(signal)
+            except Exception:  # counting a failure must never make the export path fail
+                _log.exception("export-failure listener failed")
+
+
+class _CountingSpanExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, failures: ExportFailures) -> None:
+        self._inner, self._failures = inner, failures
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._inner.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self._failures.failed("span")
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _CountingMetricExporter(MetricExporter):
+    def __init__(self, inner: MetricExporter, failures: ExportFailures) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner, self._failures = inner, failures
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        if result is not MetricExportResult.SUCCESS:
+            self._failures.failed("metric")
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class _CountingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, failures: ExportFailures) -> None:
+        self._inner, self._failures = inner, failures
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        result = self._inner.export(batch)
+        if result is not LogRecordExportResult.SUCCESS:
+            self._failures.failed("event")
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
 
 
 def build_resource(config: TelemetryConfig) -> Resource:
@@ -79,6 +166,25 @@ def load_registry(path: str | Path) -> ResolvedRegistry:
     if not registry.groups:
         raise ConfigError(f"{path}: cannot load the registry for validation: it defines nothing")
     return registry
+
+
+def _prometheus(config: TelemetryConfig) -> tuple[MetricReader, Any, tuple[str, int]]:
+    """The OTel Prometheus reader on a registry of its own, served on host:port (0 = a free port)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    reader = PrometheusMetricReader(registry=registry)
+    try:
+        server, _thread = start_http_server(
+            config.prometheus_port, addr=config.prometheus_host, registry=registry
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"prometheus endpoint {config.prometheus_host}:{config.prometheus_port}: {exc.strerror or exc}"
+        ) from None
+    host, port = server.server_address[:2]
+    return reader, server, (str(host), int(port))
 
 
 def _exporters(config: TelemetryConfig) -> tuple[Any, Any, Any]:
@@ -125,7 +231,16 @@ def build_providers(
     hook: ValidationHook | None = None
     if config.validation != "off":
         hook = ValidationHook(registry or load_registry(config.registry_path), config.validation)
-    span_exporter, metric_exporter, log_exporter = _exporters(config) if config.export else (None, None, None)
+    exports = ExportFailures()
+    span_exporter: SpanExporter | None = None
+    metric_exporter: MetricExporter | None = None
+    log_exporter: LogRecordExporter | None = None
+    if config.export:
+        spans, metric_points, logs = _exporters(config)
+        span_exporter = _CountingSpanExporter(spans, exports)
+        log_exporter = _CountingLogExporter(logs, exports)
+        if "otlp" in config.metrics_exporters:
+            metric_exporter = _CountingMetricExporter(metric_points, exports)
 
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
@@ -134,6 +249,11 @@ def build_providers(
         tracer_provider.add_span_processor(ValidatingSpanProcessor(hook))
 
     readers: list[MetricReader] = list(metric_readers)
+    prometheus_server: Any = None
+    prometheus_address: tuple[str, int] | None = None
+    if "prometheus" in config.metrics_exporters:
+        prometheus_reader, prometheus_server, prometheus_address = _prometheus(config)
+        readers.append(prometheus_reader)
     exporter: MetricExporter | None = metric_exporter
     if hook is not None:
         exporter = ValidatingMetricExporter(hook, metric_exporter)
@@ -156,11 +276,22 @@ def build_providers(
     if hook is not None:
         logger_provider.add_log_record_processor(ValidatingLogProcessor(hook))
     _log.info(
-        "telemetry: service %s, export %s to %s (%s), validation %s",
+        "telemetry: service %s, export %s to %s (%s), prometheus endpoint %s, validation %s",
         config.service_name,
         "on" if config.export else "off",
         config.endpoint,
         config.otlp_protocol,
+        f"{prometheus_address[0]}:{prometheus_address[1]}" if prometheus_address else "off",
         config.validation,
     )
-    return Telemetry(config, resource, tracer_provider, meter_provider, logger_provider, hook)
+    return Telemetry(
+        config,
+        resource,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        hook,
+        exports,
+        prometheus_address,
+        prometheus_server,
+    )

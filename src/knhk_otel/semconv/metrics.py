@@ -17,7 +17,6 @@ from knhk_otel.runtime import strict as _strict
 from . import attributes
 
 _SPEC_BYZANTINE_EVENTS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.byzantine.kind", attributes.ByzantineKind, True),
 )
 
@@ -30,7 +29,6 @@ class ByzantineEvents:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - byzantine_kind: `knhk.mesh.byzantine.kind`, required. Kind of Byzantine behaviour detected.
     """
 
@@ -52,7 +50,6 @@ class ByzantineEvents:
         self,
         value: float,
         *,
-        node_id: str,
         byzantine_kind: attributes.ByzantineKind,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -61,19 +58,16 @@ class ByzantineEvents:
                 "ByzantineEvents.add",
                 _SPEC_BYZANTINE_EVENTS,
                 (
-                    node_id,
                     byzantine_kind,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.byzantine.kind": byzantine_kind._value_,
         }
 
         self._instrument.add(value, _attributes)
 
 _SPEC_CONVERGENCE_DURATION: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
 )
 
@@ -87,7 +81,6 @@ class ConvergenceDuration:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - topology: `knhk.mesh.topology`, recommended. Deployment topology of the mesh.
     """
 
@@ -140,7 +133,6 @@ class ConvergenceDuration:
         self,
         value: float,
         *,
-        node_id: str,
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -149,20 +141,16 @@ class ConvergenceDuration:
                 "ConvergenceDuration.record",
                 _SPEC_CONVERGENCE_DURATION,
                 (
-                    node_id,
                     topology,
                 ),
             )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology._value_
 
         self._instrument.record(value, _attributes)
 
 _SPEC_CONVERGENCE_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, False),
 )
 
@@ -176,7 +164,6 @@ class ConvergenceRounds:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - topology: `knhk.mesh.topology`, recommended. Deployment topology of the mesh.
     """
 
@@ -216,7 +203,6 @@ class ConvergenceRounds:
         self,
         value: float,
         *,
-        node_id: str,
         topology: attributes.Topology | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -225,21 +211,14 @@ class ConvergenceRounds:
                 "ConvergenceRounds.record",
                 _SPEC_CONVERGENCE_ROUNDS,
                 (
-                    node_id,
                     topology,
                 ),
             )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
         if topology is not None:
             _attributes["knhk.mesh.topology"] = topology._value_
 
         self._instrument.record(value, _attributes)
-
-_SPEC_GOSSIP_FANOUT: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class GossipFanout:
@@ -247,10 +226,6 @@ class GossipFanout:
 
     Histogram `knhk.mesh.gossip.fanout`, unit `{peer}`, stability development; Prometheus:
     `knhk_mesh_gossip_fanout_bucket`, `knhk_mesh_gossip_fanout_sum`, `knhk_mesh_gossip_fanout_count`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -273,27 +248,12 @@ class GossipFanout:
     def record(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "GossipFanout.record",
-                _SPEC_GOSSIP_FANOUT,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.record(value, _attributes)
-
-_SPEC_GOSSIP_ROUNDS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class GossipRounds:
@@ -301,10 +261,6 @@ class GossipRounds:
 
     Counter `knhk.mesh.gossip.rounds`, unit `{round}`, stability development; Prometheus:
     `knhk_mesh_gossip_rounds_total`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -324,26 +280,14 @@ class GossipRounds:
     def add(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "GossipRounds.add",
-                _SPEC_GOSSIP_ROUNDS,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.add(value, _attributes)
 
 _SPEC_HIERARCHY_AGENTS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.hierarchy.level", attributes.HierarchyLevel, True),
     ("knhk.mesh.region", "string", False),
 )
@@ -357,7 +301,6 @@ class HierarchyAgents:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - hierarchy_level: `knhk.mesh.hierarchy.level`, required. Level of an agent in the hierarchical
       topology.
     - region: `knhk.mesh.region`, recommended. Region of the agent, used by geographic peer selection and
@@ -382,7 +325,6 @@ class HierarchyAgents:
         self,
         value: float,
         *,
-        node_id: str,
         hierarchy_level: attributes.HierarchyLevel,
         region: str | None = None,
     ) -> None:
@@ -392,13 +334,11 @@ class HierarchyAgents:
                 "HierarchyAgents.set",
                 _SPEC_HIERARCHY_AGENTS,
                 (
-                    node_id,
                     hierarchy_level,
                     region,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.hierarchy.level": hierarchy_level._value_,
         }
         if region is not None:
@@ -407,7 +347,6 @@ class HierarchyAgents:
         self._instrument.set(value, _attributes)
 
 _SPEC_MESSAGES: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.direction", attributes.MessageDirection, True),
     ("knhk.mesh.message.type", attributes.MessageType, True),
 )
@@ -421,7 +360,6 @@ class Messages:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received
       by the node.
     - message_type: `knhk.mesh.message.type`, required. Type of a mesh protocol message.
@@ -445,7 +383,6 @@ class Messages:
         self,
         value: float,
         *,
-        node_id: str,
         message_direction: attributes.MessageDirection,
         message_type: attributes.MessageType,
     ) -> None:
@@ -455,13 +392,11 @@ class Messages:
                 "Messages.add",
                 _SPEC_MESSAGES,
                 (
-                    node_id,
                     message_direction,
                     message_type,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.message.direction": message_direction._value_,
             "knhk.mesh.message.type": message_type._value_,
         }
@@ -469,7 +404,6 @@ class Messages:
         self._instrument.add(value, _attributes)
 
 _SPEC_MESSAGES_REJECTED: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.rejection.reason", attributes.RejectionReason, True),
 )
 
@@ -482,7 +416,6 @@ class MessagesRejected:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - rejection_reason: `knhk.mesh.rejection.reason`, required. Why a message was rejected.
     """
 
@@ -504,7 +437,6 @@ class MessagesRejected:
         self,
         value: float,
         *,
-        node_id: str,
         rejection_reason: attributes.RejectionReason,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -513,19 +445,16 @@ class MessagesRejected:
                 "MessagesRejected.add",
                 _SPEC_MESSAGES_REJECTED,
                 (
-                    node_id,
                     rejection_reason,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.rejection.reason": rejection_reason._value_,
         }
 
         self._instrument.add(value, _attributes)
 
 _SPEC_NETWORK_IO: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.message.direction", attributes.MessageDirection, True),
 )
 
@@ -538,7 +467,6 @@ class NetworkIo:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - message_direction: `knhk.mesh.message.direction`, required. Whether a message was sent or received
       by the node.
     """
@@ -561,7 +489,6 @@ class NetworkIo:
         self,
         value: float,
         *,
-        node_id: str,
         message_direction: attributes.MessageDirection,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -570,20 +497,14 @@ class NetworkIo:
                 "NetworkIo.add",
                 _SPEC_NETWORK_IO,
                 (
-                    node_id,
                     message_direction,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.message.direction": message_direction._value_,
         }
 
         self._instrument.add(value, _attributes)
-
-_SPEC_PARTITION_RECOVERY_DURATION: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class PartitionRecoveryDuration:
@@ -593,10 +514,6 @@ class PartitionRecoveryDuration:
     `knhk_mesh_partition_recovery_duration_seconds_bucket`,
     `knhk_mesh_partition_recovery_duration_seconds_sum`,
     `knhk_mesh_partition_recovery_duration_seconds_count`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -633,26 +550,14 @@ class PartitionRecoveryDuration:
     def record(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Record `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "PartitionRecoveryDuration.record",
-                _SPEC_PARTITION_RECOVERY_DURATION,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.record(value, _attributes)
 
 _SPEC_PARTITION_STATUS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.partition.status", attributes.PartitionStatus, True),
 )
 
@@ -665,7 +570,6 @@ class PartitionStatus:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - partition_status: `knhk.mesh.partition.status`, required. Partition status of the node.
     """
 
@@ -689,7 +593,6 @@ class PartitionStatus:
         self,
         value: float,
         *,
-        node_id: str,
         partition_status: attributes.PartitionStatus,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -698,20 +601,14 @@ class PartitionStatus:
                 "PartitionStatus.set",
                 _SPEC_PARTITION_STATUS,
                 (
-                    node_id,
                     partition_status,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.partition.status": partition_status._value_,
         }
 
         self._instrument.set(value, _attributes)
-
-_SPEC_PARTITIONS_DETECTED: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class PartitionsDetected:
@@ -719,10 +616,6 @@ class PartitionsDetected:
 
     Counter `knhk.mesh.partitions.detected`, unit `{partition}`, stability development; Prometheus:
     `knhk_mesh_partitions_detected_total`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -742,27 +635,12 @@ class PartitionsDetected:
     def add(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "PartitionsDetected.add",
-                _SPEC_PARTITIONS_DETECTED,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.add(value, _attributes)
-
-_SPEC_PEER_COUNT: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class PeerCount:
@@ -770,10 +648,6 @@ class PeerCount:
 
     Gauge `knhk.mesh.peer.count`, unit `{peer}`, stability development; Prometheus:
     `knhk_mesh_peer_count`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -793,26 +667,46 @@ class PeerCount:
     def set(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "PeerCount.set",
-                _SPEC_PEER_COUNT,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.set(value, _attributes)
 
+
+class PeerDistrusted:
+    """Peers whose reputation is under 0.5 (ignored by gossip) in the node's registry.
+
+    Updowncounter `knhk.mesh.peer.distrusted`, unit `{peer}`, stability development; Prometheus:
+    `knhk_mesh_peer_distrusted`.
+    """
+
+    __slots__ = ("_instrument",)
+
+    NAME: Final = "knhk.mesh.peer.distrusted"
+    UNIT: Final = "{peer}"
+    INSTRUMENT: Final = "updowncounter"
+    ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
+
+    def __init__(self, meter: _metrics.Meter) -> None:
+        self._instrument = meter.create_up_down_counter(
+            self.NAME,
+            unit=self.UNIT,
+            description="Peers whose reputation is under 0.5 (ignored by gossip) in the node's registry.",
+        )
+
+    def add(
+        self,
+        value: float,
+
+    ) -> None:
+        """Add `value` with the given attributes."""
+        _attributes: dict[str, _types.AttributeValue] = {}
+
+        self._instrument.add(value, _attributes)
+
 _SPEC_PEER_LATENCY: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.region", "string", False),
 )
 
@@ -826,7 +720,6 @@ class PeerLatency:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - region: `knhk.mesh.region`, recommended. Region of the agent, used by geographic peer selection and
       multi-region topologies.
     """
@@ -880,7 +773,6 @@ class PeerLatency:
         self,
         value: float,
         *,
-        node_id: str,
         region: str | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -889,77 +781,14 @@ class PeerLatency:
                 "PeerLatency.record",
                 _SPEC_PEER_LATENCY,
                 (
-                    node_id,
                     region,
                 ),
             )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
         if region is not None:
             _attributes["knhk.mesh.region"] = region
 
         self._instrument.record(value, _attributes)
-
-_SPEC_PEER_REPUTATION: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-    ("knhk.mesh.peer.id", "string", True),
-)
-
-
-class PeerReputation:
-    """Reputation of a peer as seen by the node, from 0.0 to 1.0.
-
-    Gauge `knhk.mesh.peer.reputation`, unit `{score}`, stability development; Prometheus:
-    `knhk_mesh_peer_reputation`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
-    - peer_id: `knhk.mesh.peer.id`, required. Agent id of the remote peer an operation concerns.
-    """
-
-    __slots__ = ("_instrument",)
-
-    NAME: Final = "knhk.mesh.peer.reputation"
-    UNIT: Final = "{score}"
-    INSTRUMENT: Final = "gauge"
-    ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
-
-    def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_gauge(
-            self.NAME,
-            unit=self.UNIT,
-            description="Reputation of a peer as seen by the node, from 0.0 to 1.0.",
-        )
-
-    def set(
-        self,
-        value: float,
-        *,
-        node_id: str,
-        peer_id: str,
-    ) -> None:
-        """Set the gauge to `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "PeerReputation.set",
-                _SPEC_PEER_REPUTATION,
-                (
-                    node_id,
-                    peer_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-            "knhk.mesh.peer.id": peer_id,
-        }
-
-        self._instrument.set(value, _attributes)
-
-_SPEC_QUEUE_SIZE: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
-)
 
 
 class QueueSize:
@@ -967,10 +796,6 @@ class QueueSize:
 
     Updowncounter `knhk.mesh.queue.size`, unit `{message}`, stability development; Prometheus:
     `knhk_mesh_queue_size`.
-
-    Keyword arguments (attribute, requirement level):
-
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     """
 
     __slots__ = ("_instrument",)
@@ -990,21 +815,10 @@ class QueueSize:
     def add(
         self,
         value: float,
-        *,
-        node_id: str,
+
     ) -> None:
         """Add `value` with the given attributes."""
-        if _strict.enabled:
-            _strict.check(
-                "QueueSize.add",
-                _SPEC_QUEUE_SIZE,
-                (
-                    node_id,
-                ),
-            )
-        _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
-        }
+        _attributes: dict[str, _types.AttributeValue] = {}
 
         self._instrument.add(value, _attributes)
 
@@ -1071,8 +885,60 @@ class SchemaFindings:
 
         self._instrument.add(value, _attributes)
 
+_SPEC_TELEMETRY_EXPORT_FAILURES: tuple[_strict.AttributeSpec, ...] = (
+    ("knhk.mesh.schema.signal.type", attributes.SchemaSignalType, True),
+)
+
+
+class TelemetryExportFailures:
+    """Export batches (spans, metric points or events) that an OTLP exporter failed to deliver.
+
+    Counter `knhk.mesh.telemetry.export.failures`, unit `{batch}`, stability development; Prometheus:
+    `knhk_mesh_telemetry_export_failures_total`.
+
+    Keyword arguments (attribute, requirement level):
+
+    - schema_signal_type: `knhk.mesh.schema.signal.type`, required. Kind of signal a finding is about.
+    """
+
+    __slots__ = ("_instrument",)
+
+    NAME: Final = "knhk.mesh.telemetry.export.failures"
+    UNIT: Final = "{batch}"
+    INSTRUMENT: Final = "counter"
+    ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
+
+    def __init__(self, meter: _metrics.Meter) -> None:
+        self._instrument = meter.create_counter(
+            self.NAME,
+            unit=self.UNIT,
+            description=(
+                "Export batches (spans, metric points or events) that an OTLP exporter failed to deliver."
+            ),
+        )
+
+    def add(
+        self,
+        value: float,
+        *,
+        schema_signal_type: attributes.SchemaSignalType,
+    ) -> None:
+        """Add `value` with the given attributes."""
+        if _strict.enabled:
+            _strict.check(
+                "TelemetryExportFailures.add",
+                _SPEC_TELEMETRY_EXPORT_FAILURES,
+                (
+                    schema_signal_type,
+                ),
+            )
+        _attributes: dict[str, _types.AttributeValue] = {
+            "knhk.mesh.schema.signal.type": schema_signal_type._value_,
+        }
+
+        self._instrument.add(value, _attributes)
+
 _SPEC_TICK_OVERRUNS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
 )
 
@@ -1085,7 +951,6 @@ class TickOverruns:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick
       budget.
     """
@@ -1108,7 +973,6 @@ class TickOverruns:
         self,
         value: float,
         *,
-        node_id: str,
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1117,19 +981,16 @@ class TickOverruns:
                 "TickOverruns.add",
                 _SPEC_TICK_OVERRUNS,
                 (
-                    node_id,
                     tick_operation,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.tick.operation": tick_operation._value_,
         }
 
         self._instrument.add(value, _attributes)
 
 _SPEC_TICK_USAGE: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
 )
 
@@ -1142,7 +1003,6 @@ class TickUsage:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - tick_operation: `knhk.mesh.tick.operation`, required. An operation measured against its tick
       budget.
     """
@@ -1177,7 +1037,6 @@ class TickUsage:
         self,
         value: float,
         *,
-        node_id: str,
         tick_operation: attributes.TickOperation,
     ) -> None:
         """Record `value` with the given attributes."""
@@ -1186,19 +1045,16 @@ class TickUsage:
                 "TickUsage.record",
                 _SPEC_TICK_USAGE,
                 (
-                    node_id,
                     tick_operation,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.tick.operation": tick_operation._value_,
         }
 
         self._instrument.record(value, _attributes)
 
 _SPEC_TOPOLOGY_CLUSTERS: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
 )
 
@@ -1211,7 +1067,6 @@ class TopologyClusters:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - topology: `knhk.mesh.topology`, required. Deployment topology of the mesh.
     """
 
@@ -1233,7 +1088,6 @@ class TopologyClusters:
         self,
         value: float,
         *,
-        node_id: str,
         topology: attributes.Topology,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -1242,19 +1096,16 @@ class TopologyClusters:
                 "TopologyClusters.set",
                 _SPEC_TOPOLOGY_CLUSTERS,
                 (
-                    node_id,
                     topology,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.topology": topology._value_,
         }
 
         self._instrument.set(value, _attributes)
 
 _SPEC_TOPOLOGY_REBALANCES: tuple[_strict.AttributeSpec, ...] = (
-    ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
 )
 
@@ -1267,7 +1118,6 @@ class TopologyRebalances:
 
     Keyword arguments (attribute, requirement level):
 
-    - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - topology: `knhk.mesh.topology`, required. Deployment topology of the mesh.
     """
 
@@ -1289,7 +1139,6 @@ class TopologyRebalances:
         self,
         value: float,
         *,
-        node_id: str,
         topology: attributes.Topology,
     ) -> None:
         """Add `value` with the given attributes."""
@@ -1298,12 +1147,10 @@ class TopologyRebalances:
                 "TopologyRebalances.add",
                 _SPEC_TOPOLOGY_REBALANCES,
                 (
-                    node_id,
                     topology,
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.node.id": node_id,
             "knhk.mesh.topology": topology._value_,
         }
 

@@ -1,0 +1,92 @@
+"""A node's own Prometheus endpoint (OTel Prometheus exporter) and its export-failure counting."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from knhk_otel.runtime.config import ConfigError, TelemetryConfig
+from knhk_otel.runtime.providers import build_providers
+from knhk_otel.semconv import attributes as A
+from knhk_otel.semconv import metrics as M
+
+
+def _scrape(host: str, port: int) -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as resp:
+        return str(resp.read().decode("utf-8"))
+
+
+def test_otel_metrics_exporter_prometheus_serves_schema_names_and_the_resource() -> None:
+    env = {
+        "OTEL_METRICS_EXPORTER": "prometheus",
+        "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+        "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+        "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=a1b2c3d4e5f60718,knhk.mesh.node.id=a1b2c3d4e5f60718",
+    }
+    config = TelemetryConfig.from_env(env, export=False, validation="strict")
+    assert config.metrics_exporters == ("prometheus",)
+    telemetry = build_providers(config)
+    try:
+        assert telemetry.prometheus_address is not None
+        host, port = telemetry.prometheus_address
+        meter = telemetry.meter_provider.get_meter("knhk_mesh")
+        M.GossipRounds(meter).add(3)
+        M.TickUsage(meter).record(2, tick_operation=A.TickOperation.MERGE)
+        body = _scrape(host, port)
+    finally:
+        telemetry.shutdown()
+    assert "knhk_mesh_gossip_rounds_total" in body
+    assert 'knhk_mesh_tick_usage_bucket{knhk_mesh_tick_operation="merge"' in body
+    # node identity once, on target_info (the resource), not on every point
+    (target_info,) = [line for line in body.splitlines() if line.startswith("target_info{")]
+    assert 'service_instance_id="a1b2c3d4e5f60718"' in target_info
+    assert 'knhk_mesh_node_id="a1b2c3d4e5f60718"' in target_info
+    assert "node_id" not in "".join(line for line in body.splitlines() if line.startswith("knhk_mesh_"))
+
+
+def test_a_taken_prometheus_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = TelemetryConfig(
+            export=False,
+            validation="off",
+            metrics_exporters=("prometheus",),
+            prometheus_host="127.0.0.1",
+            prometheus_port=port,
+        )
+        with pytest.raises(ConfigError, match=f"prometheus endpoint 127.0.0.1:{port}"):
+            build_providers(config)
+
+
+@pytest.mark.parametrize("raw", ["prom", "otlp,zipkin"])
+def test_unknown_metrics_exporters_are_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="OTEL_METRICS_EXPORTER"):
+        TelemetryConfig.from_env({"OTEL_METRICS_EXPORTER": raw})
+
+
+def test_failed_otlp_exports_are_counted_by_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        config = TelemetryConfig(
+            export=True,
+            validation="off",
+            otlp_protocol="http/protobuf",
+            otlp_endpoint=f"http://127.0.0.1:{port}",
+        )
+        telemetry = build_providers(config)
+        seen: list[str] = []
+        telemetry.exports.listener = seen.append
+        telemetry.tracer_provider.get_tracer("t").start_span("knhk.mesh.gossip.round").end()
+        start = time.monotonic()
+        telemetry.tracer_provider.force_flush(timeout_millis=30_000)
+        telemetry.shutdown()
+    assert telemetry.exports.counts.get("span", 0) >= 1
+    assert "span" in seen
+    assert time.monotonic() - start < 60
