@@ -18,7 +18,7 @@ from opentelemetry import _logs, context, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from knhk_mesh import __version__
-from knhk_mesh.config import MeshConfig
+from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
