@@ -388,6 +388,7 @@ def run_node(args: argparse.Namespace) -> int:
         providers.logger_provider,
         tick_clock=TickClock(tick_ns=tick_ns, budgets=schema_budgets()),
     )
+    providers.exports.listener = hub.export_failed
     node_telemetry = hub.for_node(node_id)
 
     def ticks() -> dict[str, object]:

@@ -101,13 +101,6 @@ class MeshTelemetry:
         self.export_failures.add(1, schema_signal_type=A.SchemaSignalType(signal))
 
 
-def node_resource_attributes(node_id: str) -> dict[str, str]:
-    """Resource attributes of a process that hosts exactly one agent: its identity, once per process
-    instead of on every metric point. A process hosting many agents keeps a process-level resource
-    (see ARCHITECTURE.md, "Node identity")."""
-    return {A.SERVICE_INSTANCE_ID: node_id, A.KNHK_MESH_NODE_ID: node_id}
-
-
 class _SmallestPeerCount:
     """`knhk.mesh.peer.count` of a process: the smallest registry among its agents (the one closest to
     losing quorum). Recomputes the minimum only when the agent holding it grows."""
@@ -319,12 +312,12 @@ class NodeTelemetry:
     # --- the QUIC shell's own signals (knhk_mesh.node.TransportObserver) --------------------------------
 
     def queue_changed(self, delta: int) -> None:
-        self.hub.queue_size.add(delta, node_id=self.node_id)
+        self.hub.queue_size.add(delta)
 
     def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None:
         h = self.hub
         why = A.RejectionReason(reason)
-        h.rejected.add(1, node_id=self.node_id, rejection_reason=why)
+        h.rejected.add(1, rejection_reason=why)
         E.emit_handshake_refused(
             h.logger,
             node_id=self.node_id,
