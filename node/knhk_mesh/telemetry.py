@@ -91,6 +91,16 @@ class MeshTelemetry:
         self.tick_usage = M.TickUsage(meter)
         self.tick_overruns = M.TickOverruns(meter)
         self.queue_size = M.QueueSize(meter)
+        # Counters of enum-labelled families start at 0: a series Prometheus first sees at 498 has no
+        # increase for rate(), so a burst between two scrapes would never fire an alert.
+        for kind in A.ByzantineKind:
+            self.byzantine.add(0, byzantine_kind=kind)
+        for reason in A.RejectionReason:
+            self.rejected.add(0, rejection_reason=reason)
+        for op in A.TickOperation:
+            self.tick_overruns.add(0, tick_operation=op)
+        for signal in (A.SchemaSignalType.SPAN, A.SchemaSignalType.METRIC, A.SchemaSignalType.EVENT):
+            self.export_failures.add(0, schema_signal_type=signal)
         self.detections: Counter[tuple[str, str]] = Counter()  # (kind, peer hex) for summaries
 
     def for_node(self, node_id: str) -> NodeTelemetry:

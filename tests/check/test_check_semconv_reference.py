@@ -62,8 +62,11 @@ def test_semconv_warnings_are_the_known_upstream_ones(semconv_model: Path) -> No
     found = sorted(
         (d.id, Path(d.source.path).relative_to(semconv_model).as_posix(), d.source.line)
         for d in report.diagnostics
-        if d.source
+        if d.source and d.id != "metric_attribute_unbounded"
     )
+    # semconv's metrics carry many strings bounded only by convention (`http.route`, `url.scheme`):
+    # the cardinality policy names each, as warnings
+    assert sum(d.id == "metric_attribute_unbounded" for d in report.diagnostics) > 100
     assert found == [
         ("invalid_example", "zos/common.yaml", 36),  # int `process.pid` given '008A' on a ref
         ("stable_references_development", "kestrel/metrics.yaml", 50),  # recommended, not opt_in

@@ -86,7 +86,7 @@ OWN = """
             explicit_bucket_boundaries: [0.001, 0.01, 0.1, 1]
         attributes:
           - ref: knhk.mesh.peer.id
-            requirement_level: required
+            requirement_level: opt_in  # an id on a metric: only where the operator opts in
       - id: event.knhk.mesh.peer.joined
         type: event
         name: knhk.mesh.peer.joined

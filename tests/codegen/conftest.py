@@ -98,6 +98,7 @@ def repo_copy(tmp_path: Path) -> Path:
     )
     shutil.copytree(REPO_ROOT / "docs" / "schema", root / "docs" / "schema")
     shutil.copytree(REPO_ROOT / "dashboards", root / "dashboards")
+    shutil.copytree(REPO_ROOT / "collector", root / "collector")
     return root
 
 

@@ -18,6 +18,11 @@ stable_references_development        a stable, non-deprecated signal does not re
                                      attribute; as `recommended` or `conditionally_required`
                                      it is a *warning* (OTel: stable groups SHOULD NOT), as
                                      `opt_in` it is allowed (OTel: stable groups MAY)
+metric_attribute_unbounded           *warning*: a metric attribute whose values are unbounded
+                                     (a string or number without enum members: ids, addresses,
+                                     ports, free text) multiplies the metric's series; an
+                                     `opt_in` attribute, or one annotated ``knhk: {cardinality:
+                                     bounded}``, is accepted (docs/cardinality.md)
 ===================================  ==========================================================
 
 Loader diagnostics: `policy_file_invalid` (cannot be read, imported, or exposes no policies) and
@@ -37,7 +42,7 @@ from pathlib import Path
 from types import ModuleType
 
 from knhk_otel.schema.diagnostics import Diagnostic
-from knhk_otel.schema.model import Attribute, Group, ResolvedRegistry, Source
+from knhk_otel.schema.model import Attribute, EnumType, Group, ResolvedRegistry, Source
 
 PolicyFn = Callable[[ResolvedRegistry], Iterable[Diagnostic]]
 
@@ -150,10 +155,44 @@ def policy_stable_references_development(registry: ResolvedRegistry) -> Iterator
             )
 
 
+_BOUNDED_TYPES = ("boolean",)
+
+
+def _declared_bounded(a: Attribute) -> bool:
+    knhk = a.annotations.get("knhk") if isinstance(a.annotations, dict) else None
+    return isinstance(knhk, dict) and knhk.get("cardinality") == "bounded"
+
+
+def policy_metric_attribute_unbounded(registry: ResolvedRegistry) -> Iterator[Diagnostic]:
+    """A metric's series are the product of its attributes' values: one unbounded attribute (a node
+    id on 450 agents) overflows the SDK's cardinality limit and the backend's memory."""
+    for g in own_groups(registry):
+        if g.type != "metric":
+            continue
+        for a in g.attributes:
+            if (
+                isinstance(a.type, EnumType)
+                or a.type in _BOUNDED_TYPES
+                or a.requirement_level == "opt_in"  # OTel's way to say "high cardinality: your call"
+                or _declared_bounded(a)
+            ):
+                continue
+            yield Diagnostic(
+                "metric_attribute_unbounded",
+                f"metric `{g.signal_name}` has attribute `{a.name}` of type {a.type} without enum "
+                "members: its values are unbounded, and every value is one more series",
+                a.source or g.source,
+                severity="warning",
+                hint="move ids and addresses to spans/events or the resource, use an enum, or annotate "
+                "the attribute `knhk: {cardinality: bounded}` (docs/cardinality.md)",
+            )
+
+
 DEFAULT_POLICIES: tuple[Policy, ...] = (
     Policy("name_format", policy_name_format, "default"),
     Policy("namespace", policy_namespace, "default"),
     Policy("stable_references_development", policy_stable_references_development, "default"),
+    Policy("metric_attribute_unbounded", policy_metric_attribute_unbounded, "default"),
 )
 
 

@@ -52,4 +52,4 @@ def generate_target(
         params=merged,
     )
     files = render(inp)
-    return plan(out_dir, files) if check else write(out_dir, files)
+    return plan(out_dir, files, target.name) if check else write(out_dir, files, target.name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,16 +36,21 @@ class Change:
         return f"{self.path.as_posix()}: {why}"
 
 
-def _is_generated(path: Path) -> bool:
+def _is_generated(path: Path, target: str | None = None) -> bool:
+    """Carries the generated-file marker (and, given `target`, names no other target: two targets
+    may share a folder, e.g. `collector` and its `rules/` written by `alerts`)."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(2048)
+            head = fh.read(2048).lower()
     except OSError:
         return False
-    return GENERATED_MARKER.encode() in head.lower()
+    if GENERATED_MARKER.encode() not in head:
+        return False
+    named = re.search(rb"\(target ([^)]+)\)", head)
+    return target is None or named is None or named.group(1).decode(errors="replace") == target.lower()
 
 
-def _existing_generated(out_dir: Path) -> set[str]:
+def _existing_generated(out_dir: Path, target: str | None = None) -> set[str]:
     found: set[str] = set()
     if not out_dir.is_dir():
         return found
@@ -52,12 +58,12 @@ def _existing_generated(out_dir: Path) -> set[str]:
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         for name in names:
             path = Path(root) / name
-            if _is_generated(path):
+            if _is_generated(path, target):
                 found.add(path.relative_to(out_dir).as_posix())
     return found
 
 
-def plan(out_dir: Path, files: Mapping[str, str]) -> list[Change]:
+def plan(out_dir: Path, files: Mapping[str, str], target: str | None = None) -> list[Change]:
     """What differs between `files` and `out_dir`, sorted by path."""
     changes: list[Change] = []
     for rel, content in files.items():
@@ -69,14 +75,14 @@ def plan(out_dir: Path, files: Mapping[str, str]) -> list[Change]:
             continue
         if current != content.encode("utf-8"):
             changes.append(Change("stale", path))
-    for rel in sorted(_existing_generated(out_dir) - set(files)):
+    for rel in sorted(_existing_generated(out_dir, target) - set(files)):
         changes.append(Change("extra", out_dir / rel))
     return sorted(changes, key=lambda c: c.path.as_posix())
 
 
-def write(out_dir: Path, files: Mapping[str, str]) -> list[Change]:
+def write(out_dir: Path, files: Mapping[str, str], target: str | None = None) -> list[Change]:
     """Write missing and stale files, delete extra generated ones; return what was changed."""
-    changes = plan(out_dir, files)
+    changes = plan(out_dir, files, target)
     for change in changes:
         if change.kind == "extra":
             change.path.unlink()

@@ -1,0 +1,176 @@
+"""End to end: a real Prometheus on 127.0.0.1 scrapes a running instrumented mesh of 500 agents,
+evaluates the generated rules, and the alerts fire and resolve with their causes.
+
+The mesh runs in a child process (`mesh_for_prometheus.py`), as a node would; the rules are
+generated with a short rate window and `for: 0s`, so the test waits seconds, not minutes. Every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+AGENTS = 500
+WINDOW = "30s"
+WAIT_S = 360.0  # bound of every wait (a round of 500 agents takes seconds on a loaded machine)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mesh() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "mesh_for_prometheus.py"),
+            "--nodes",
+            str(AGENTS),
+            "--byzantine",
+            "2",
+            "--max-seconds",
+            "900",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().split()
+        assert first[:1] == ["prometheus"], first
+        yield proc, f"{first[1]}:{first[2]}"
+    finally:
+        if proc.poll() is None:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+                proc.wait(timeout=120)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _send(proc: subprocess.Popen[str], command: str) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(command + "\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().startswith(f"ok {command}")  # applied between two rounds
+
+
+def _rules(tmp_path: Path) -> Path:
+    out = tmp_path / "rules"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "knhk_otel.cli",
+            "generate",
+            "alerts",
+            "-o",
+            str(out),
+            "-D",
+            f"rate_window={WINDOW}",
+            "-D",
+            "alert_for=0s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=HERE.parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out / "knhk-mesh.rules.yaml"
+
+
+def _firing(server: Any) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for alert in server.alerts():
+        if alert["state"] == "firing":
+            out.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
+    return out
+
+
+def _fired(server: Any, alert: str) -> list[dict[str, str]]:
+    """Label sets with which `alert` has been firing in the last 15 minutes (Prometheus' own ALERTS
+    series: a burst may fire and resolve between two polls of /api/v1/alerts)."""
+    query = f'max_over_time(ALERTS{{alertname="{alert}", alertstate="firing"}}[15m])'
+    return [r["metric"] for r in server.query(query)]
+
+
+def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
+    mesh: tuple[subprocess.Popen[str], str], start_prometheus: Any, tmp_path: Path
+) -> None:
+    proc, target = mesh
+    rules = _rules(tmp_path)
+    records = [
+        r["record"] for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"] if "record" in r
+    ]
+    server = start_prometheus(
+        [
+            {
+                "job_name": "knhk-mesh",
+                "scrape_interval": "2s",
+                "scrape_timeout": "2s",
+                "static_configs": [{"targets": [target]}],
+            }
+        ],
+        rule_files=[rules],
+    )
+    server.wait_for("the mesh to be scraped", lambda: bool(server.query('up{job="knhk-mesh"} == 1')), WAIT_S)
+
+    # 500 agents in one process, and no cardinality overflow: metrics are per process, not per agent
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=30) as resp:
+        body = resp.read().decode()
+    assert "otel_metric_overflow" not in body
+    series = [line for line in body.splitlines() if line.startswith("knhk_mesh_")]
+    assert 0 < len(series) < AGENTS, len(series)
+    assert not any("node_id" in line for line in series)
+    assert server.query('count(target_info{job="knhk-mesh"})')[0]["value"][1] == "1"
+
+    # Byzantine agents: detections and distrusted peers fire their alerts
+    server.wait_for(
+        "Byzantine alerts firing",
+        lambda: {"KnhkByzantineDetectionsRising", "KnhkDistrustedPeers"} <= set(_firing(server)),
+        WAIT_S,
+    )
+    kinds = {
+        labels["knhk_mesh_byzantine_kind"] for labels in _firing(server)["KnhkByzantineDetectionsRising"]
+    }
+    assert kinds, kinds
+
+    # every recording rule returns a series from the real mesh
+    def all_recorded() -> bool:
+        return all(server.query(record) for record in records)
+
+    server.wait_for("every recording rule to return a series", all_recorded, WAIT_S)
+    empty = [record for record in records if not server.query(record)]
+    assert empty == []
+
+    # a forced tick-budget overrun fires the compliance alert per operation
+    assert not _fired(server, "KnhkTickBudgetCompliance")
+    _send(proc, "overrun on")
+    server.wait_for("tick-budget alert firing", lambda: "KnhkTickBudgetCompliance" in _firing(server), WAIT_S)
+    ops = {labels["knhk_mesh_tick_operation"] for labels in _firing(server)["KnhkTickBudgetCompliance"]}
+    assert {"message", "merge"} <= ops, ops
+
+    # causes gone: the alerts resolve
+    _send(proc, "overrun off")
+    _send(proc, "byzantine off")
+    server.wait_for(
+        "the alerts to resolve",
+        lambda: not {"KnhkTickBudgetCompliance", "KnhkByzantineDetectionsRising"} & set(_firing(server)),
+        WAIT_S,
+    )
+    # the mesh's telemetry met its schema all along
+    assert not _fired(server, "KnhkSchemaViolations")
+    assert proc.poll() is None  # still running: the alerts resolved while it kept gossiping
