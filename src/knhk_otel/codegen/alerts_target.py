@@ -117,7 +117,7 @@ def _rules(inp: GenerationInput) -> tuple[list[dict[str, Any]], list[_Alert], se
             # no overrun yet means no overrun series: count it as zero, not as missing
             "expr": (
                 f"1 - ((sum by ({by}, {op}) (rate({overruns}[{w}])) or sum by ({by}, {op}) "
-                f"(rate({usage_c}[{w}])) * 0) / sum by ({by}, {op}) (rate({usage_c}[{w}])) > 0)"
+                f"(rate({usage_c}[{w}])) * 0) / (sum by ({by}, {op}) (rate({usage_c}[{w}])) > 0))"
             ),
         }
     )
