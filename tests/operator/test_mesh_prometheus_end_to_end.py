@@ -140,13 +140,13 @@ def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
     # Byzantine agents: detections and distrusted peers fire their alerts
     server.wait_for(
         "Byzantine alerts firing",
-        lambda: {"KnhkByzantineDetectionsRising", "KnhkDistrustedPeers"} <= set(_firing(server)),
+        lambda: bool(
+            _fired(server, "KnhkByzantineDetectionsRising") and _fired(server, "KnhkDistrustedPeers")
+        ),
         WAIT_S,
     )
-    kinds = {
-        labels["knhk_mesh_byzantine_kind"] for labels in _firing(server)["KnhkByzantineDetectionsRising"]
-    }
-    assert kinds, kinds
+    kinds = {labels["knhk_mesh_byzantine_kind"] for labels in _fired(server, "KnhkByzantineDetectionsRising")}
+    assert {"invalid_signature", "impersonation"} & kinds, kinds  # the two attacks of the driver
 
     # every recording rule returns a series from the real mesh
     def all_recorded() -> bool:
@@ -159,9 +159,19 @@ def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
     # a forced tick-budget overrun fires the compliance alert per operation
     assert not _fired(server, "KnhkTickBudgetCompliance")
     _send(proc, "overrun on")
-    server.wait_for("tick-budget alert firing", lambda: "KnhkTickBudgetCompliance" in _firing(server), WAIT_S)
-    ops = {labels["knhk_mesh_tick_operation"] for labels in _firing(server)["KnhkTickBudgetCompliance"]}
-    assert {"message", "merge"} <= ops, ops
+
+    def overrun_ops() -> set[str]:
+        return {
+            labels["knhk_mesh_tick_operation"]
+            for labels in _firing(server).get("KnhkTickBudgetCompliance", [])
+        }
+
+    # each operation's compliance falls as its window fills with overruns: wait for all of them
+    server.wait_for(
+        "tick-budget alert firing for every operation",
+        lambda: {"message", "merge", "validation", "peer_selection"} <= overrun_ops(),
+        WAIT_S,
+    )
 
     # causes gone: the alerts resolve
     _send(proc, "overrun off")
