@@ -1,0 +1,1 @@
+"""Large-scale simulator: the mesh's push-pull gossip over arrays, for up to millions of agents."""

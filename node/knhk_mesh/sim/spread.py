@@ -1,0 +1,261 @@
+"""One write spreading through the mesh, round by round, with the engine's push-pull semantics on arrays.
+
+A round here is what `MeshEngine` does in lock-step (every agent's round timer fires at once, as in
+`bench_mesh` and `knhk-mesh up`), message by message:
+
+- round 1 is the write's round: the writer applies it and pushes it at once to k peers sampled
+  uniformly from its group (the engine's eager push), plus, in multi-region and hierarchical meshes,
+  to its group's leader (the upward summary); nothing else moves in that round;
+- in every later round every honest agent pushes its digest to k distinct peers of its group, sampled
+  uniformly, excluding itself. A push from an agent that held the write when the round began reaches
+  a peer that lacks it, which answers with a pull request; the pusher answers with the delta
+  (three one-way delays). A push from an agent that lacks it reaches a peer that already holds it
+  *when the push arrives*, which answers with a delta (two delays); a peer that lacks it too has the
+  same digest and stays silent. So an agent informed early in a round passes the write on, within
+  the same round, to every later push that reaches it; the arrays follow exactly that by time;
+- leaders (multi-region) also push to 3 other leaders; aggregators (hierarchical) push to every
+  coordinator and coordinators to each other (up and down in one exchange); these pushes start with
+  the round like all others and follow the same rules;
+- every one-way message is lost with probability `loss`, and delays are uniform in `LATENCY`;
+- Byzantine agents withhold: they are sampled like anyone (they keep their reputation, since
+  withholding is not detectable), but inform nobody, and are not counted in coverage.
+
+Membership is implicit (see `layout`), so a run costs O(n·k) memory instead of O(n²).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from knhk_mesh.sim.layout import Layout, build_layout
+from knhk_mesh.sim.params import LATENCY, LEADER_FANOUT, SimParams
+
+FloatArray = NDArray[np.float32]
+BoolArray = NDArray[np.bool_]
+Index = NDArray[np.int32]
+_NEVER = np.float32(np.inf)
+
+
+@dataclass
+class SimResult:
+    params: SimParams
+    honest: int
+    informed: list[int] = field(default_factory=list)  # honest agents holding the write after each round
+    seconds: float = 0.0
+
+    @property
+    def coverage(self) -> list[float]:
+        return [i / self.honest for i in self.informed]
+
+    @property
+    def rounds(self) -> int | None:
+        """Rounds until every honest agent holds the write (None: not within max_rounds)."""
+        for r, informed in enumerate(self.informed, start=1):
+            if informed == self.honest:
+                return r
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "parameters": self.params.as_dict(),
+            "rounds": self.rounds,
+            "coverage": self.coverage,
+            "informed": self.informed,
+            "honest": self.honest,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _distinct(rng: np.random.Generator, rows: int, choices: int, k: int) -> Index:
+    """`rows` rows of min(k, choices) distinct values in [0, choices), each row uniform."""
+    kk = min(k, choices)
+    if kk == choices:
+        return np.broadcast_to(np.arange(choices, dtype=np.int32), (rows, choices)).copy()
+    if choices <= 4 * kk:
+        keys = rng.random((rows, choices), dtype=np.float32)
+        return np.argpartition(keys, kk - 1, axis=1)[:, :kk].astype(np.int32)
+    cols = rng.integers(0, choices, size=(kk, rows), dtype=np.int32)  # column-major: contiguous compares
+    todo = np.arange(rows)
+    while len(todo):
+        block = cols[:, todo] if len(todo) < rows else cols
+        dup = np.zeros(len(todo), dtype=np.bool_)
+        for i in range(1, kk):
+            for j in range(i):
+                dup |= block[i] == block[j]
+        todo = todo[dup]
+        if len(todo):
+            cols[:, todo] = rng.integers(0, choices, size=(kk, len(todo)), dtype=np.int32)
+    return np.ascontiguousarray(cols.T)
+
+
+def sample_peers(rng: np.random.Generator, me: Index, start: Index, size: Index, k: int) -> Index:
+    """For each agent `me[i]` of group [start[i], start[i] + size[i]): k distinct others (-1 pads)."""
+    sizes = np.unique(size)
+    if len(sizes) == 1 and sizes[0] - 1 >= k:  # the common case: one group size, no padding
+        picks = _distinct(rng, len(me), int(sizes[0]) - 1, k)
+        picks += picks >= (me - start)[:, None]  # skip oneself
+        picks += start[:, None]
+        return picks
+    out = np.full((len(me), k), -1, dtype=np.int32)
+    for m in sizes:
+        rows = np.nonzero(size == m)[0]
+        picks = _distinct(rng, len(rows), int(m) - 1, k)
+        picks += picks >= (me[rows] - start[rows])[:, None]
+        out[rows, : picks.shape[1]] = start[rows, None] + picks
+    return out
+
+
+class Spread:
+    """The state of one run: which agents hold the write, and when (within a round) each got it."""
+
+    def __init__(self, params: SimParams, layout: Layout | None = None) -> None:
+        self.params = params
+        self.layout = layout or build_layout(params)
+        self.rng = np.random.default_rng(params.seed)
+        n = params.agents
+        lay = self.layout
+        self.me = np.arange(n, dtype=np.int32)
+        self.agent_start = np.repeat(lay.starts, lay.sizes)
+        self.agent_size = np.repeat(lay.sizes, lay.sizes)
+        self.pushers = np.repeat(self.me, params.fanout)
+        special = np.zeros(n, dtype=np.bool_)
+        special[lay.leaders] = True
+        ordinary = np.nonzero(~special)[0]
+        picks = self.rng.choice(len(ordinary), size=params.byzantine + 1, replace=False)
+        self.writer = int(ordinary[picks[0]])
+        self.byzantine = np.zeros(n, dtype=np.bool_)
+        self.byzantine[ordinary[picks[1:]]] = True
+        self.honest = n - params.byzantine
+        self.informed = np.zeros(n, dtype=np.bool_)
+        self.round = 0
+
+    # --- randomness ---------------------------------------------------------------------------------
+
+    def _delays(self, count: int) -> FloatArray:
+        lo, hi = LATENCY
+        out = self.rng.random(count, dtype=np.float32)
+        out *= hi - lo
+        out += lo
+        return out
+
+    def _delivered(self, count: int, messages: int) -> BoolArray:
+        """Whether all `messages` one-way messages of each of `count` exchanges arrive."""
+        if self.params.loss == 0.0:
+            return np.ones(count, dtype=np.bool_)
+        keep = 1.0 - self.params.loss
+        return self.rng.random(count, dtype=np.float32) < np.float32(keep**messages)
+
+    # --- one round -----------------------------------------------------------------------------------
+
+    def _pushes(self) -> tuple[Index, Index]:
+        """Every push of a gossip round as (pusher, target); pushes to or from Byzantine agents dropped."""
+        k = self.params.fanout
+        targets = sample_peers(self.rng, self.me, self.agent_start, self.agent_size, k)
+        src, dst = self.pushers, targets.ravel()
+        lay = self.layout
+        extra: list[tuple[Index, Index]] = []
+        if len(lay.coordinators):  # hierarchical: every aggregator with every coordinator
+            coords, aggs = lay.coordinators, lay.leaders
+            extra.append((np.repeat(aggs, len(coords)), np.tile(coords, len(aggs))))
+        elif len(lay.leaders):  # multi-region: leaders with LEADER_FANOUT other leaders
+            leaders = lay.leaders
+            g = len(leaders)
+            index = np.arange(g, dtype=np.int32)
+            picks = sample_peers(
+                self.rng, index, np.zeros(g, dtype=np.int32), np.full(g, g, dtype=np.int32), LEADER_FANOUT
+            )
+            extra.append((leaders[np.repeat(index, picks.shape[1])], leaders[picks.ravel()]))
+        if extra:
+            src = np.concatenate([src, *(s for s, _ in extra)])
+            dst = np.concatenate([dst, *(d for _, d in extra)])
+            keep = src != dst
+            if (dst < 0).any():
+                keep &= dst >= 0
+            src, dst = src[keep], dst[keep]
+        elif (dst < 0).any():
+            src, dst = src[dst >= 0], dst[dst >= 0]
+        if self.params.byzantine:
+            keep = ~self.byzantine[src] & ~self.byzantine[dst]
+            src, dst = src[keep], dst[keep]
+        return src, dst
+
+    def _write_round(self) -> FloatArray:
+        k = self.params.fanout
+        w = self.writer
+        me = np.array([w], dtype=np.int32)
+        targets = sample_peers(self.rng, me, self.agent_start[me], self.agent_size[me], k)[0]
+        targets = targets[targets >= 0]
+        group = self.layout.group_of(me)[0]
+        leader = int(self.layout.starts[group])
+        if len(self.layout.leaders) and leader != w and leader not in targets:
+            targets = np.append(targets, np.int32(leader))  # the upward summary: the leader hears at once
+        when = np.full(self.params.agents, _NEVER, dtype=np.float32)
+        when[w] = 0.0
+        ok = self._delivered(len(targets), 1) & ~self.byzantine[targets]
+        when[targets[ok]] = self._delays(int(ok.sum()))
+        return when
+
+    def _gossip_round(self) -> FloatArray:
+        had = self.informed
+        when = np.where(had, np.float32(0.0), _NEVER).astype(np.float32)
+        src, dst = self._pushes()
+        # a holder's push to an agent lacking the write: pull request, then delta (three delays)
+        give = had[src]
+        give &= ~had[dst]
+        gd = dst[give]
+        ok = self._delivered(len(gd), 3)
+        t = self._delays(len(gd)) + self._delays(len(gd)) + self._delays(len(gd))
+        np.minimum.at(when, gd[ok], t[ok])
+        # a push by an agent lacking it: answered with a delta if the target holds it when it lands
+        ask = ~had[src]
+        asrc, adst = src[ask], dst[ask]
+        ok = self._delivered(len(asrc), 2)
+        if not ok.all():
+            asrc, adst = asrc[ok], adst[ok]
+        arrive = self._delays(len(asrc))
+        answered = np.zeros(len(asrc), dtype=np.bool_)
+        fresh = when < _NEVER  # agents whose time changed: only pushes landing on them can be answered
+        while True:
+            cand = np.flatnonzero(fresh[adst])
+            if not len(cand):
+                break
+            cand = cand[~answered[cand]]
+            cand = cand[when[adst[cand]] < arrive[cand]]
+            if not len(cand):
+                break
+            answered[cand] = True
+            winners = asrc[cand]
+            old = when[winners]
+            np.minimum.at(when, winners, arrive[cand] + self._delays(len(cand)))
+            fresh = np.zeros(len(when), dtype=np.bool_)
+            fresh[winners[when[winners] < old]] = True
+        return when
+
+    def step(self) -> int:
+        """Run one round; returns the honest agents holding the write after it."""
+        self.round += 1
+        when = self._write_round() if self.round == 1 else self._gossip_round()
+        self.informed = when < _NEVER
+        self.informed &= ~self.byzantine
+        return int(self.informed.sum())
+
+
+def simulate(params: SimParams, on_round: Callable[[int, int, int], None] | None = None) -> SimResult:
+    """Run until every honest agent holds the write or `max_rounds` pass; `on_round(r, informed, honest)`."""
+    started = time.perf_counter()
+    spread = Spread(params)
+    result = SimResult(params, spread.honest)
+    while spread.round < params.max_rounds:
+        informed = spread.step()
+        result.informed.append(informed)
+        if on_round is not None:
+            on_round(spread.round, informed, spread.honest)
+        if informed == spread.honest:
+            break
+    result.seconds = time.perf_counter() - started
+    return result
