@@ -15,6 +15,7 @@ from typing import NoReturn
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.sim import command as sim_command
 from knhk_mesh.upquic import LiveChecker
 
 log = logging.getLogger("knhk_mesh")
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary", type=Path, default=None, help="quic: JSON summary file (default: in workdir)"
     )
     _add_network_commands(sub)
+    simulate = sub.add_parser(
+        "simulate", help="simulate one write spreading through up to millions of agents (no sockets)"
+    )
+    sim_command.add_arguments(simulate)
     return parser
 
 
@@ -472,6 +477,11 @@ def run_admin_client(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(doc, indent=2, sort_keys=True))
     return EXIT_OK
+def run_simulate(args: argparse.Namespace) -> int:
+    try:
+        return sim_command.run(args)
+    except ValueError as exc:  # raised by option checks only, before the run starts
+        raise UsageError(str(exc)) from None
 
 
 def _rounds(n: int) -> str:
@@ -494,6 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_node(args)
         if args.command in ("put", "get", "status"):
             return run_admin_client(args)
+        if args.command == "simulate":
+            return run_simulate(args)
     except UsageError as exc:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
