@@ -10,7 +10,7 @@ from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.instrument import NOOP, Instrumentation
-from knhk_mesh.core.messages import Address
+from knhk_mesh.core.messages import Address, Entry
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.security import Identity
 from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
@@ -41,6 +41,18 @@ class Cluster:
 
     def run_rounds(self, rounds: int, interval: float) -> None:
         self.network.run_for(rounds * interval)
+
+    def rounds_until_all_have(self, entry: Entry, interval: float, limit: int) -> int | None:
+        """Run round by round until every honest agent holds `entry`: the rounds it took (None: > limit).
+
+        With lock-step rounds (`jitter_start=False`) the first round is the write's own: its eager push.
+        """
+        for rounds in range(limit + 1):
+            if self.all_have(entry.agent, entry.key, entry.version):
+                return rounds
+            if rounds < limit:
+                self.network.run_for(interval)
+        return None
 
 
 InstrumentationFactory = Callable[[Identity], Instrumentation]
