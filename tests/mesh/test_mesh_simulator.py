@@ -146,12 +146,17 @@ def _run(*argv: str) -> tuple[int, str, str]:
 
 
 def test_json_is_one_object_with_rounds_coverage_and_parameters(tmp_path: Path) -> None:
+    # its own process: matplotlib stays out of the test process, whose peak RSS children inherit
     plot = tmp_path / "coverage.png"
-    code, out, _ = _run(
-        "--agents", "2000", "--topology", "multi", "--seed", "3", "--json", "--plot", str(plot)
+    argv = ["--agents", "2000", "--topology", "multi", "--seed", "3", "--json", "--plot", str(plot)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "knhk_mesh.cli", "simulate", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert code == 0
-    data = json.loads(out)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
     assert data["parameters"]["agents"] == 2000 and data["parameters"]["topology"] == "multi"
     assert data["parameters"]["fanout"] == 10 and data["parameters"]["regions"] == 3
     assert data["rounds"] == len(data["coverage"]) and data["coverage"][-1] == 1.0
