@@ -291,3 +291,13 @@ def test_weaver_invalid_policies_and_violation_objects(checker_data: Path, tmp_p
     policy = [d for d in report.diagnostics if d.id.startswith("policy_")]
     assert [d.id for d in policy] == ["policy_failed"]
     assert "registry_with_ref_attr" in policy[0].message and policy[0].source is not None
+
+
+def test_a_policy_folder_without_rego_files_is_named(tmp_path: Path) -> None:
+    root = _registry(tmp_path, _METRICS)
+    empty = tmp_path / "policies"
+    empty.mkdir()
+    report = run_checks(root, [str(empty)])
+    found = [d for d in report.diagnostics if d.id == "policy_file_invalid"]
+    assert [d.message for d in found] == ["policy folder holds no .rego file"]
+    assert found[0].source is not None and found[0].source.path == str(empty)

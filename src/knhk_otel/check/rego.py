@@ -46,8 +46,9 @@ def available() -> bool:
 
 
 def is_rego(path: str | Path) -> bool:
+    """A `.rego` file, or a folder (of Rego policies: Python policies are single files)."""
     p = Path(path)
-    return p.suffix == ".rego" or (p.is_dir() and any(p.glob("*.rego")))
+    return p.suffix == ".rego" or p.is_dir()
 
 
 @dataclass
