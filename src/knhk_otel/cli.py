@@ -22,7 +22,16 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 #: Subcommand modules under knhk_otel.commands, in the order `--help` lists them.
-COMMANDS: tuple[str, ...] = ("check", "resolve", "stats", "diff", "generate", "live_check", "dashboards")
+COMMANDS: tuple[str, ...] = (
+    "check",
+    "resolve",
+    "stats",
+    "diff",
+    "generate",
+    "live_check",
+    "dashboards",
+    "emit",
+)
 
 #: `knhk-otel registry <command>`: Weaver's name for the commands that read a registry.
 REGISTRY = "registry"

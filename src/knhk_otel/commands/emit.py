@@ -1,0 +1,67 @@
+"""`knhk-otel emit`: one sample of every span, metric and event of a registry, over OTLP."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
+from knhk_otel.runtime.config import PROTOCOLS, ConfigError, TelemetryConfig
+
+NAME = "emit"
+HELP = "emit one sample of every span, metric and event of the registry over OTLP (test a pipeline)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser, policies=False)
+    parser.add_argument(
+        "--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317/4318)"
+    )
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, grpc)"
+    )
+    parser.add_argument(
+        "--service-name", default=None, help="service.name of the samples (default knhk-otel-emit)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from knhk_otel.emit import emit_registry
+    from knhk_otel.runtime.providers import build_providers
+
+    registry = checked_registry(NAME, args, policies=False)
+    if registry is None:
+        return 1
+    try:
+        config = TelemetryConfig.from_env(
+            service_name=args.service_name or "knhk-otel-emit",
+            otlp_endpoint=args.endpoint,
+            otlp_protocol=args.protocol,
+            validation="off",
+            metrics_exporters=("otlp",),
+        )
+        telemetry = build_providers(config, registry)
+    except ConfigError as exc:
+        print(f"knhk-otel emit: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        emitted = emit_registry(
+            registry,
+            telemetry.tracer_provider.get_tracer("knhk_otel.emit"),
+            telemetry.meter_provider.get_meter("knhk_otel.emit"),
+            telemetry.logger_provider.get_logger("knhk_otel.emit"),
+        )
+    finally:
+        telemetry.shutdown()
+    failed = telemetry.exports.counts
+    where = f"{config.endpoint} ({config.otlp_protocol})"
+    if failed:
+        detail = ", ".join(f"{n} {s} batch(es)" for s, n in sorted(failed.items()))
+        print(f"knhk-otel emit: error: export to {where} failed: {detail}", file=sys.stderr)
+        return 1
+    print(
+        f"knhk-otel emit: {emitted.spans} spans, {emitted.metrics} metrics, {emitted.events} events "
+        f"sent to {where}",
+        file=sys.stderr,
+    )
+    return 0
