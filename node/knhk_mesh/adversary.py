@@ -92,8 +92,7 @@ class Adversary:
         return frame(signed, signer.sign(envelope_message(signed)))
 
     def _push(self, entries: tuple[Entry, ...]) -> Push:
-        st = self.engine.state
-        return Push(st.digest, st.versions(), entries)
+        return Push(self.engine.state.digest, entries)
 
     def _strike(self, now: float) -> None:
         me = self.engine.identity
@@ -109,14 +108,18 @@ class Adversary:
             version = self.engine.state.version_of(me.agent_id) + 1
             for i, (agent, address) in enumerate(self.targets):
                 value = b"left" if i % 2 == 0 else b"right"
-                signed = entry_signed_bytes(me.agent_id, version, "equivocal", value)
-                e = Entry(me.agent_id, version, "equivocal", value, me.sign(signed), signed)
+                signed = entry_signed_bytes(me.agent_id, me.epoch, version, "equivocal", value)
+                e = Entry(me.agent_id, version, "equivocal", value, me.sign(signed), me.epoch, signed)
                 self._extra.append((address, self._frame(me, me.agent_id, agent, self._push((e,)))))
         elif self.attack is Attack.REPLAY:
             if not self._captured:
                 return
             for _agent, address in self.targets:
-                self._extra.append((address, self.rng.choice(self._captured)[1]))
+                # a frame captured on its way to another agent (one re-sent to its own addressee is
+                # a harmless duplicate, dropped without blame)
+                others = [data for dst, data in self._captured if dst != address]
+                if others:
+                    self._extra.append((address, self.rng.choice(others)))
         elif self.attack is Attack.FLOODING:
             count = int(self.engine.config.burst * 1.2) + 10
             for agent, address in self.targets:

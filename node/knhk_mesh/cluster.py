@@ -54,6 +54,23 @@ class Cluster:
                 self.network.run_for(interval)
         return None
 
+    def add_agent(self, *, seed: int, config: MeshConfig | None = None) -> MeshEngine:
+        """A new honest agent that joins through agent 0 (a late joiner), on the next free address."""
+        rng = random.Random(seed)
+        port = BASE_PORT + len(self.network.nodes)
+        while (MEMORY_HOST, port) in self.network.nodes:
+            port += 1
+        engine = MeshEngine(
+            Identity.generate(rng),
+            (MEMORY_HOST, port),
+            rng=random.Random(rng.getrandbits(64)),
+            config=config or self.honest[0].config,
+            seeds=(self.honest[0].address,),
+        )
+        self.honest.append(engine)
+        self.network.join(engine)
+        return engine
+
 
 InstrumentationFactory = Callable[[Identity], Instrumentation]
 ByzantineFactory = Callable[[MeshEngine, random.Random, Sequence[MeshEngine]], Node]
@@ -86,6 +103,8 @@ def build_cluster(
     if full_membership:
         for ident, addr in zip(identities, addresses, strict=True):
             template.register(ident.agent_id, addr, ident.public_key, region=cfg.region, introduced=True)
+            # the record each engine will sign for itself (same fields and seq: the same bytes)
+            template.set_record(ident.record(addr[0], addr[1], cfg.region, cfg.nonce_base + 1))
     engines: list[MeshEngine] = []
     for i, (ident, addr) in enumerate(zip(identities, addresses, strict=True)):
         engine = MeshEngine(

@@ -1,4 +1,5 @@
-"""The replicated state is a CRDT: merge is commutative, associative and idempotent, deltas suffice."""
+"""The replicated state is a CRDT (merge is commutative, associative and idempotent), and its Merkle
+tree finds and repairs every difference, whatever the versions say."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knhk_mesh.core.messages import Entry
+from knhk_mesh.core.messages import Entry, NodeId
 from knhk_mesh.core.security import Identity
-from knhk_mesh.core.state import Applied, State
+from knhk_mesh.core.state import EMPTY, Applied, State
+from knhk_mesh.core.wire import DIGEST_BYTES, TREE_DEPTH, TREE_FANOUT
 
 AGENTS = [Identity.generate(random.Random(i)) for i in range(3)]
 
@@ -34,7 +36,35 @@ def _build(entries: list[Entry]) -> State:
 
 
 def _same(a: State, b: State) -> bool:
-    return a.snapshot() == b.snapshot() and a.digest == b.digest and a.versions() == b.versions()
+    return a.snapshot() == b.snapshot() and a.digest == b.digest
+
+
+def _pull(dst: State, src: State) -> int:
+    """What the engine's pull does, without frames: root first, down to the differing leaves, then
+    only the entries `dst` lacks. Returns the entries sent."""
+    sent = 0
+    frontier: list[NodeId] = [(0, 0)]
+    while frontier:
+        nxt: list[NodeId] = []
+        for node in frontier:
+            theirs = src.node_hash(node)
+            if theirs == EMPTY or theirs == dst.node_hash(node):
+                continue
+            if dst.node_hash(node) == EMPTY:
+                batch = list(src.entries_under(node))
+            elif node[0] == TREE_DEPTH:
+                batch = src.leaf_entries_except(node[1], dst.leaf_fingerprints(node[1]))
+            else:
+                kids = src.children(node)
+                for i in range(TREE_FANOUT):
+                    child = (node[0] + 1, node[1] * TREE_FANOUT + i)
+                    if kids[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] != dst.node_hash(child):
+                        nxt.append(child)
+                continue
+            sent += len(batch)
+            dst.apply_all(batch)
+        frontier = nxt
+    return sent
 
 
 @settings(max_examples=150, deadline=None)
@@ -59,43 +89,24 @@ def test_merge_is_idempotent(a: State, b: State) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(_state, _state)
-def test_delta_exchanges_make_replicas_identical(a: State, b: State) -> None:
-    """One exchange each way suffices with unique versions; an equivocation may need a second,
-    which the per-agent digests trigger (same version, different digest: whole history)."""
+def test_one_pull_each_way_makes_replicas_identical(a: State, b: State) -> None:
     left, right = a.copy(), b.copy()
-    for _ in range(2):
-        to_right = left.missing_for(right.versions())
-        to_left = right.missing_for(left.versions())
-        for e in to_right:
-            right.apply(e)
-        for e in to_left:
-            left.apply(e)
+    _pull(left, right)
+    _pull(right, left)
     assert _same(left, right)
     assert _same(left, a.merge(b))
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 2), st.sampled_from("abc")), max_size=10),
-    st.integers(0, 10),
-    st.integers(0, 10),
-)
-def test_without_equivocation_one_exchange_suffices(
-    writes: list[tuple[int, str]], cut: int, cut2: int
-) -> None:
-    """Honest replicas hold a prefix of each agent's history (deltas are sent oldest first)."""
-    versions = [0, 0, 0]
-    entries = []
-    for agent, key in writes:
-        versions[agent] += 1
-        entries.append(Entry(AGENTS[agent].agent_id, versions[agent], key, b"", bytes(64)))
-    left, right = _build(entries[:cut]), _build(entries[:cut2])
-    to_right, to_left = left.missing_for(right.versions()), right.missing_for(left.versions())
-    for e in to_right:
-        right.apply(e)
-    for e in to_left:
-        left.apply(e)
-    assert _same(left, right)
+@given(st.lists(_entry, min_size=1, max_size=40), st.sets(st.integers(0, 39), max_size=40))
+def test_a_pull_sends_only_what_differs(entries: list[Entry], withheld: set[int]) -> None:
+    """Any subset missing (gaps included, versions notwithstanding) is found and sent, and at most
+    the entries of the leaves that differ."""
+    full = _build(entries)
+    partial = _build([e for i, e in enumerate(entries) if i not in withheld])
+    differing = sum(1 for k, e in full.snapshot().items() if partial.snapshot().get(k) != e)
+    assert _pull(partial, full) <= differing
+    assert _same(partial, full)
 
 
 @settings(max_examples=100, deadline=None)
@@ -128,14 +139,13 @@ def test_equivocation_is_reported_and_every_replica_keeps_the_same_winner() -> N
     assert one.digest == two.digest
 
 
-def test_a_gap_is_repaired_by_sending_the_agents_whole_history() -> None:
+def test_a_gap_below_the_newest_version_is_repaired() -> None:
     me = AGENTS[2]
     full, gappy = State(), State()
-    e1, e2 = me.sign_entry(1, "x", b"1"), me.sign_entry(2, "y", b"2")
-    full.apply(e1)
-    full.apply(e2)
-    gappy.apply(e2)  # a Byzantine relay withheld e1
-    assert gappy.lacks_from(full.versions())
-    for e in full.missing_for(gappy.versions()):
-        gappy.apply(e)
+    entries = [me.sign_entry(v, f"k{v}", b"x") for v in range(1, 301)]
+    full.apply_all(entries)
+    gappy.apply_all(e for e in entries if e.version % 7)  # a Byzantine relay withheld every 7th
+    assert gappy.version_of(me.agent_id) == full.version_of(me.agent_id) == 300
+    assert gappy.digest != full.digest
+    assert _pull(gappy, full) == 42  # exactly the 42 withheld entries, not the agent's history
     assert gappy.digest == full.digest

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from knhk_mesh.core.errors import ProtocolError
 from knhk_mesh.core.messages import (
-    Delta,
+    Answer,
+    Challenge,
     Evidence,
     Join,
+    LeafSummary,
     Membership,
-    PeerRecord,
+    NodeHashes,
     Ping,
     Pong,
-    PullRequest,
     Push,
-    VersionItem,
+    SyncReply,
+    SyncRequest,
 )
-from knhk_mesh.core.security import Identity, verify, verify_entry
-from knhk_mesh.core.wire import MAX_MESSAGE_BYTES, decode, encode_signed_part, envelope_message, frame
+from knhk_mesh.core.security import Identity, verify, verify_entry, verify_record
+from knhk_mesh.core.wire import (
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    decode,
+    encode_signed_part,
+    envelope_message,
+    frame,
+)
 
 ALICE = Identity.generate(random.Random(1))
 BOB = Identity.generate(random.Random(2))
@@ -32,16 +43,19 @@ BOB = Identity.generate(random.Random(2))
 def _bodies() -> list[object]:
     e1 = ALICE.sign_entry(1, "k", b"v1")
     e2 = ALICE.sign_entry(1, "k", b"v2")
-    vv = (VersionItem(ALICE.agent_id, 1, bytes(8)),)
+    alice = ALICE.record("127.0.0.1", 4000, "eu-west", 1)
+    bob = BOB.rotate(SigningKey(bytes(range(32)))).record("::1", 5, "", 9)
     return [
-        Push(bytes(16), vv, (e1,)),
-        PullRequest(bytes(16), vv),
-        Delta(bytes(16), vv, (e1, e2)),
-        Join(ALICE.public_key, "127.0.0.1", 4000, "eu-west"),
-        Membership((PeerRecord(BOB.agent_id, BOB.public_key, "::1", 5, ""),)),
+        Push(bytes(16), (e1,)),
+        SyncRequest(bytes(16), ((0, 0), (1, 15)), ((2, 255),), (LeafSummary(4095, bytes(16)),)),
+        SyncReply(bytes(16), (NodeHashes(0, 0, bytes(256)),), (e1, e2), False, (alice,)),
+        Join(alice),
+        Membership((alice, bob)),
         Ping(7),
         Pong(7),
         Evidence(e1, e2),
+        Challenge(2**63, alice),
+        Answer(5, bob),
     ]
 
 
@@ -65,7 +79,7 @@ def test_encoding_is_deterministic_so_signatures_cover_stable_bytes() -> None:
 
 def test_entries_survive_relay_with_their_original_signature() -> None:
     e = ALICE.sign_entry(3, "key", b"value")
-    signed = encode_signed_part(BOB.agent_id, ALICE.agent_id, 1, Push(bytes(16), (), (e,)))
+    signed = encode_signed_part(BOB.agent_id, ALICE.agent_id, 1, Push(bytes(16), (e,)))
     relayed = decode(frame(signed, BOB.sign(envelope_message(signed)))).body
     assert isinstance(relayed, Push)
     assert verify_entry(ALICE.public_key, relayed.entries[0])
@@ -81,12 +95,15 @@ def test_oversized_frames_are_refused_before_parsing() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        ([2, 1, bytes(8), bytes(8), 1, []], "unsupported_version"),
-        ([1, 99, bytes(8), bytes(8), 1, []], "unknown_type"),
-        ([1, 6, bytes(7), bytes(8), 1, [1]], "bad_field"),
-        ([1, 6, bytes(8), bytes(8), -1, [1]], "bad_field"),
-        ([1, 6, bytes(8), bytes(8), 1, [True]], "bad_field"),
-        ([1, 6, bytes(8), bytes(8), 1], "bad_field"),
+        ([1, 1, bytes(8), bytes(8), 1, []], "unsupported_version"),
+        ([2, 99, bytes(8), bytes(8), 1, []], "unknown_type"),
+        ([2, 6, bytes(7), bytes(8), 1, [1]], "bad_field"),
+        ([2, 6, bytes(8), bytes(8), -1, [1]], "bad_field"),
+        ([2, 6, bytes(8), bytes(8), 1, [True]], "bad_field"),
+        ([2, 6, bytes(8), bytes(8), 1], "bad_field"),
+        ([2, 2, bytes(8), bytes(8), 1, [bytes(16), [[3, 0]], [], []]], "bad_field"),  # a leaf has no children
+        ([2, 2, bytes(8), bytes(8), 1, [bytes(16), [[1, 16]], [], []]], "bad_field"),  # no 17th child
+        ([2, 2, bytes(8), bytes(8), 1, [bytes(16), [], [], [[0, bytes(7)]]]], "bad_field"),
     ],
 )
 def test_structurally_wrong_frames_say_what_is_wrong(payload: list[object], reason: str) -> None:
@@ -120,12 +137,30 @@ _tree = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=1, max_value=8), _tree, st.binary(min_size=64, max_size=64))
+@given(st.integers(min_value=1, max_value=10), _tree, st.binary(min_size=64, max_size=64))
 def test_wellformed_msgpack_with_wrong_shapes_raises_only_protocol_error(
     mtype: int, body: object, sig: bytes
 ) -> None:
-    data = msgpack.packb([1, mtype, bytes(8), bytes(8), 5, body], use_bin_type=True) + sig
+    data = msgpack.packb([PROTOCOL_VERSION, mtype, bytes(8), bytes(8), 5, body], use_bin_type=True) + sig
     try:
         decode(data)
     except ProtocolError as exc:
         assert exc.reason
+
+
+def test_a_record_is_signed_by_its_member_and_a_rotation_by_the_previous_key() -> None:
+    rotated = ALICE.rotate(SigningKey(bytes(32)))
+    assert rotated.agent_id == ALICE.agent_id and rotated.public_key != ALICE.public_key
+    record = rotated.record("10.0.0.1", 7000, "eu", 3)
+    assert verify_record(record) and record.public_key == rotated.public_key
+    assert record.keys == (ALICE.public_key, rotated.public_key)
+    moved = dataclasses.replace(record, host="10.6.6.6")
+    assert not verify_record(moved)  # another address under the member's signature
+    forged_chain = BOB.rotate(SigningKey(bytes(32))).record("10.0.0.1", 7000, "eu", 3)
+    stolen = dataclasses.replace(
+        forged_chain, agent=ALICE.agent_id, genesis_key=ALICE.public_key, signature=forged_chain.signature
+    )
+    assert not verify_record(stolen)  # a rotation not signed by ALICE's genesis key
+    entry = rotated.sign_entry(1, "k", b"v")
+    assert entry.epoch == 1 and verify_entry(rotated.public_key, entry)
+    assert not verify_entry(ALICE.public_key, entry)

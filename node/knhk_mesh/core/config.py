@@ -23,7 +23,20 @@ class MeshConfig:
     recovery_every_rounds: int = 20
     recovery_step: float = 0.05
     ping_every_rounds: int = 10
-    replay_window: int = 1024
+    replay_window: int = 1024  # per (sender, receiver): nonces count frames towards this receiver
+    hot_rounds: int = 2  # rounds a newly learnt entry rides on the pushes (rumour), before repair takes over
+    sync_peers_per_round: int = 1  # anti-entropy pulls started per round (each from one differing peer)
+    repair_budget_bytes: int = (
+        256 * 1024
+    )  # repair bytes one pull may fetch, and one peer may be served, per round
+    max_known_records: int = 1_000_000  # keys of members met through repair (verify entries only)
+    max_orphans: int = 65_536  # entries held until their owner's record arrives
+    max_pending: int = 256  # records awaiting an address challenge
+    pending_per_relayer: int = 16  # of which from any one relayer
+    challenges_per_round: int = 32  # new address challenges sent per round (joins included)
+    challenge_tries: int = 3
+    challenge_retry_rounds: int = 3
+    join_interval: float = 1.0  # seconds between joins accepted from one source address
     max_message_bytes: int = MAX_MESSAGE_BYTES
     region: str = ""
     jitter_start: bool = True  # spread first rounds over one interval; False gives lock-step rounds
@@ -38,5 +51,7 @@ class MeshConfig:
             raise ValueError(f"converge_rounds must be >= 1, got {self.converge_rounds}")
         if not 0.0 <= self.min_reputation <= 1.0:
             raise ValueError(f"min_reputation must be within [0, 1], got {self.min_reputation}")
+        if self.hot_rounds < 1 or self.repair_budget_bytes < self.max_message_bytes:
+            raise ValueError("hot_rounds must be >= 1 and repair_budget_bytes at least one frame")
         if self.rate_per_second <= 0 or self.burst < 1:
             raise ValueError("rate_per_second must be > 0 and burst >= 1")

@@ -4,6 +4,11 @@ Shaped like aioquic's QuicConnection: `receive(addr, data, now)`, `messages_to_s
 `next_event()`, `get_timer()`, `handle_timer(now)`. It owns no socket, reads no clock and draws
 randomness only from the `random.Random` it is given, so every run is reproducible from a seed.
 Transports (memory, QUIC) and simulators are thin shells that move bytes and call the timer.
+
+Spreading is rumour plus repair: a new entry rides on every push for `hot_rounds` rounds after it is
+learnt, and anti-entropy pulls (Merkle root first, down to the differing leaves) repair whatever the
+rumour missed, bounded per round. Membership records are signed by their member and admitted only
+after a challenge sent to their address is answered.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.errors import ProtocolError
@@ -32,41 +38,105 @@ from knhk_mesh.core.events import (
     RoundStarted,
     RttMeasured,
 )
-from knhk_mesh.core.gossip import ConvergenceTracker, EvidenceBook, PeerView, fit_entries
+from knhk_mesh.core.gossip import ConvergenceTracker, EvidenceBook, fit_entries
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
 from knhk_mesh.core.messages import (
     BODY_TYPES,
+    DIGEST_BYTES,
     NO_RECIPIENT,
+    SHORT_FINGERPRINT_BYTES,
     Address,
     AgentId,
+    Answer,
     Body,
-    Delta,
+    Challenge,
     Entry,
     Envelope,
     Evidence,
     Join,
+    LeafSummary,
     Membership,
     MessageType,
+    NodeHashes,
+    NodeId,
     PeerRecord,
     Ping,
     Pong,
-    PullRequest,
     Push,
-    VersionItem,
+    SyncReply,
+    SyncRequest,
     agent_id_of,
 )
 from knhk_mesh.core.registry import PeerRegistry
-from knhk_mesh.core.security import PENALTIES, Identity, ReplayWindow, TokenBucket, verify, verify_entry
-from knhk_mesh.core.state import Applied, State
-from knhk_mesh.core.wire import decode, encode_signed_part, envelope_message, frame
+from knhk_mesh.core.security import (
+    PENALTIES,
+    Identity,
+    ReplayWindow,
+    TokenBucket,
+    verify,
+    verify_entry,
+    verify_record,
+)
+from knhk_mesh.core.state import EMPTY, Applied, State
+from knhk_mesh.core.wire import (
+    CHILD_HASHES_BYTES,
+    FRAME_OVERHEAD,
+    MAX_ITEMS,
+    TREE_DEPTH,
+    TREE_FANOUT,
+    decode,
+    encode_signed_part,
+    entry_wire_size,
+    envelope_message,
+    frame,
+    max_value_bytes,
+    record_wire_size,
+)
 
 log = logging.getLogger(__name__)
 
 _MAX_EVENTS = 100_000  # undrained events beyond this are dropped oldest-first (and logged)
+_NODE_BYTES = 8  # encoded size of one (depth, prefix) pair, at most
+_CHILDREN_BYTES = CHILD_HASHES_BYTES + 2 * _NODE_BYTES
 
 
 class _Rejected(Exception):
     """Internal control flow: the message was rejected (already reported)."""
+
+
+class ValueTooLarge(ValueError):
+    """A write whose entry could never leave this agent in one frame."""
+
+
+@dataclass
+class _Pending:
+    """A record waiting for its member to answer a challenge sent to its address."""
+
+    record: PeerRecord
+    token: int
+    relayer: AgentId | None
+    join: bool  # the member asked to join through us: send it a membership sample once proven
+    tries: int = 0
+    next_round: int = 0
+
+
+@dataclass
+class _Pull:
+    """One anti-entropy pull from one peer, in steps: each request is answered by a stream of replies."""
+
+    peer: AgentId
+    address: Address
+    fetched: int = 0  # repair bytes received this round
+    waiting: bool = False
+    new_in_pass: int = 0
+    passes: int = 0
+    children: list[NodeHashes] = field(default_factory=list)
+
+
+@dataclass
+class _RelayerScore:
+    proven: int = 0
+    failed: int = 0
 
 
 class MeshEngine:
@@ -83,7 +153,7 @@ class MeshEngine:
         seeds: Sequence[Address] = (),
         registry: PeerRegistry | None = None,
     ) -> None:
-        """`registry` may carry a statically configured membership (its peers count as introduced)."""
+        """`registry` may carry a statically configured membership (its peers count as proven)."""
         self.identity = identity
         self.agent_id = identity.agent_id
         self.address = address
@@ -98,14 +168,43 @@ class MeshEngine:
         self.evidence = EvidenceBook(self.config.evidence_rounds)
         self.convergence = ConvergenceTracker(self.config.converge_rounds)
         self.offences: dict[Offence, int] = dict.fromkeys(Offence, 0)
-        self.ignored = {"stale_entry": 0, "duplicate_entry": 0, "unverifiable_entry": 0}
-        self._views: dict[AgentId, PeerView] = {}
+        self.ignored = {
+            "stale_entry": 0,
+            "duplicate_entry": 0,
+            "unverifiable_entry": 0,
+            "duplicate_frame": 0,
+            "pending_full": 0,
+            "join_limited": 0,
+        }
+        self.repair = {
+            "requests": 0,
+            "replies": 0,
+            "bytes_fetched": 0,
+            "bytes_served": 0,
+            "entries_fetched": 0,
+        }
+        self.barred: set[AgentId] = set()  # proven equivocators: kept after pruning, never recovered
+        self._roots: dict[AgentId, tuple[bytes, int]] = {}  # last root heard from a peer, and the round
         self._buckets: dict[Address, TokenBucket] = {}
+        self._join_buckets: dict[Address, TokenBucket] = {}
         self._windows: dict[AgentId, ReplayWindow] = {}
+        self._nonces: dict[Address, int] = {}
         self._outbox: list[tuple[Address, bytes]] = []
         self._events: deque[MeshEvent] = deque()
         self._pings: dict[int, tuple[AgentId, float]] = {}
-        self._nonce = self.config.nonce_base
+        self._pending: dict[AgentId, _Pending] = {}
+        self._tokens: dict[int, AgentId] = {}
+        self._relayers: dict[AgentId, _RelayerScore] = {}
+        self._challenges_left = self.config.challenges_per_round
+        self._pulls: dict[AgentId, _Pull] = {}
+        self._served: dict[AgentId, int] = {}
+        self._told: dict[AgentId, set[AgentId]] = {}  # owners whose records a peer got from us
+        self._known_records: dict[AgentId, PeerRecord] = {}  # keys of members not (yet) proven
+        self._orphans: dict[AgentId, list[Entry]] = {}  # entries waiting for their owner's keys
+        self._orphan_count = 0
+        self._hot: deque[list[Entry]] = deque([[]], maxlen=self.config.hot_rounds)
+        self._record_seq = self.config.nonce_base
+        self._record: PeerRecord | None = None
         self._version = 0
         self._announced = 0  # own entries up to this version went out in an eager push
         self._announce_round = -1  # the round of the last eager push (at most one per round)
@@ -120,27 +219,69 @@ class MeshEngine:
     def node_id(self) -> str:
         return self.identity.hex_id
 
+    @property
+    def record(self) -> PeerRecord:
+        """This agent's own signed membership record (re-signed when its key or address changes)."""
+        rec = self._record
+        me = self.identity
+        if rec is None or rec.public_key != me.public_key or rec.address != self.address:
+            self._record_seq += 1
+            rec = self._record = me.record(
+                self.address[0], self.address[1], self.config.region, self._record_seq
+            )
+        return rec
+
     def add_peer(
-        self, agent_id: AgentId, public_key: bytes, address: Address, *, region: str = "", now: float = 0.0
+        self,
+        agent_id: AgentId,
+        public_key: bytes,
+        address: Address,
+        *,
+        region: str = "",
+        now: float = 0.0,
+        record: PeerRecord | None = None,
     ) -> None:
-        """Register a peer from static configuration (it is assumed to know us too)."""
-        if agent_id_of(public_key) != agent_id:
+        """Register a peer from static configuration (trusted: no challenge)."""
+        if record is not None and (record.agent != agent_id or not verify_record(record)):
+            raise ValueError(f"the record of {agent_id.hex()} does not verify")
+        if record is None and agent_id_of(public_key) != agent_id:
             raise ValueError(f"agent id {agent_id.hex()} is not derived from its public key")
         if agent_id == self.agent_id:
             return
-        self._register(agent_id, public_key, address, region, now, introduced=True)
+        self._register(agent_id, public_key, address, region, now)
+        if record is not None:
+            self.registry.set_record(record)
+
+    def rotate_key(self, identity: Identity) -> None:
+        """Move to the next key of this agent (from `Identity.rotate`); peers learn it from our record."""
+        if (
+            identity.agent_id != self.agent_id
+            or identity.rotations[: self.identity.epoch] != self.identity.rotations
+        ):
+            raise ValueError("a rotation must extend this agent's own key chain")
+        self.identity = identity
 
     def write(self, key: str, value: bytes, now: float) -> Entry:
         """Sign and apply a new entry of this agent and push it to `fanout` peers at once.
 
-        A write does not wait for the next round: the first write of a round is pushed immediately
-        (with every own entry not pushed eagerly before, oldest first), later writes of the same round
-        ride on the round's gossip. The frames are in `messages_to_send` after this call.
+        A value that could not travel in one frame is refused (ValueTooLarge), since nobody else could
+        ever receive it. A write does not wait for the next round: the first write of a round is pushed
+        immediately (with every own entry not pushed eagerly before, oldest first), later writes of the
+        same round ride on the round's gossip. The frames are in `messages_to_send` after this call.
         """
+        limit = max_value_bytes(key, self.config.max_message_bytes)
+        if len(value) > limit:
+            raise ValueTooLarge(
+                f"value of {len(value)} bytes under key {key[:40]!r} exceeds the {limit}-byte limit "
+                f"of one frame ({self.config.max_message_bytes} bytes)"
+            )
+        if len(key) > 256:
+            raise ValueTooLarge(f"key of {len(key)} characters exceeds the 256-character limit")
         self._now = now
         self._version = max(self._version, self.state.version_of(self.agent_id)) + 1
         entry = self.identity.sign_entry(self._version, key, value)
         self.state.apply(entry)
+        self._hot[-1].append(entry)
         self.convergence.state_changed(self.round_no, now)
         if self._announce_round != self.round_no:
             self._announce(now)
@@ -173,11 +314,7 @@ class MeshEngine:
             self._next_round = now + self.config.round_interval * phase
         if not self._joined:
             for seed in self.seeds:
-                self._send(
-                    None,
-                    seed,
-                    Join(self.identity.public_key, self.address[0], self.address[1], self.config.region),
-                )
+                self._send(None, seed, Join(self.record))
             self._joined = True
 
     def handle_timer(self, now: float) -> None:
@@ -208,36 +345,45 @@ class MeshEngine:
                 )
             )
         self.round_no += 1
+        self._hot.append([])
+        self._served.clear()
+        self._pulls.clear()
+        self._challenges_left = cfg.challenges_per_round
         with self.instr.measure(Operation.PEER_SELECTION):
-            peers = self.registry.random_peers(
-                cfg.fanout, self.rng, exclude=self.agent_id, min_reputation=cfg.min_reputation
-            )
+            peers = self._sample(cfg.fanout)
         self._emit(RoundStarted(self.round_no, len(peers), len(self.registry)))
         with self.instr.round(self.round_no, len(peers), len(self.registry)):
-            digest, versions = self.state.digest, self.state.versions()
+            push = Push(self.state.digest, self._hot_entries())
             proofs = self.evidence.to_gossip()
             for peer in peers:
                 address = self.registry.address_of(peer)
                 assert address is not None
-                if not self.registry.introduced(peer):
-                    self._introduce(peer, address)
-                view = self._views.get(peer)
-                entries: tuple[Entry, ...] = ()
-                if view is not None and view.known and view.digest != digest:
-                    entries = fit_entries(
-                        self.state.missing_for(view.versions), versions, cfg.max_message_bytes
-                    )
-                self._send(peer, address, Push(digest, versions, entries))
+                self._send(peer, address, push)
                 for first, second in proofs:
                     self._send(peer, address, Evidence(first, second))
+            self._start_pulls()
             if peers and self.round_no % cfg.membership_every_rounds == 0:
                 self._gossip_membership(peers[0])
             if peers and self.round_no % cfg.ping_every_rounds == 0:
                 self._ping(peers[-1], now)
+            self._challenge_pending()
+            if self.seeds and len(self.registry) == 0 and self.round_no % 5 == 1:
+                for seed in self.seeds:  # not let in yet (a lost join, a busy seed): knock again
+                    self._send(None, seed, Join(self.record))
             if self.round_no % cfg.prune_every_rounds == 0:
                 self._prune(now)
             if self.round_no % cfg.recovery_every_rounds == 0:
                 self._recover()
+
+    def _sample(self, k: int) -> list[AgentId]:
+        return self.registry.random_peers(
+            k, self.rng, exclude=self.agent_id, min_reputation=self.config.min_reputation
+        )
+
+    def _hot_entries(self) -> tuple[Entry, ...]:
+        """Entries learnt in the last `hot_rounds` rounds, newest first, as many as fit one frame."""
+        newest_first = (e for batch in reversed(self._hot) for e in reversed(batch))
+        return fit_entries(newest_first, self.config.max_message_bytes)
 
     def _announce(self, now: float) -> None:
         """Eager push of own entries written since the last one: every receiver lacks them."""
@@ -249,24 +395,14 @@ class MeshEngine:
         self._announce_round = self.round_no
         self._announced = own[-1].version
         with self.instr.measure(Operation.PEER_SELECTION):
-            peers = self.registry.random_peers(
-                cfg.fanout, self.rng, exclude=self.agent_id, min_reputation=cfg.min_reputation
-            )
+            peers = self._sample(cfg.fanout)
         if not peers:
             return
-        versions = self.state.versions()
-        push = Push(self.state.digest, versions, fit_entries(own, versions, cfg.max_message_bytes))
+        push = Push(self.state.digest, fit_entries(own, cfg.max_message_bytes))
         for peer in peers:
             address = self.registry.address_of(peer)
             assert address is not None
-            if not self.registry.introduced(peer):
-                self._introduce(peer, address)
             self._send(peer, address, push)
-
-    def _introduce(self, peer: AgentId, address: Address) -> None:
-        me = self.identity
-        self._send(peer, address, Join(me.public_key, self.address[0], self.address[1], self.config.region))
-        self.registry.mark_introduced(peer)
 
     def _gossip_membership(self, peer: AgentId) -> None:
         address = self.registry.address_of(peer)
@@ -274,16 +410,12 @@ class MeshEngine:
             self._send(peer, address, self._membership_sample())
 
     def _membership_sample(self) -> Membership:
-        me = self.identity
-        records = [
-            PeerRecord(me.agent_id, me.public_key, self.address[0], self.address[1], self.config.region)
-        ]
-        for agent in self.registry.random_peers(
-            self.config.membership_sample, self.rng, min_reputation=self.config.min_reputation
-        ):
-            info = self.registry.get(agent)
-            assert info is not None
-            records.append(PeerRecord(agent, info.public_key, info.address[0], info.address[1], info.region))
+        """Our own record and those of a few address-proven peers (records we hold, signed by them)."""
+        records = [self.record]
+        for agent in self._sample(self.config.membership_sample):
+            rec = self.registry.record(agent)
+            if rec is not None:
+                records.append(rec)
         return Membership(tuple(records))
 
     def _ping(self, peer: AgentId, now: float) -> None:
@@ -298,30 +430,365 @@ class MeshEngine:
 
     def _prune(self, now: float) -> None:
         for agent in self.registry.prune_stale(now, self.config.stale_timeout):
-            self._views.pop(agent, None)
+            self._roots.pop(agent, None)
             self._windows.pop(agent, None)
             self._emit(PeerLeft(agent, "stale"))
         # buckets of addresses nobody is registered at (strangers, departed peers) would grow forever
         for address in [a for a in self._buckets if self.registry.agent_at(a) is None]:
             del self._buckets[address]
+        self._told.clear()
+        self._orphans.clear()  # owners that never showed up: their entries come again with them
+        self._orphan_count = 0
+        for address in [a for a, b in self._join_buckets.items() if b.full(now)]:
+            del self._join_buckets[address]
 
     def _recover(self) -> None:
-        """Peers that stayed above the threshold and offended no more regain a little standing."""
+        """Peers that offended no more in the last period regain a little standing, even from under
+        the threshold (so a fault that stopped is forgiven); proven equivocators never do."""
         for info in list(self.registry.peers()):
-            if info.agent_id in self._offended or not self.config.min_reputation <= info.reputation < 1.0:
+            if info.agent_id in self._offended or info.agent_id in self.barred or info.reputation >= 1.0:
                 continue
             previous, current = self.registry.update_reputation(info.agent_id, self.config.recovery_step)
             if current != previous:
                 self._emit(ReputationChanged(info.agent_id, previous, current, RECOVERY))
         self._offended.clear()
+        for agent, score in list(self._relayers.items()):
+            if score.failed >= 8 and score.failed > 2 * score.proven + 4:
+                self._offence(
+                    agent, Offence.UNPROVEN_RECORD, MessageType.MEMBERSHIP, self.registry.address_of(agent)
+                )
+            del self._relayers[agent]
+
+    # --- anti-entropy (pull side) --------------------------------------------------------------------
+
+    def _start_pulls(self) -> None:
+        """Pull from peers whose recently heard root differs from ours, one differing peer at a time."""
+        mine = self.state.digest
+        recent = self.round_no - 2
+        differing = [
+            a
+            for a, (root, heard) in self._roots.items()
+            if root != mine and heard >= recent and self.registry.reputation(a) >= self.config.min_reputation
+        ]
+        if not differing:
+            return
+        for peer in self.rng.sample(differing, min(len(differing), self.config.sync_peers_per_round)):
+            address = self.registry.address_of(peer)
+            if address is None:
+                continue
+            pull = self._pulls[peer] = _Pull(peer, address)
+            self._pull_from_root(pull)
+
+    def _pull_from_root(self, pull: _Pull) -> None:
+        pull.passes += 1
+        pull.new_in_pass = 0
+        root: NodeId = (0, 0)
+        if self.state.digest == EMPTY:
+            self._request(pull, SyncRequest(self.state.digest, wants=(root,)))
+        else:
+            self._request(pull, SyncRequest(self.state.digest, nodes=(root,)))
+
+    def _request(self, pull: _Pull, request: SyncRequest) -> None:
+        pull.waiting = True
+        self.repair["requests"] += 1
+        self._send(pull.peer, pull.address, request)
+
+    def _next_pull_step(self, pull: _Pull, their_root: bytes) -> None:
+        """After a complete reply: descend where their children differ from ours, or start over."""
+        children, pull.children = pull.children, []
+        nodes: list[NodeId] = []
+        wants: list[NodeId] = []
+        leaves: list[LeafSummary] = []
+        budget = self.config.max_message_bytes - FRAME_OVERHEAD
+        for ch in children:
+            for i in range(TREE_FANOUT):
+                theirs = ch.hashes[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES]
+                child: NodeId = (ch.depth + 1, ch.prefix * TREE_FANOUT + i)
+                if theirs == EMPTY or theirs == self.state.node_hash(child):
+                    continue
+                if len(nodes) + len(wants) + len(leaves) >= MAX_ITEMS:
+                    break
+                if self.state.node_hash(child) == EMPTY:
+                    wants.append(child)
+                    budget -= _NODE_BYTES
+                elif child[0] == TREE_DEPTH:
+                    fps = self.state.leaf_fingerprints(child[1])
+                    cost = len(fps) + 2 * _NODE_BYTES
+                    if cost > budget:
+                        # more than one frame of summaries: the rest waits for the next pass
+                        fps = fps[
+                            : max(0, budget - 2 * _NODE_BYTES)
+                            // SHORT_FINGERPRINT_BYTES
+                            * SHORT_FINGERPRINT_BYTES
+                        ]
+                        if not fps:
+                            break
+                    leaves.append(LeafSummary(child[1], fps))
+                    budget -= len(fps) + 2 * _NODE_BYTES
+                else:
+                    nodes.append(child)
+                    budget -= _NODE_BYTES
+                if budget <= 0:
+                    break
+        if nodes or wants or leaves:
+            self._request(pull, SyncRequest(self.state.digest, tuple(nodes), tuple(wants), tuple(leaves)))
+            return
+        # a pass ended: go again while it still brings something and the budget lasts
+        if (
+            their_root != self.state.digest
+            and pull.new_in_pass
+            and pull.fetched < self.config.repair_budget_bytes
+            and pull.passes < 2 * (TREE_DEPTH + 1)
+        ):
+            self._pull_from_root(pull)
+        else:
+            self._pulls.pop(pull.peer, None)
+
+    def _on_sync_reply(self, sender: AgentId, reply: SyncReply, applied: int, size: int) -> None:
+        pull = self._pulls.get(sender)
+        if pull is None or not pull.waiting:
+            return
+        self.repair["replies"] += 1
+        self.repair["bytes_fetched"] += size
+        self.repair["entries_fetched"] += applied
+        pull.fetched += size
+        pull.new_in_pass += applied
+        pull.children.extend(reply.children)
+        if not reply.last:
+            return
+        pull.waiting = False
+        if pull.fetched >= self.config.repair_budget_bytes:
+            self._pulls.pop(sender, None)  # bounded per round: the next round goes on
+            return
+        self._next_pull_step(pull, reply.root)
+
+    # --- anti-entropy (serving side) -----------------------------------------------------------------
+
+    def _serve(self, peer: AgentId, address: Address, req: SyncRequest) -> None:
+        """Answer a pull step within the peer's repair budget for this round, over as many frames as it
+        takes (children first, then entries in tree order, each owner's record the first time)."""
+        cfg = self.config
+        limit = cfg.max_message_bytes
+        budget = cfg.repair_budget_bytes - self._served.get(peer, 0)
+        root = self.state.digest
+        children = tuple(NodeHashes(d, p, self.state.children((d, p))) for d, p in req.nodes)
+        told = self._told.setdefault(peer, set())
+        told.add(peer)
+        frames: list[SyncReply] = []
+        used = len(children) * _CHILDREN_BYTES
+        batch: list[Entry] = []
+        records: list[PeerRecord] = []
+        spent = FRAME_OVERHEAD + used
+        total = 0
+        sources = [self.state.entries_under(n) for n in req.wants]
+        sources += [
+            iter(self.state.leaf_entries_except(leaf.prefix, leaf.fingerprints)) for leaf in req.leaves
+        ]
+        exhausted = True
+        for source in sources:
+            for e in source:
+                size = entry_wire_size(e)
+                record = None if e.agent in told else self._record_of(e.agent)
+                if record is not None:
+                    size += record_wire_size(record)
+                if total + size > budget:
+                    exhausted = False
+                    break
+                if spent + size > limit or len(batch) + len(records) >= MAX_ITEMS - 1:
+                    frames.append(
+                        SyncReply(root, children if not frames else (), tuple(batch), False, tuple(records))
+                    )
+                    batch, records, spent = [], [], FRAME_OVERHEAD
+                if record is not None:
+                    records.append(record)
+                    told.add(e.agent)
+                batch.append(e)
+                spent += size
+                total += size
+            if not exhausted:
+                break
+        frames.append(SyncReply(root, children if not frames else (), tuple(batch), True, tuple(records)))
+        self._served[peer] = self._served.get(peer, 0) + total + used
+        self.repair["bytes_served"] += total + used
+        for reply in frames:
+            self._send(peer, address, reply)
+
+    def _record_of(self, agent: AgentId) -> PeerRecord | None:
+        if agent == self.agent_id:
+            return self.record
+        return self.registry.record(agent) or self._known_records.get(agent)
+
+    def add_record(self, record: PeerRecord) -> None:
+        """Know a member's keys (from a directory or configuration) without gossiping with it: its
+        entries verify, but it is neither sampled nor relayed until it proves an address."""
+        if not verify_record(record):
+            raise ValueError(f"the record of {record.agent.hex()} does not verify")
+        self._remember_keys(record)
+
+    def _remember_keys(self, record: PeerRecord) -> None:
+        known = self._known_records.get(record.agent)
+        if known is not None and known.seq >= record.seq:
+            return
+        if len(self._known_records) >= self.config.max_known_records and known is None:
+            self._known_records.pop(next(iter(self._known_records)))
+        self._known_records[record.agent] = record
+        self._adopt_orphans(record.agent)
+
+    def _adopt_orphans(self, agent: AgentId) -> None:
+        """Entries that arrived before their owner's keys: verify and merge them now."""
+        orphans = self._orphans.pop(agent, None)
+        if not orphans:
+            return
+        self._orphan_count -= len(orphans)
+        good = []
+        for e in orphans:
+            key = self._entry_key(e)
+            if key is not None and verify_entry(key, e):
+                good.append(e)
+        self.ignored["unverifiable_entry"] -= len(good)
+        self._merge(agent, good, self._now)
+
+    def import_entries(self, entries: Sequence[Entry], now: float) -> int:
+        """Apply entries from outside the gossip (a restore, a bulk load), each verified against its
+        owner's known keys; they spread from here like any entry learnt. Returns how many were new."""
+        good = []
+        for e in entries:
+            key = self._entry_key(e)
+            if key is None or not verify_entry(key, e):
+                raise ValueError(f"entry {e.key!r} of {e.agent.hex()} does not verify against a known key")
+            good.append(e)
+        return self._merge(self.agent_id, good, now)
+
+    # --- membership ---------------------------------------------------------------------------------
+
+    def _learn_record(self, record: PeerRecord, relayer: AgentId | None, *, join: bool) -> None:
+        """A record heard of: verify its signatures, and challenge its address before trusting it."""
+        agent = record.agent
+        if agent == self.agent_id or agent in self.barred:
+            return
+        known = self.registry.record(agent)
+        if known == record or agent in self._pending:
+            if join and known is not None:
+                address = self.registry.address_of(agent)
+                if address is not None and address == record.address:
+                    self._send(agent, address, self._membership_sample())
+            return
+        registered_key = self.registry.public_key(agent)
+        if (
+            registered_key is not None
+            and known is None
+            and registered_key == record.public_key
+            and self.registry.address_of(agent) == record.address
+        ):
+            # statically configured peer describing itself as we know it: keep its record
+            if verify_record(record):
+                self.registry.set_record(record)
+            return
+        if known is not None and record.seq <= known.seq:
+            return  # an older record of a known member
+        if not verify_record(record):
+            if relayer is not None:
+                self._offence(
+                    relayer, Offence.FORGED_RECORD, MessageType.MEMBERSHIP, self.registry.address_of(relayer)
+                )
+            return
+        if registered_key is not None:
+            keys = record.keys
+            if registered_key not in keys:
+                return  # a key chain that does not extend the one we know: not this member's
+            if self.registry.address_of(agent) == record.address:
+                # same address, newer record (e.g. after a key rotation): take it at once
+                self.registry.set_public_key(agent, record.public_key)
+                self.registry.set_record(record)
+                return
+        if len(self._pending) >= self.config.max_pending:
+            self.ignored["pending_full"] += 1
+            return
+        if relayer is not None:
+            outstanding = sum(1 for p in self._pending.values() if p.relayer == relayer)
+            if outstanding >= self.config.pending_per_relayer:
+                self.ignored["pending_full"] += 1
+                return
+        token = self.rng.getrandbits(63)
+        pending = self._pending[agent] = _Pending(record, token, relayer, join, 0, self.round_no)
+        self._tokens[token] = agent
+        if self._challenges_left > 0:
+            self._challenge(pending)
+
+    def _challenge(self, pending: _Pending) -> None:
+        self._challenges_left -= 1
+        pending.tries += 1
+        pending.next_round = self.round_no + self.config.challenge_retry_rounds
+        self._send(pending.record.agent, pending.record.address, Challenge(pending.token, self.record))
+
+    def _challenge_pending(self) -> None:
+        for agent, pending in list(self._pending.items()):
+            if pending.next_round > self.round_no:
+                continue
+            if pending.tries >= self.config.challenge_tries:
+                del self._pending[agent]
+                self._tokens.pop(pending.token, None)
+                if pending.relayer is not None:
+                    self._relayers.setdefault(pending.relayer, _RelayerScore()).failed += 1
+            elif self._challenges_left > 0:
+                self._challenge(pending)
+
+    def _on_answer(self, sender: AgentId, answer: Answer, now: float) -> None:
+        agent = self._tokens.get(answer.token)
+        pending = self._pending.get(sender)
+        if agent != sender or pending is None or pending.token != answer.token:
+            return
+        del self._pending[sender]
+        del self._tokens[answer.token]
+        rec = answer.record if answer.record.seq >= pending.record.seq else pending.record
+        address = pending.record.address  # the address the token went to is the one proven
+        if pending.relayer is not None:
+            self._relayers.setdefault(pending.relayer, _RelayerScore()).proven += 1
+        self._register(sender, rec.public_key, address, rec.region, now)
+        self.registry.set_public_key(sender, rec.public_key)
+        if rec.address == address:
+            self.registry.set_record(rec)
+        if pending.join:
+            self._send(sender, address, self._membership_sample())
+
+    def _on_challenge(self, sender: AgentId, challenge: Challenge, now: float) -> None:
+        rec = challenge.record
+        self._send(sender, rec.address, Answer(challenge.token, self.record))
+        if sender not in self.registry and sender not in self._pending:
+            # someone proving us wants to know us: prove it back (rate-limited like a join)
+            self._learn_record(rec, None, join=False)
+
+    def _on_join(self, sender: AgentId, address: Address, join: Join, now: float, scope: Scope) -> None:
+        bucket = self._join_buckets.get(address)
+        if bucket is None:
+            bucket = self._join_buckets[address] = TokenBucket(1.0 / self.config.join_interval, 1.0, now)
+        if not bucket.take(now) or self._challenges_left <= 0:
+            self.ignored["join_limited"] += 1
+            raise self._reject(scope, address, None, Rejection.RATE_LIMITED, "join")
+        self._learn_record(join.record, None, join=True)
+
+    def _on_membership(self, sender: AgentId, membership: Membership) -> None:
+        relayer = sender if sender in self.registry else None
+        unknown = 0
+        for rec in membership.peers:
+            if rec.agent == sender or (rec.agent in self.registry and self.registry.record(rec.agent) == rec):
+                if rec.agent == sender and relayer is not None and self.registry.record(sender) is None:
+                    self._learn_record(rec, None, join=False)
+                continue
+            unknown += 1
+            if unknown > 2 * self.config.membership_sample:
+                break  # more than any sample holds: the rest is ignored, not verified
+            self._learn_record(rec, relayer, join=False)
 
     # --- sending ------------------------------------------------------------------------------------
 
     def _send(self, peer: AgentId | None, address: Address, body: Body) -> None:
         mtype = BODY_TYPES[type(body)]
         with self.instr.send(peer, address, mtype) as scope:
-            self._nonce += 1
-            signed = encode_signed_part(self.agent_id, peer or NO_RECIPIENT, self._nonce, body)
+            # one nonce sequence per receiving address, so its replay window sees every frame we send it
+            nonce = self._nonces.get(address, self.config.nonce_base) + 1
+            self._nonces[address] = nonce
+            signed = encode_signed_part(self.agent_id, peer or NO_RECIPIENT, nonce, body)
             data = frame(signed, self.identity.sign(envelope_message(signed)))
             scope.size(len(data))
         self._outbox.append((address, data))
@@ -365,6 +832,8 @@ class MeshEngine:
                 self._offence(peer, Offence.RATE_LIMITED, None, address, report=not bucket.limited)
             bucket.limited = True
             raise self._reject(scope, address, peer, Rejection.RATE_LIMITED)
+        if peer is not None and peer in self.barred:
+            raise self._reject(scope, address, peer, Rejection.BARRED)
         if peer is not None and self.registry.reputation(peer) < cfg.min_reputation:
             raise self._reject(scope, address, peer, Rejection.LOW_REPUTATION)
         try:
@@ -377,25 +846,45 @@ class MeshEngine:
         with self.instr.measure(Operation.VALIDATION):
             self._authenticate(env, address, peer, scope)
             entries = self._validate_entries(env, address, scope)
-        self.registry.touch(env.sender, now)
+        if env.sender in self.registry:
+            self.registry.touch(env.sender, now)
         self._emit(MessageReceived(env.sender, env.type, len(data)))
-        self._dispatch(env, address, entries, now, scope)
+        self._dispatch(env, address, entries, now, scope, len(data))
+
+    def _self_described_key(self, env: Envelope) -> bytes | None:
+        """The key of an unregistered sender whose frame carries its own record (join, challenge,
+        answer, membership), provided the record verifies."""
+        body = env.body
+        records: tuple[PeerRecord, ...]
+        if isinstance(body, Join | Challenge | Answer):
+            records = (body.record,)
+        elif isinstance(body, Membership):
+            records = tuple(r for r in body.peers if r.agent == env.sender)[:1]
+        else:
+            return None
+        for rec in records:
+            if rec.agent == env.sender and verify_record(rec):
+                return rec.public_key
+        return None
 
     def _authenticate(self, env: Envelope, address: Address, peer: AgentId | None, scope: Scope) -> None:
         """Who sent this, and may we believe it: key, signature, address binding, nonce."""
         sender, mtype = env.sender, env.type
+        if sender in self.barred:
+            raise self._reject(scope, address, peer, Rejection.BARRED, sender.hex())
         key = self.registry.public_key(sender)
-        if isinstance(env.body, Join):
-            claimed = env.body.public_key
-            if agent_id_of(claimed) != sender or (key is not None and key != claimed):
-                if peer is not None:
-                    self._offence(peer, Offence.IMPERSONATION, mtype, address)
-                raise self._reject(scope, address, peer, Rejection.IMPERSONATION, f"join as {sender.hex()}")
-            key = claimed
-        elif key is None or peer is None:
-            key = self._seed_key(env, address)
         if key is None:
-            # Neither registered nor joining; unverifiable, so nobody's reputation can pay for it.
+            key = self._self_described_key(env)
+        elif isinstance(env.body, Join | Challenge | Answer) and env.body.record.public_key != key:
+            # a record of a registered agent under another key: a rotation, or an impostor
+            claimed = env.body.record
+            if key not in claimed.keys or not verify_record(claimed):
+                if peer is not None and peer != sender:
+                    self._offence(peer, Offence.IMPERSONATION, mtype, address)
+                raise self._reject(scope, address, peer, Rejection.IMPERSONATION, f"record of {sender.hex()}")
+            key = claimed.public_key
+        if key is None:
+            # Neither registered nor describing itself; unverifiable, so nobody's reputation can pay for it.
             self.offences[Offence.UNKNOWN_SENDER] += 1
             self._emit(ByzantineDetected(sender, Offence.UNKNOWN_SENDER, mtype, address))
             raise self._reject(scope, address, peer, Rejection.UNKNOWN_SENDER, sender.hex())
@@ -407,7 +896,7 @@ class MeshEngine:
                 self._offence(peer, Offence.INVALID_SIGNATURE, mtype, address)
             raise self._reject(scope, address, peer, Rejection.INVALID_SIGNATURE, "envelope")
         if peer is not None and peer != sender:
-            # A genuine frame of another agent, re-sent from this address.
+            # A genuine frame of another agent, re-sent from this address: a correct peer never does.
             self._offence(peer, Offence.REPLAY, mtype, address)
             raise self._reject(scope, address, peer, Rejection.REPLAY, f"frame of {sender.hex()}")
         if env.recipient != self.agent_id and not (
@@ -421,28 +910,36 @@ class MeshEngine:
         if window is None:
             window = self._windows[sender] = ReplayWindow(self.config.replay_window)
         if not window.accept(env.nonce):
-            if peer is not None:
-                self._offence(peer, Offence.REPLAY, mtype, address)
-            raise self._reject(scope, address, peer, Rejection.REPLAY, f"nonce {env.nonce}")
+            # a frame seen before, or overtaken by more than the window: the network's doing, no offence
+            self.ignored["duplicate_frame"] += 1
+            raise self._reject(scope, address, peer, Rejection.DUPLICATE, f"nonce {env.nonce}")
 
-    def _seed_key(self, env: Envelope, address: Address) -> bytes | None:
-        """A seed answers our join with a membership list holding its own (self-certifying) record."""
-        body = env.body
-        if address not in self.seeds or not isinstance(body, Membership):
-            return None
-        for rec in body.peers:
-            if (
-                rec.agent == env.sender
-                and (rec.host, rec.port) == address
-                and agent_id_of(rec.public_key) == rec.agent
-            ):
-                return rec.public_key
-        return None
+    def _entry_key(self, e: Entry) -> bytes | None:
+        """The key that signed an entry: the owner's key of the entry's epoch."""
+        if e.agent == self.agent_id:
+            me = self.identity
+            keys = (me.genesis_key, *(r.public_key for r in me.rotations))
+            return keys[e.epoch] if e.epoch < len(keys) else None
+        rec = self.registry.record(e.agent) or self._known_records.get(e.agent)
+        if rec is not None:
+            keys = rec.keys
+            return keys[e.epoch] if e.epoch < len(keys) else None
+        return self.registry.public_key(e.agent) if e.epoch == 0 else None
 
     def _validate_entries(self, env: Envelope, address: Address, scope: Scope) -> list[Entry]:
         """Entries worth merging, each verified against its owner's key; one forgery rejects the frame."""
         body = env.body
-        if isinstance(body, Push | Delta):
+        if isinstance(body, SyncReply):
+            for rec in body.records:
+                if rec.agent not in self.registry and rec.agent not in self._known_records:
+                    if verify_record(rec):
+                        self._remember_keys(rec)
+                    else:
+                        self._offence(env.sender, Offence.FORGED_RECORD, env.type, address)
+                        raise self._reject(
+                            scope, address, env.sender, Rejection.FORGED_RECORD, rec.agent.hex()
+                        )
+        if isinstance(body, Push | SyncReply):
             candidates: Sequence[Entry] = body.entries
         elif isinstance(body, Evidence):
             candidates = (body.first, body.second)
@@ -459,9 +956,13 @@ class MeshEngine:
                 if held.version > e.version:
                     self.ignored["stale_entry"] += 1
                     continue
-            key = self.identity.public_key if e.agent == self.agent_id else self.registry.public_key(e.agent)
+            key = self._entry_key(e)
             if key is None:
                 self.ignored["unverifiable_entry"] += 1
+                if not isinstance(body, Evidence) and self._orphan_count < self.config.max_orphans:
+                    # its owner's record may be on its way (frames of one stream overtake each other)
+                    self._orphans.setdefault(e.agent, []).append(e)
+                    self._orphan_count += 1
                 continue
             if not verify_entry(key, e):
                 self._offence(env.sender, Offence.INVALID_SIGNATURE, env.type, address)
@@ -482,27 +983,31 @@ class MeshEngine:
         return out
 
     def _dispatch(
-        self, env: Envelope, address: Address, entries: list[Entry], now: float, scope: Scope
+        self, env: Envelope, address: Address, entries: list[Entry], now: float, scope: Scope, size: int
     ) -> None:
         body, sender = env.body, env.sender
         if isinstance(body, Push):
             self._merge(sender, entries, now)
-            self._observe(sender, body.digest, body.versions)
-            self._answer_push(sender, address, body)
-        elif isinstance(body, PullRequest):
-            self._observe(sender, body.digest, body.versions)
-            self._send_delta(sender, address, body.versions)
-        elif isinstance(body, Delta):
-            self._merge(sender, entries, now)
-            self._observe(sender, body.digest, body.versions)
+            self._observe(sender, body.root)
+        elif isinstance(body, SyncRequest):
+            self._observe(sender, body.root)
+            self._serve(sender, address, body)
+        elif isinstance(body, SyncReply):
+            applied = self._merge(sender, entries, now)
+            self._observe(sender, body.root)
+            self._on_sync_reply(sender, body, applied, size)
         elif isinstance(body, Evidence):
             if entries:
                 self._learn_equivocation(body.first, body.second)
                 self._merge(sender, entries, now)
         elif isinstance(body, Join):
-            self._on_join(sender, address, body, now)
+            self._on_join(sender, address, body, now, scope)
+        elif isinstance(body, Challenge):
+            self._on_challenge(sender, body, now)
+        elif isinstance(body, Answer):
+            self._on_answer(sender, body, now)
         elif isinstance(body, Membership):
-            self._on_membership(sender, body, now)
+            self._on_membership(sender, body)
         elif isinstance(body, Ping):
             self._send(sender, address, Pong(body.token))
         elif isinstance(body, Pong):
@@ -512,32 +1017,16 @@ class MeshEngine:
                 info = self.registry.get(sender)
                 self._emit(RttMeasured(sender, now - sent[1], info.region if info else ""))
 
-    def _observe(self, peer: AgentId, digest: bytes, versions: tuple[VersionItem, ...]) -> None:
-        view = self._views.get(peer)
-        if view is None:
-            view = self._views[peer] = PeerView()
-        view.versions, view.digest, view.known = versions, digest, True
+    def _observe(self, peer: AgentId, root: bytes) -> None:
+        self._roots[peer] = (root, self.round_no)
         # one comparison per message; the convergence check proper is measured once per round
-        self.convergence.heard(digest == self.state.digest)
+        self.convergence.heard(root == self.state.digest)
 
-    def _answer_push(self, peer: AgentId, address: Address, push: Push) -> None:
-        if push.digest == self.state.digest:
-            return
-        self._send_delta(peer, address, push.versions)
-        if self.state.lacks_from(push.versions):
-            self._send(peer, address, PullRequest(self.state.digest, self.state.versions()))
-
-    def _send_delta(self, peer: AgentId, address: Address, theirs: tuple[VersionItem, ...]) -> None:
-        missing = self.state.missing_for(theirs)
-        if missing:
-            versions = self.state.versions()
-            entries = fit_entries(missing, versions, self.config.max_message_bytes)
-            self._send(peer, address, Delta(self.state.digest, versions, entries))
-
-    def _merge(self, peer: AgentId, entries: list[Entry], now: float) -> None:
+    def _merge(self, peer: AgentId, entries: list[Entry], now: float) -> int:
         if not entries:
-            return
+            return 0
         applied = 0
+        hot = self._hot[-1]
         with self.instr.merge(peer, len(entries), self.round_no):  # also measures Operation.MERGE
             for e in entries:
                 result = self.state.apply(e)
@@ -545,39 +1034,27 @@ class MeshEngine:
                     self._learn_equivocation(e, result.conflict)
                 if result.outcome is Applied.NEW:
                     applied += 1
+                    hot.append(e)
         if applied:
             self.convergence.state_changed(self.round_no, now)
             self._emit(EntriesMerged(peer, applied, self.state.digest))
+        return applied
 
     def _learn_equivocation(self, a: Entry, b: Entry) -> None:
         if self.evidence.add(a, b) and a.agent != self.agent_id:
+            self.barred.add(a.agent)
             self._offence(
                 a.agent, Offence.EQUIVOCATION, MessageType.EVIDENCE, self.registry.address_of(a.agent)
             )
 
-    def _on_join(self, sender: AgentId, address: Address, join: Join, now: float) -> None:
-        self._register(sender, join.public_key, address, join.region, now, introduced=True)
-        self._send(sender, address, self._membership_sample())
-
-    def _on_membership(self, sender: AgentId, membership: Membership, now: float) -> None:
-        for rec in membership.peers:
-            if rec.agent == self.agent_id or agent_id_of(rec.public_key) != rec.agent:
-                continue
-            if rec.agent == sender:
-                self._register(
-                    rec.agent, rec.public_key, (rec.host, rec.port), rec.region, now, introduced=True
-                )
-            elif rec.agent not in self.registry:
-                self._register(
-                    rec.agent, rec.public_key, (rec.host, rec.port), rec.region, now, introduced=False
-                )
-
-    def _register(
-        self, agent: AgentId, key: bytes, address: Address, region: str, now: float, *, introduced: bool
-    ) -> None:
+    def _register(self, agent: AgentId, key: bytes, address: Address, region: str, now: float) -> None:
         known = agent in self.registry
         with self.instr.register(agent, address, region, len(self.registry) + (0 if known else 1)):
-            added = self.registry.register(agent, address, key, region=region, now=now, introduced=introduced)
+            added = self.registry.register(agent, address, key, region=region, now=now, introduced=True)
+        if added and agent in self._orphans:
+            self._adopt_orphans(agent)
+        if added and agent in self.barred:
+            self.registry.update_reputation(agent, -1.0)
         if added:
             self._emit(PeerJoined(agent, address, region))
 

@@ -18,6 +18,8 @@ class Offence(StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_SENDER = "unknown_sender"
     IMPERSONATION = "impersonation"
+    FORGED_RECORD = "forged_record"
+    UNPROVEN_RECORD = "unproven_record"
 
 
 class Rejection(StrEnum):
@@ -30,6 +32,10 @@ class Rejection(StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_SENDER = "unknown_sender"
     IMPERSONATION = "impersonation"
+    FORGED_RECORD = "forged_record"
+    UNPROVEN_RECORD = "unproven_record"
+    DUPLICATE = "duplicate"
+    BARRED = "barred"
     LOW_REPUTATION = "low_reputation"
     OVERSIZED = "oversized"
     READ_ONLY = "read_only"

@@ -1,29 +1,17 @@
-"""Gossip coordinator pieces: what to push to whom, and when a node may call itself converged."""
+"""Gossip coordinator pieces: what fits a frame, when a node is converged, which proofs to spread."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from knhk_mesh.core.messages import SIGNATURE_BYTES, AgentId, Entry, VersionItem
-
-# Fixed costs of a push or delta frame beyond its entries: envelope, digest, version vector items.
-_FRAME_OVERHEAD = 160
-_VERSION_ITEM_BYTES = 24
-_ENTRY_OVERHEAD = 24 + SIGNATURE_BYTES
+from knhk_mesh.core.messages import AgentId, Entry
+from knhk_mesh.core.wire import FRAME_OVERHEAD, entry_wire_size
 
 
-def entry_wire_size(e: Entry) -> int:
-    """Upper bound of an entry's encoded size (cheap: no encoding)."""
-    return _ENTRY_OVERHEAD + len(e.agent) + len(e.key.encode()) + len(e.value)
-
-
-def fit_entries(entries: list[Entry], versions: tuple[VersionItem, ...], limit: int) -> tuple[Entry, ...]:
-    """The longest prefix of `entries` that fits one frame of `limit` bytes.
-
-    Entries come oldest-first per agent, so a cut keeps every agent's received entries a complete
-    suffix-prefix: the receiver's version for that agent never claims what it did not get.
-    """
-    budget = limit - _FRAME_OVERHEAD - _VERSION_ITEM_BYTES * len(versions)
+def fit_entries(entries: Iterable[Entry], limit: int, *, reserved: int = 0) -> tuple[Entry, ...]:
+    """The longest prefix of `entries` that fits one frame of `limit` bytes beside `reserved` bytes."""
+    budget = limit - FRAME_OVERHEAD - reserved
     out: list[Entry] = []
     for e in entries:
         budget -= entry_wire_size(e)
@@ -79,15 +67,6 @@ class ConvergenceTracker:
     def rounds(self) -> int:
         """Rounds from the state change to the first round of the agreeing streak (at least 1)."""
         return max(1, self.streak_start - self.change_round + 1)
-
-
-@dataclass
-class PeerView:
-    """What the node last learnt about one peer's state (from its push, pull request or delta)."""
-
-    versions: tuple[VersionItem, ...] = ()
-    digest: bytes = b""
-    known: bool = False
 
 
 @dataclass

@@ -12,10 +12,12 @@ AGENT_ID_BYTES = 8
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 DIGEST_BYTES = 16
-AGENT_DIGEST_BYTES = 8
+SHORT_FINGERPRINT_BYTES = 8  # how a leaf summary names an entry
 
-ENTRY_DOMAIN = b"knhk-mesh/entry/1\x00"
-ENVELOPE_DOMAIN = b"knhk-mesh/envelope/1\x00"
+ENTRY_DOMAIN = b"knhk-mesh/entry/2\x00"
+ENVELOPE_DOMAIN = b"knhk-mesh/envelope/2\x00"
+RECORD_DOMAIN = b"knhk-mesh/record/2\x00"
+ROTATION_DOMAIN = b"knhk-mesh/rotation/2\x00"
 
 AgentId = bytes
 NO_RECIPIENT = bytes(AGENT_ID_BYTES)
@@ -26,13 +28,15 @@ class MessageType(IntEnum):
     """Wire codes; the lower-case names are the schema's `knhk.mesh.message.type` values."""
 
     PUSH = 1
-    PULL_REQUEST = 2
-    DELTA = 3
+    SYNC_REQUEST = 2
+    SYNC_REPLY = 3
     JOIN = 4
     MEMBERSHIP = 5
     PING = 6
     PONG = 7
     EVIDENCE = 8
+    CHALLENGE = 9
+    ANSWER = 10
 
     @property
     def label(self) -> str:
@@ -40,83 +44,156 @@ class MessageType(IntEnum):
 
 
 def agent_id_of(public_key: bytes) -> AgentId:
-    """An agent's id is the first 8 bytes of its ed25519 public key (self-certifying)."""
+    """An agent's id: the first 8 bytes of its first (genesis) ed25519 public key."""
     return bytes(public_key[:AGENT_ID_BYTES])
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One state entry, signed by the agent that owns it; relays forward it unchanged."""
+    """One state entry, signed by the agent that owns it (with the key of `epoch`); relays forward it
+    unchanged."""
 
     agent: AgentId
     version: int
     key: str
     value: bytes
     signature: bytes
+    epoch: int = 0  # which of the agent's keys signed it (0: genesis, i: after the i-th rotation)
     signed: bytes = field(default=b"", compare=False, repr=False)
-    # 128-bit hash of the entry: the incremental digest's term and the equivocation tie-break.
+    # 128-bit hash of the entry: its leaf in the Merkle tree and the equivocation tie-break.
     fingerprint: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.signed:
             object.__setattr__(
-                self, "signed", entry_signed_bytes(self.agent, self.version, self.key, self.value)
+                self, "signed", entry_signed_bytes(self.agent, self.epoch, self.version, self.key, self.value)
             )
         h = hashlib.blake2b(self.signed, digest_size=DIGEST_BYTES)
         h.update(self.signature)
         object.__setattr__(self, "fingerprint", int.from_bytes(h.digest(), "big"))
 
 
-def entry_signed_bytes(agent: AgentId, version: int, key: str, value: bytes) -> bytes:
+def entry_signed_bytes(agent: AgentId, epoch: int, version: int, key: str, value: bytes) -> bytes:
     """The exact bytes an agent signs for an entry (domain-separated, fixed field order)."""
-    packed: bytes = msgpack.packb([agent, version, key, value], use_bin_type=True)
+    packed: bytes = msgpack.packb([agent, epoch, version, key, value], use_bin_type=True)
     return ENTRY_DOMAIN + packed
 
 
 @dataclass(frozen=True, slots=True)
-class VersionItem:
-    """A version-vector component: the agent's highest version held and a digest of its entries."""
+class Rotation:
+    """The agent's key number `len(previous rotations) + 1`, signed by the key before it."""
 
-    agent: AgentId
-    version: int
-    digest: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Push:
-    digest: bytes
-    versions: tuple[VersionItem, ...]
-    entries: tuple[Entry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PullRequest:
-    digest: bytes
-    versions: tuple[VersionItem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    digest: bytes
-    versions: tuple[VersionItem, ...]
-    entries: tuple[Entry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Join:
     public_key: bytes
-    host: str
-    port: int
-    region: str
+    signature: bytes
+
+
+def rotation_signed_bytes(agent: AgentId, epoch: int, public_key: bytes) -> bytes:
+    packed: bytes = msgpack.packb([agent, epoch, public_key], use_bin_type=True)
+    return ROTATION_DOMAIN + packed
 
 
 @dataclass(frozen=True, slots=True)
 class PeerRecord:
+    """A member's own, signed description of itself: identity, keys, where it listens.
+
+    `genesis_key` fixes the agent id; `rotations` lead from it to the current key, each signed by
+    the key before; the record is signed by the current key. `seq` orders a member's records.
+    """
+
     agent: AgentId
-    public_key: bytes
+    genesis_key: bytes
+    rotations: tuple[Rotation, ...]
     host: str
     port: int
     region: str
+    seq: int
+    signature: bytes
+
+    @property
+    def public_key(self) -> bytes:
+        return self.rotations[-1].public_key if self.rotations else self.genesis_key
+
+    @property
+    def address(self) -> Address:
+        return (self.host, self.port)
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        return (self.genesis_key, *(r.public_key for r in self.rotations))
+
+
+def record_signed_bytes(
+    agent: AgentId,
+    genesis_key: bytes,
+    rotations: tuple[Rotation, ...],
+    host: str,
+    port: int,
+    region: str,
+    seq: int,
+) -> bytes:
+    rot = [[r.public_key, r.signature] for r in rotations]
+    packed: bytes = msgpack.packb([agent, genesis_key, rot, host, port, region, seq], use_bin_type=True)
+    return RECORD_DOMAIN + packed
+
+
+NodeId = tuple[int, int]  # (depth, prefix) of a Merkle tree node; depth 0 is the root
+
+
+@dataclass(frozen=True, slots=True)
+class LeafSummary:
+    """The short fingerprints of every entry one side holds in a leaf, sorted."""
+
+    prefix: int
+    fingerprints: bytes  # SHORT_FINGERPRINT_BYTES each
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHashes:
+    """The hashes of a node's children, in order (DIGEST_BYTES each; zero for an empty child)."""
+
+    depth: int
+    prefix: int
+    hashes: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Round gossip: the sender's Merkle root and its recent entries."""
+
+    root: bytes
+    entries: tuple[Entry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """One step of a pull: children of `nodes`, every entry under `wants`, and the entries of each
+    summarised leaf that the summary lacks."""
+
+    root: bytes
+    nodes: tuple[NodeId, ...] = ()
+    wants: tuple[NodeId, ...] = ()
+    leaves: tuple[LeafSummary, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReply:
+    """Answer to a SyncRequest, streamed over as many frames as it takes; `last` on the final one.
+
+    `records` let the requester verify entries of owners it has not met; they are no proof of address.
+    """
+
+    root: bytes
+    children: tuple[NodeHashes, ...] = ()
+    entries: tuple[Entry, ...] = ()
+    last: bool = True
+    records: tuple[PeerRecord, ...] = ()  # the owners of entries the requester may not know (keys only)
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A newcomer's own record: challenge me at my address, then let me in."""
+
+    record: PeerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +219,35 @@ class Evidence:
     second: Entry
 
 
-Body = Push | PullRequest | Delta | Join | Membership | Ping | Pong | Evidence
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """Prove you receive at the address of your record: echo `token`. Carries the challenger's record."""
+
+    token: int
+    record: PeerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The token of a challenge, echoed, with the answerer's own record."""
+
+    token: int
+    record: PeerRecord
+
+
+Body = Push | SyncRequest | SyncReply | Join | Membership | Ping | Pong | Evidence | Challenge | Answer
 
 BODY_TYPES: dict[type[object], MessageType] = {
     Push: MessageType.PUSH,
-    PullRequest: MessageType.PULL_REQUEST,
-    Delta: MessageType.DELTA,
+    SyncRequest: MessageType.SYNC_REQUEST,
+    SyncReply: MessageType.SYNC_REPLY,
     Join: MessageType.JOIN,
     Membership: MessageType.MEMBERSHIP,
     Ping: MessageType.PING,
     Pong: MessageType.PONG,
     Evidence: MessageType.EVIDENCE,
+    Challenge: MessageType.CHALLENGE,
+    Answer: MessageType.ANSWER,
 }
 
 

@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from knhk_mesh.core.messages import AGENT_ID_BYTES, PUBLIC_KEY_BYTES, Address, AgentId
+from knhk_mesh.core.messages import AGENT_ID_BYTES, PUBLIC_KEY_BYTES, Address, AgentId, PeerRecord
 
 _IP_BYTES = 16
 _FLAG_INTRODUCED = 1
@@ -127,6 +127,8 @@ class PeerRegistry:
         self._by_id = _SlotTable(cap)
         self._by_addr = _SlotTable(cap)
         self._hot: dict[object, int] = {}  # bounded cache of recent id/address -> slot lookups
+        # members' own signed records, for those that have one (what membership gossip relays)
+        self._records: dict[AgentId, PeerRecord] = {}
 
     def copy(self) -> PeerRegistry:
         """An independent copy (column and table copies run at C speed: cheap bulk bootstrap)."""
@@ -139,6 +141,7 @@ class PeerRegistry:
         out._hosts, out._host_index = list(self._hosts), dict(self._host_index)
         out._regions, out._region_index = list(self._regions), dict(self._region_index)
         out._hot = {}
+        out._records = dict(self._records)
         for name in ("_by_id", "_by_addr"):
             table: _SlotTable = getattr(self, name)
             clone = _SlotTable.__new__(_SlotTable)
@@ -259,6 +262,21 @@ class PeerRegistry:
             introduced=bool(self._flags[slot] & _FLAG_INTRODUCED),
         )
 
+    def record(self, agent_id: AgentId) -> PeerRecord | None:
+        return self._records.get(agent_id)
+
+    def set_record(self, record: PeerRecord) -> None:
+        """Keep a registered member's signed record (to relay it, and to know its keys)."""
+        if record.agent in self:
+            self._records[record.agent] = record
+
+    def set_public_key(self, agent_id: AgentId, public_key: bytes) -> None:
+        """A member's current key, after a rotation its previous key signed."""
+        slot = self.slot_of(agent_id)
+        if slot >= 0:
+            o = slot * PUBLIC_KEY_BYTES
+            self._keys[o : o + PUBLIC_KEY_BYTES] = public_key
+
     def address_of(self, agent_id: AgentId) -> Address | None:
         slot = self.slot_of(agent_id)
         return None if slot < 0 else self._address_at(slot)
@@ -345,6 +363,7 @@ class PeerRegistry:
         slot = self.slot_of(agent_id)
         if slot < 0:
             return False
+        self._records.pop(agent_id, None)
         self._hot.clear()
         self._by_id.remove(self._id_hash(agent_id), slot, self._slot_id_hash)
         self._by_addr.remove(self._slot_addr_hash(slot), slot, self._slot_addr_hash)

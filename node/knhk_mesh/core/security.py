@@ -9,11 +9,22 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from knhk_mesh.core.events import Offence
-from knhk_mesh.core.messages import ENTRY_DOMAIN, AgentId, Entry, agent_id_of, entry_signed_bytes
+from knhk_mesh.core.messages import (
+    ENTRY_DOMAIN,
+    AgentId,
+    Entry,
+    PeerRecord,
+    Rotation,
+    agent_id_of,
+    entry_signed_bytes,
+    record_signed_bytes,
+    rotation_signed_bytes,
+)
 
 # How much one offence costs a peer's reputation (which starts at 1.0; under 0.5 the peer is ignored).
-# Proofs (equivocation, impersonation) cross the threshold at once; offences an honest but broken
-# peer might commit once (a corrupt frame, a replayed datagram) take a few repetitions.
+# Only what a correct peer can never send is an offence: network faults (duplicates, reordering,
+# loss) never are. Proofs (equivocation, impersonation) cross the threshold at once; offences a
+# broken but honest peer might commit once (a corrupt frame) take a few repetitions.
 PENALTIES: dict[Offence, float] = {
     Offence.INVALID_SIGNATURE: 0.25,
     Offence.EQUIVOCATION: 0.6,
@@ -22,18 +33,28 @@ PENALTIES: dict[Offence, float] = {
     Offence.MALFORMED: 0.2,
     Offence.UNKNOWN_SENDER: 0.0,
     Offence.IMPERSONATION: 0.6,
+    Offence.FORGED_RECORD: 0.25,
+    Offence.UNPROVEN_RECORD: 0.2,
 }
 
 
 class Identity:
-    """An agent's ed25519 key pair; the agent id is the first 8 bytes of the public key."""
+    """An agent's identity and its current ed25519 key.
 
-    __slots__ = ("_key", "agent_id", "public_key")
+    The agent id is fixed by the first (genesis) key; `rotate` moves to a new key, signed by the
+    current one, so the id outlives any one key. Entries and records name the key epoch they use.
+    """
 
-    def __init__(self, key: SigningKey) -> None:
+    __slots__ = ("_key", "agent_id", "genesis_key", "public_key", "rotations")
+
+    def __init__(
+        self, key: SigningKey, *, genesis_key: bytes | None = None, rotations: tuple[Rotation, ...] = ()
+    ) -> None:
         self._key = key
         self.public_key: bytes = bytes(key.verify_key)
-        self.agent_id: AgentId = agent_id_of(self.public_key)
+        self.genesis_key: bytes = genesis_key if genesis_key is not None else self.public_key
+        self.rotations = rotations
+        self.agent_id: AgentId = agent_id_of(self.genesis_key)
 
     @classmethod
     def generate(cls, rng: random.Random) -> Identity:
@@ -44,13 +65,32 @@ class Identity:
     def hex_id(self) -> str:
         return self.agent_id.hex()
 
+    @property
+    def epoch(self) -> int:
+        return len(self.rotations)
+
     def sign(self, message: bytes) -> bytes:
         signature: bytes = self._key.sign(message).signature
         return signature
 
     def sign_entry(self, version: int, key: str, value: bytes) -> Entry:
-        signed = entry_signed_bytes(self.agent_id, version, key, value)
-        return Entry(self.agent_id, version, key, value, self.sign(signed), signed)
+        signed = entry_signed_bytes(self.agent_id, self.epoch, version, key, value)
+        return Entry(self.agent_id, version, key, value, self.sign(signed), self.epoch, signed)
+
+    def record(self, host: str, port: int, region: str, seq: int) -> PeerRecord:
+        """This agent's own signed membership record."""
+        signed = record_signed_bytes(self.agent_id, self.genesis_key, self.rotations, host, port, region, seq)
+        return PeerRecord(
+            self.agent_id, self.genesis_key, self.rotations, host, port, region, seq, self.sign(signed)
+        )
+
+    def rotate(self, new_key: SigningKey) -> Identity:
+        """The same agent under `new_key`; the rotation is signed by the current key."""
+        public = bytes(new_key.verify_key)
+        proof = self.sign(rotation_signed_bytes(self.agent_id, self.epoch + 1, public))
+        return Identity(
+            new_key, genesis_key=self.genesis_key, rotations=(*self.rotations, Rotation(public, proof))
+        )
 
 
 @lru_cache(maxsize=65536)
@@ -71,6 +111,28 @@ def verify_entry(public_key: bytes, entry: Entry) -> bool:
     return entry.signed.startswith(ENTRY_DOMAIN) and verify(public_key, entry.signed, entry.signature)
 
 
+def verify_record(record: PeerRecord) -> bool:
+    """The record's id is its genesis key's, each rotation is signed by the key before it, and the
+    current key signed the record."""
+    if agent_id_of(record.genesis_key) != record.agent:
+        return False
+    key = record.genesis_key
+    for epoch, rot in enumerate(record.rotations, start=1):
+        if not verify(key, rotation_signed_bytes(record.agent, epoch, rot.public_key), rot.signature):
+            return False
+        key = rot.public_key
+    signed = record_signed_bytes(
+        record.agent,
+        record.genesis_key,
+        record.rotations,
+        record.host,
+        record.port,
+        record.region,
+        record.seq,
+    )
+    return verify(key, signed, record.signature)
+
+
 class TokenBucket:
     """Rate limiter driven by the engine clock (no wall clock)."""
 
@@ -82,6 +144,10 @@ class TokenBucket:
         self._tokens = burst
         self._last = now
         self.limited = False  # inside a rate-limited episode (reported once per episode)
+
+    def full(self, now: float) -> bool:
+        """Refilled to its burst by `now` (nothing to remember about its source any more)."""
+        return self._tokens + (now - self._last) * self.rate >= self.burst
 
     def take(self, now: float) -> bool:
         if now > self._last:
@@ -96,7 +162,8 @@ class TokenBucket:
 
 
 class ReplayWindow:
-    """Sliding anti-replay window over a sender's nonces (tolerates reordering within `size`)."""
+    """Sliding window over the nonces one sender used towards this receiver (tolerates reordering
+    within `size`); a nonce seen before or older than the window is a duplicate, not an offence."""
 
     __slots__ = ("_bits", "_highest", "size")
 

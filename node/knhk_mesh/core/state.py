@@ -1,4 +1,5 @@
-"""Delta-state CRDT: per-(agent, key) registers ordered by (version, fingerprint), with an O(1) digest.
+"""Delta-state CRDT with a Merkle tree over it: per-(agent, key) registers ordered by
+(version, fingerprint), compared root first and descended to the ranges that differ.
 
 Each agent owns and signs its entries; the state is the join of one last-writer register per
 (agent, key), where the order is (version, entry fingerprint). That order is total, so merge is
@@ -6,20 +7,47 @@ commutative, associative and idempotent even when an agent equivocates (two diff
 one version): every replica keeps the same winner. Equivocation is reported as a side result so
 the engine can keep and gossip the evidence.
 
-The digest is a multiset hash (sum of entry fingerprints mod 2**128), updated in O(1) per applied
-entry; per-agent digests make the version vector able to notice gaps and repair them.
+Registers sit in a fixed-shape tree (TREE_FANOUT children per node, leaves at TREE_DEPTH): the leaf
+of a register is the top bits of a hash of (agent, key). A leaf's hash covers the sorted fingerprints
+of its entries, an inner node's the hashes of its children; an empty subtree hashes to zero bytes.
+Hashes are recomputed lazily, only along the paths that changed. Two replicas with equal roots hold
+the same entries; with different roots, the differing leaves are found in TREE_DEPTH steps and cost
+only what differs. No version number is ever read as "I hold everything below it".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from knhk_mesh.core.messages import AGENT_DIGEST_BYTES, DIGEST_BYTES, AgentId, Entry, VersionItem
+from knhk_mesh.core.messages import DIGEST_BYTES, SHORT_FINGERPRINT_BYTES, AgentId, Entry, NodeId
+from knhk_mesh.core.wire import TREE_DEPTH, TREE_FANOUT
 
-_MOD = 1 << (8 * DIGEST_BYTES)
-_AGENT_MOD = 1 << (8 * AGENT_DIGEST_BYTES)
+LEAVES = TREE_FANOUT**TREE_DEPTH
+EMPTY = bytes(DIGEST_BYTES)
+_LEAF_DOMAIN = b"knhk-mesh/leaf/2\x00"
+_NODE_DOMAIN = b"knhk-mesh/node/2\x00"
+_LEAF_SHIFT = 64 - (LEAVES.bit_length() - 1)
+_FP_SHIFT = 8 * (DIGEST_BYTES - SHORT_FINGERPRINT_BYTES)
+
+
+def leaf_of(agent: AgentId, key: str) -> int:
+    """The leaf a register lives in (the same at every replica)."""
+    h = hashlib.blake2b(agent + key.encode(), digest_size=8).digest()
+    leaf: int = int.from_bytes(h, "big") >> _LEAF_SHIFT
+    return leaf
+
+
+def short_fingerprint(entry: Entry) -> bytes:
+    return (entry.fingerprint >> _FP_SHIFT).to_bytes(SHORT_FINGERPRINT_BYTES, "big")
+
+
+def leaves_under(node: NodeId) -> range:
+    depth, prefix = node
+    span = TREE_FANOUT ** (TREE_DEPTH - depth)
+    return range(prefix * span, (prefix + 1) * span)
 
 
 class Applied(Enum):
@@ -37,23 +65,29 @@ class ApplyResult:
 class State:
     """A replica of the mesh's replicated key-value state."""
 
-    __slots__ = ("_agent_digest", "_by_agent", "_by_version", "_digest", "_vv")
+    __slots__ = ("_by_agent", "_by_version", "_dirty", "_leaf", "_leaves", "_levels", "_size", "_top")
 
     def __init__(self) -> None:
         self._by_agent: dict[AgentId, dict[str, Entry]] = {}
         self._by_version: dict[tuple[AgentId, int], Entry] = {}
-        self._vv: dict[AgentId, int] = {}
-        self._agent_digest: dict[AgentId, int] = {}
-        self._digest = 0
+        self._leaves: list[dict[tuple[AgentId, str], Entry] | None] = [None] * LEAVES
+        self._leaf: dict[tuple[AgentId, str], int] = {}
+        # _levels[d][p]: hash of node (d, p); _levels[TREE_DEPTH] are the leaves
+        self._levels: list[list[bytes]] = [[EMPTY] * (TREE_FANOUT**d) for d in range(TREE_DEPTH + 1)]
+        self._dirty: set[int] = set()
+        self._size = 0
+        self._top: dict[AgentId, int] = {}  # highest version seen per agent: a counter, never a claim
 
     # --- reading ----------------------------------------------------------------------------------
 
     @property
     def digest(self) -> bytes:
-        return self._digest.to_bytes(DIGEST_BYTES, "big")
+        """The Merkle root."""
+        self._refresh()
+        return self._levels[0][0]
 
     def __len__(self) -> int:
-        return sum(len(m) for m in self._by_agent.values())
+        return self._size
 
     def get(self, agent: AgentId, key: str) -> Entry | None:
         regs = self._by_agent.get(agent)
@@ -72,17 +106,72 @@ class State:
         return {(e.agent, e.key): e for e in self.entries()}
 
     def version_of(self, agent: AgentId) -> int:
-        return self._vv.get(agent, 0)
-
-    def versions(self) -> tuple[VersionItem, ...]:
-        """The version vector with per-agent digests, in a deterministic order."""
-        return tuple(
-            VersionItem(a, self._vv[a], self._agent_digest[a].to_bytes(AGENT_DIGEST_BYTES, "big"))
-            for a in sorted(self._vv)
-        )
+        """The highest version of `agent` held (an agent's own next write goes above it)."""
+        return self._top.get(agent, 0)
 
     def held_for(self, agent: AgentId, version: int) -> Entry | None:
         return self._by_version.get((agent, version))
+
+    # --- the tree ---------------------------------------------------------------------------------
+
+    def node_hash(self, node: NodeId) -> bytes:
+        self._refresh()
+        depth, prefix = node
+        return self._levels[depth][prefix]
+
+    def children(self, node: NodeId) -> bytes:
+        """The concatenated hashes of an inner node's children."""
+        self._refresh()
+        depth, prefix = node
+        below = self._levels[depth + 1]
+        return b"".join(below[prefix * TREE_FANOUT : (prefix + 1) * TREE_FANOUT])
+
+    def entries_under(self, node: NodeId) -> Iterator[Entry]:
+        """Every entry in the subtree, leaf by leaf (a stable order, so a cut stream resumes well)."""
+        for leaf in leaves_under(node):
+            regs = self._leaves[leaf]
+            if regs:
+                yield from regs.values()
+
+    def leaf_fingerprints(self, leaf: int) -> bytes:
+        regs = self._leaves[leaf]
+        return b"".join(sorted(short_fingerprint(e) for e in regs.values())) if regs else b""
+
+    def leaf_entries_except(self, leaf: int, fingerprints: bytes) -> list[Entry]:
+        """The leaf's entries whose short fingerprint is not among `fingerprints`."""
+        regs = self._leaves[leaf]
+        if not regs:
+            return []
+        step = SHORT_FINGERPRINT_BYTES
+        known = {fingerprints[i : i + step] for i in range(0, len(fingerprints), step)}
+        return [e for e in regs.values() if short_fingerprint(e) not in known]
+
+    def _refresh(self) -> None:
+        if not self._dirty:
+            return
+        leaves = self._levels[TREE_DEPTH]
+        for leaf in self._dirty:
+            regs = self._leaves[leaf]
+            if not regs:
+                leaves[leaf] = EMPTY
+                continue
+            h = hashlib.blake2b(_LEAF_DOMAIN, digest_size=DIGEST_BYTES)
+            for fp in sorted(e.fingerprint for e in regs.values()):
+                h.update(fp.to_bytes(DIGEST_BYTES, "big"))
+            leaves[leaf] = h.digest()
+        changed = self._dirty
+        self._dirty = set()
+        for depth in range(TREE_DEPTH - 1, -1, -1):
+            below, level = self._levels[depth + 1], self._levels[depth]
+            parents = {c // TREE_FANOUT for c in changed}
+            for p in parents:
+                kids = b"".join(below[p * TREE_FANOUT : (p + 1) * TREE_FANOUT])
+                level[p] = (
+                    EMPTY
+                    if kids.count(0) == len(kids)
+                    else hashlib.blake2b(_NODE_DOMAIN + kids, digest_size=DIGEST_BYTES).digest()
+                )
+            changed = parents
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -93,79 +182,41 @@ class State:
         regs = self._by_agent.get(entry.agent)
         if regs is None:
             regs = self._by_agent[entry.agent] = {}
-            self._agent_digest[entry.agent] = 0
-            self._vv[entry.agent] = 0
         current = regs.get(entry.key)
+        register = (entry.agent, entry.key)
         if current is not None:
             if current == entry:
                 return ApplyResult(Applied.DUPLICATE)
             if (current.version, current.fingerprint) > (entry.version, entry.fingerprint):
                 return ApplyResult(Applied.STALE, conflict)
-            self._drop(current)
+            if self._by_version.get((current.agent, current.version)) == current:
+                del self._by_version[(current.agent, current.version)]
+            leaf = self._leaf[register]
+        else:
+            leaf = self._leaf[register] = leaf_of(entry.agent, entry.key)
+            self._size += 1
         regs[entry.key] = entry
-        fp = entry.fingerprint
-        self._digest = (self._digest + fp) % _MOD
-        self._agent_digest[entry.agent] = (self._agent_digest[entry.agent] + fp) % _AGENT_MOD
+        bucket = self._leaves[leaf]
+        if bucket is None:
+            bucket = self._leaves[leaf] = {}
+        bucket[register] = entry
+        self._dirty.add(leaf)
         self._by_version.setdefault((entry.agent, entry.version), entry)
-        if entry.version > self._vv[entry.agent]:
-            self._vv[entry.agent] = entry.version
+        if entry.version > self._top.get(entry.agent, 0):
+            self._top[entry.agent] = entry.version
         return ApplyResult(Applied.NEW, conflict)
 
-    def _drop(self, old: Entry) -> None:
-        fp = old.fingerprint
-        self._digest = (self._digest - fp) % _MOD
-        self._agent_digest[old.agent] = (self._agent_digest[old.agent] - fp) % _AGENT_MOD
-        if self._by_version.get((old.agent, old.version)) == old:
-            del self._by_version[(old.agent, old.version)]
+    def apply_all(self, entries: Iterable[Entry]) -> None:
+        for e in entries:
+            self.apply(e)
 
     def merge(self, other: State) -> State:
         """A new state, the join of self and other (for reasoning and tests; the engine applies deltas)."""
         out = self.copy()
-        for e in other.entries():
-            out.apply(e)
+        out.apply_all(other.entries())
         return out
 
     def copy(self) -> State:
         out = State()
-        for e in self.entries():
-            out.apply(e)
+        out.apply_all(self.entries())
         return out
-
-    # --- deltas -----------------------------------------------------------------------------------
-
-    def missing_for(self, theirs: Iterable[VersionItem]) -> list[Entry]:
-        """Entries a peer with version vector `theirs` lacks, oldest first per agent.
-
-        For an agent the peer is behind on: every entry newer than its version. For an agent at the
-        same version but with a different digest (a gap or an equivocation): all of the agent's entries.
-        """
-        known: Mapping[AgentId, VersionItem] = {v.agent: v for v in theirs}
-        out: list[Entry] = []
-        for agent in sorted(self._by_agent):
-            regs = self._by_agent[agent]
-            mine = self._vv[agent]
-            peer = known.get(agent)
-            if peer is None:
-                chosen = list(regs.values())
-            elif mine > peer.version:
-                chosen = [e for e in regs.values() if e.version > peer.version]
-            elif mine == peer.version and self._agent_digest_bytes(agent) != peer.digest:
-                chosen = list(regs.values())
-            else:
-                continue
-            chosen.sort(key=lambda e: e.version)
-            out.extend(chosen)
-        return out
-
-    def lacks_from(self, theirs: Iterable[VersionItem]) -> bool:
-        """True when a peer with version vector `theirs` holds something this state does not."""
-        for v in theirs:
-            mine = self._vv.get(v.agent, 0)
-            if v.version > mine:
-                return True
-            if v.version == mine and mine and self._agent_digest_bytes(v.agent) != v.digest:
-                return True
-        return False
-
-    def _agent_digest_bytes(self, agent: AgentId) -> bytes:
-        return self._agent_digest.get(agent, 0).to_bytes(AGENT_DIGEST_BYTES, "big")

@@ -15,37 +15,48 @@ import msgpack
 
 from knhk_mesh.core.errors import ProtocolError
 from knhk_mesh.core.messages import (
-    AGENT_DIGEST_BYTES,
     AGENT_ID_BYTES,
     BODY_TYPES,
     DIGEST_BYTES,
     ENVELOPE_DOMAIN,
     PUBLIC_KEY_BYTES,
+    SHORT_FINGERPRINT_BYTES,
     SIGNATURE_BYTES,
     AgentId,
+    Answer,
     Body,
-    Delta,
+    Challenge,
     Entry,
     Envelope,
     Evidence,
     Join,
+    LeafSummary,
     Membership,
     MessageType,
+    NodeHashes,
+    NodeId,
     PeerRecord,
     Ping,
     Pong,
-    PullRequest,
     Push,
-    VersionItem,
+    Rotation,
+    SyncReply,
+    SyncRequest,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_KEY_CHARS = 256
 MAX_HOST_CHARS = 255
 MAX_REGION_CHARS = 64
 MAX_ITEMS = 4096
+MAX_ROTATIONS = 16
 U64_MAX = 2**64 - 1
+
+# The Merkle tree's fixed shape (part of the protocol: both sides must cut the key space alike).
+TREE_FANOUT = 16
+TREE_DEPTH = 3  # leaves at depth 3: 4096 of them
+CHILD_HASHES_BYTES = TREE_FANOUT * DIGEST_BYTES
 
 _UNPACK_LIMITS: dict[str, Any] = {
     "raw": False,
@@ -68,25 +79,41 @@ def _pack(obj: object) -> bytes:
 
 
 def _entry_fields(e: Entry) -> list[object]:
-    return [e.agent, e.version, e.key, e.value, e.signature]
+    return [e.agent, e.epoch, e.version, e.key, e.value, e.signature]
 
 
-def _versions_fields(items: tuple[VersionItem, ...]) -> list[object]:
-    return [[v.agent, v.version, v.digest] for v in items]
+def record_fields(r: PeerRecord) -> list[object]:
+    rot = [[x.public_key, x.signature] for x in r.rotations]
+    return [r.agent, r.genesis_key, rot, r.host, r.port, r.region, r.seq, r.signature]
 
 
 def body_fields(body: Body) -> list[object]:
     """The body as a msgpack-ready list, in the protocol's fixed field order."""
-    if isinstance(body, Push | Delta):
-        return [body.digest, _versions_fields(body.versions), [_entry_fields(e) for e in body.entries]]
-    if isinstance(body, PullRequest):
-        return [body.digest, _versions_fields(body.versions)]
+    if isinstance(body, Push):
+        return [body.root, [_entry_fields(e) for e in body.entries]]
+    if isinstance(body, SyncRequest):
+        return [
+            body.root,
+            [list(n) for n in body.nodes],
+            [list(n) for n in body.wants],
+            [[leaf.prefix, leaf.fingerprints] for leaf in body.leaves],
+        ]
+    if isinstance(body, SyncReply):
+        return [
+            body.root,
+            [[c.depth, c.prefix, c.hashes] for c in body.children],
+            [_entry_fields(e) for e in body.entries],
+            body.last,
+            [record_fields(r) for r in body.records],
+        ]
     if isinstance(body, Join):
-        return [body.public_key, body.host, body.port, body.region]
+        return [record_fields(body.record)]
     if isinstance(body, Membership):
-        return [[[p.agent, p.public_key, p.host, p.port, p.region] for p in body.peers]]
+        return [[record_fields(p) for p in body.peers]]
     if isinstance(body, Ping | Pong):
         return [body.token]
+    if isinstance(body, Challenge | Answer):
+        return [body.token, record_fields(body.record)]
     return [_entry_fields(body.first), _entry_fields(body.second)]
 
 
@@ -106,6 +133,25 @@ def envelope_message(signed_part: bytes) -> bytes:
 
 def encoded_entry_size(e: Entry) -> int:
     return len(_pack(_entry_fields(e)))
+
+
+# Fixed costs of a frame beyond its entries: envelope (version, type, ids, nonce, signature), root,
+# array headers. An upper bound: fitting entries against it never builds an oversized frame.
+FRAME_OVERHEAD = 128
+
+
+def record_wire_size(r: PeerRecord) -> int:
+    return 200 + len(r.host) + len(r.region) + 100 * len(r.rotations)
+
+
+def entry_wire_size(e: Entry) -> int:
+    """Upper bound of an entry's encoded size (cheap: no encoding)."""
+    return 32 + SIGNATURE_BYTES + AGENT_ID_BYTES + len(e.key.encode()) + len(e.value)
+
+
+def max_value_bytes(key: str, limit: int = MAX_MESSAGE_BYTES) -> int:
+    """The largest value an entry under `key` may carry and still travel in one frame."""
+    return limit - FRAME_OVERHEAD - (32 + SIGNATURE_BYTES + AGENT_ID_BYTES + len(key.encode()))
 
 
 # --- decoding -----------------------------------------------------------------------------------
@@ -146,78 +192,103 @@ def _str(x: object, what: str, max_chars: int) -> str:
 
 
 def _entry(x: object) -> Entry:
-    f = _list(x, "entry", 5)
+    f = _list(x, "entry", 6)
     return Entry(
         agent=_bin(f[0], "entry.agent", AGENT_ID_BYTES),
-        version=_int(f[1], "entry.version", 1),
-        key=_str(f[2], "entry.key", MAX_KEY_CHARS),
-        value=_bin(f[3], "entry.value"),
-        signature=_bin(f[4], "entry.signature", SIGNATURE_BYTES),
+        epoch=_int(f[1], "entry.epoch", 0, MAX_ROTATIONS),
+        version=_int(f[2], "entry.version", 1),
+        key=_str(f[3], "entry.key", MAX_KEY_CHARS),
+        value=_bin(f[4], "entry.value"),
+        signature=_bin(f[5], "entry.signature", SIGNATURE_BYTES),
     )
-
-
-def _versions(x: object) -> tuple[VersionItem, ...]:
-    items = []
-    for raw in _list(x, "versions"):
-        f = _list(raw, "version item", 3)
-        items.append(
-            VersionItem(
-                _bin(f[0], "version.agent", AGENT_ID_BYTES),
-                _int(f[1], "version.version"),
-                _bin(f[2], "version.digest", AGENT_DIGEST_BYTES),
-            )
-        )
-    return tuple(items)
 
 
 def _entries(x: object) -> tuple[Entry, ...]:
     return tuple(_entry(e) for e in _list(x, "entries"))
 
 
-def _digest(x: object) -> bytes:
-    return _bin(x, "digest", DIGEST_BYTES)
+def _digest(x: object, what: str = "root") -> bytes:
+    return _bin(x, what, DIGEST_BYTES)
+
+
+def _record(x: object) -> PeerRecord:
+    f = _list(x, "peer record", 8)
+    rotations = []
+    for raw in _list(f[2], "record.rotations"):
+        r = _list(raw, "rotation", 2)
+        rotations.append(
+            Rotation(
+                _bin(r[0], "rotation.public_key", PUBLIC_KEY_BYTES),
+                _bin(r[1], "rotation.signature", SIGNATURE_BYTES),
+            )
+        )
+    if len(rotations) > MAX_ROTATIONS:
+        raise _fail("bad_field", f"record.rotations has {len(rotations)} keys, at most {MAX_ROTATIONS}")
+    return PeerRecord(
+        agent=_bin(f[0], "record.agent", AGENT_ID_BYTES),
+        genesis_key=_bin(f[1], "record.genesis_key", PUBLIC_KEY_BYTES),
+        rotations=tuple(rotations),
+        host=_str(f[3], "record.host", MAX_HOST_CHARS),
+        port=_int(f[4], "record.port", 0, 65535),
+        region=_str(f[5], "record.region", MAX_REGION_CHARS),
+        seq=_int(f[6], "record.seq"),
+        signature=_bin(f[7], "record.signature", SIGNATURE_BYTES),
+    )
+
+
+def _node(x: object, what: str) -> NodeId:
+    f = _list(x, what, 2)
+    depth = _int(f[0], f"{what}.depth", 0, TREE_DEPTH)
+    prefix = _int(f[1], f"{what}.prefix", 0, TREE_FANOUT**depth - 1)
+    return (depth, prefix)
 
 
 def _push(f: list[Any]) -> Body:
-    _list(f, "push body", 3)
-    return Push(_digest(f[0]), _versions(f[1]), _entries(f[2]))
+    _list(f, "push body", 2)
+    return Push(_digest(f[0]), _entries(f[1]))
 
 
-def _delta(f: list[Any]) -> Body:
-    _list(f, "delta body", 3)
-    return Delta(_digest(f[0]), _versions(f[1]), _entries(f[2]))
+def _sync_request(f: list[Any]) -> Body:
+    _list(f, "sync_request body", 4)
+    nodes = tuple(_node(n, "sync_request.node") for n in _list(f[1], "sync_request.nodes"))
+    if any(depth >= TREE_DEPTH for depth, _ in nodes):
+        raise _fail("bad_field", "sync_request.nodes names a leaf (leaves have no children)")
+    wants = tuple(_node(n, "sync_request.want") for n in _list(f[2], "sync_request.wants"))
+    leaves = []
+    for raw in _list(f[3], "sync_request.leaves"):
+        p = _list(raw, "leaf summary", 2)
+        fps = _bin(p[1], "leaf.fingerprints")
+        if len(fps) % SHORT_FINGERPRINT_BYTES:
+            raise _fail(
+                "bad_field", f"leaf.fingerprints is not a multiple of {SHORT_FINGERPRINT_BYTES} bytes"
+            )
+        leaves.append(LeafSummary(_int(p[0], "leaf.prefix", 0, TREE_FANOUT**TREE_DEPTH - 1), fps))
+    return SyncRequest(_digest(f[0]), nodes, wants, tuple(leaves))
 
 
-def _pull(f: list[Any]) -> Body:
-    _list(f, "pull_request body", 2)
-    return PullRequest(_digest(f[0]), _versions(f[1]))
+def _sync_reply(f: list[Any]) -> Body:
+    _list(f, "sync_reply body", 5)
+    children = []
+    for raw in _list(f[1], "sync_reply.children"):
+        c = _list(raw, "node hashes", 3)
+        depth, prefix = _node(c[:2], "sync_reply.node")
+        if depth >= TREE_DEPTH:
+            raise _fail("bad_field", "sync_reply.children names a leaf")
+        children.append(NodeHashes(depth, prefix, _bin(c[2], "node.hashes", CHILD_HASHES_BYTES)))
+    if type(f[3]) is not bool:
+        raise _fail("bad_field", "sync_reply.last is not a boolean")
+    records = tuple(_record(r) for r in _list(f[4], "sync_reply.records"))
+    return SyncReply(_digest(f[0]), tuple(children), _entries(f[2]), f[3], records)
 
 
 def _join(f: list[Any]) -> Body:
-    _list(f, "join body", 4)
-    return Join(
-        _bin(f[0], "join.public_key", PUBLIC_KEY_BYTES),
-        _str(f[1], "join.host", MAX_HOST_CHARS),
-        _int(f[2], "join.port", 0, 65535),
-        _str(f[3], "join.region", MAX_REGION_CHARS),
-    )
+    _list(f, "join body", 1)
+    return Join(_record(f[0]))
 
 
 def _membership(f: list[Any]) -> Body:
     _list(f, "membership body", 1)
-    peers = []
-    for raw in _list(f[0], "membership.peers"):
-        p = _list(raw, "peer record", 5)
-        peers.append(
-            PeerRecord(
-                _bin(p[0], "peer.agent", AGENT_ID_BYTES),
-                _bin(p[1], "peer.public_key", PUBLIC_KEY_BYTES),
-                _str(p[2], "peer.host", MAX_HOST_CHARS),
-                _int(p[3], "peer.port", 0, 65535),
-                _str(p[4], "peer.region", MAX_REGION_CHARS),
-            )
-        )
-    return Membership(tuple(peers))
+    return Membership(tuple(_record(r) for r in _list(f[0], "membership.peers")))
 
 
 def _ping(f: list[Any]) -> Body:
@@ -235,15 +306,27 @@ def _evidence(f: list[Any]) -> Body:
     return Evidence(_entry(f[0]), _entry(f[1]))
 
 
+def _challenge(f: list[Any]) -> Body:
+    _list(f, "challenge body", 2)
+    return Challenge(_int(f[0], "challenge.token"), _record(f[1]))
+
+
+def _answer(f: list[Any]) -> Body:
+    _list(f, "answer body", 2)
+    return Answer(_int(f[0], "answer.token"), _record(f[1]))
+
+
 _BODY_DECODERS: dict[MessageType, Callable[[list[Any]], Body]] = {
     MessageType.PUSH: _push,
-    MessageType.PULL_REQUEST: _pull,
-    MessageType.DELTA: _delta,
+    MessageType.SYNC_REQUEST: _sync_request,
+    MessageType.SYNC_REPLY: _sync_reply,
     MessageType.JOIN: _join,
     MessageType.MEMBERSHIP: _membership,
     MessageType.PING: _ping,
     MessageType.PONG: _pong,
     MessageType.EVIDENCE: _evidence,
+    MessageType.CHALLENGE: _challenge,
+    MessageType.ANSWER: _answer,
 }
 
 

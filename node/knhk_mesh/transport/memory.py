@@ -59,6 +59,7 @@ class NetworkStats:
     partitioned: int = 0
     unroutable: int = 0
     bytes: int = 0
+    largest: int = 0  # the largest frame sent, in bytes
 
 
 _DELIVER = 0
@@ -121,6 +122,8 @@ class MemoryNetwork:
         f = self.faults
         self.stats.sent += 1
         self.stats.bytes += len(data)
+        if len(data) > self.stats.largest:
+            self.stats.largest = len(data)
         if dst not in self.nodes:
             self.stats.unroutable += 1
             return
@@ -152,6 +155,12 @@ class MemoryNetwork:
             self._timers[node.address] = timer
             if timer is not None:
                 self._push(timer, _TIMER, node.address, node.address, b"")
+
+    def join(self, node: Node) -> None:
+        """Add a node to a running network and give it its first timer call."""
+        self.add(node)
+        node.handle_timer(self.now)
+        self._after_activity(node)
 
     def start(self) -> None:
         """Give every node its first timer call (engines arm their round timer and join seeds)."""
