@@ -1,20 +1,37 @@
 """Byzantine agents for tests and demos: a real engine that also attacks its honest peers.
 
 Each adversary takes part in gossip like any agent (so it stays registered and sees traffic) and,
-for a few rounds after it starts attacking, sends every honest peer frames of one attack kind.
+for a few rounds after it starts attacking, sends every honest peer frames of one attack kind. Beside
+them: a relay that leaves gaps, and makers of fake membership records and Sybil joins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
+from nacl.signing import SigningKey
+
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
-from knhk_mesh.core.messages import Address, AgentId, Body, Entry, Ping, Push, entry_signed_bytes
+from knhk_mesh.core.messages import (
+    NO_RECIPIENT,
+    Address,
+    AgentId,
+    Body,
+    Entry,
+    Join,
+    Membership,
+    PeerRecord,
+    Ping,
+    Push,
+    SyncReply,
+    entry_signed_bytes,
+)
 from knhk_mesh.core.security import Identity
-from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
+from knhk_mesh.core.wire import decode, encode_signed_part, envelope_message, frame
 
 
 class Attack(StrEnum):
@@ -143,3 +160,94 @@ def adversary(
         return Adversary(engine, rng, targets, attack, **kwargs)
 
     return make
+
+
+class WithholdingRelay:
+    """A member that gossips like any other but forwards, of each owner's entries in a frame, only the
+    newest: it leaves gaps below versions its peers already hold (what version vectors could not see)."""
+
+    def __init__(self, engine: MeshEngine) -> None:
+        self.engine = engine
+        self.address: Address = engine.address
+        self.withheld = 0
+
+    @property
+    def agent_id(self) -> AgentId:
+        return self.engine.agent_id
+
+    def receive(self, address: Address, data: bytes, now: float) -> None:
+        self.engine.receive(address, data, now)
+
+    def messages_to_send(self, now: float) -> list[tuple[Address, bytes]]:
+        return [(dst, self._thin(data)) for dst, data in self.engine.messages_to_send(now)]
+
+    def _thin(self, data: bytes) -> bytes:
+        env = decode(data)
+        body = env.body
+        if not isinstance(body, Push | SyncReply) or not body.entries:
+            return data
+        newest: dict[AgentId, Entry] = {}
+        for e in body.entries:
+            if e.agent not in newest or e.version > newest[e.agent].version:
+                newest[e.agent] = e
+        kept = tuple(e for e in body.entries if newest[e.agent] is e)
+        self.withheld += len(body.entries) - len(kept)
+        thinned: Body = dataclasses.replace(body, entries=kept)
+        signed = encode_signed_part(env.sender, env.recipient, env.nonce, thinned)
+        return frame(signed, self.engine.identity.sign(envelope_message(signed)))
+
+    def next_event(self) -> MeshEvent | None:
+        return self.engine.next_event()
+
+    def get_timer(self) -> float | None:
+        return self.engine.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.engine.handle_timer(now)
+
+
+def withholding_relay(
+    engine: MeshEngine, rng: random.Random, targets: Sequence[MeshEngine]
+) -> WithholdingRelay:
+    """A cluster factory for a gap-making relay."""
+    return WithholdingRelay(engine)
+
+
+def fake_records(rng: random.Random, count: int, *, forged: int = 0) -> list[PeerRecord]:
+    """Records of members that do not exist: validly self-signed by fresh keys, at addresses where
+    nobody listens; the last `forged` of them carry a signature that does not verify."""
+    out = []
+    for i in range(count):
+        ident = Identity(SigningKey(rng.randbytes(32)))
+        rec = ident.record(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 9000, "", 1)
+        if i >= count - forged:
+            rec = dataclasses.replace(rec, port=9001)  # moved after signing: the signature no longer holds
+        out.append(rec)
+    return out
+
+
+def membership_frames(
+    liar: MeshEngine, target: MeshEngine, records: Sequence[PeerRecord], per_frame: int = 200
+) -> list[bytes]:
+    """Membership messages from `liar` to `target` carrying `records`, as many frames as they take."""
+    frames = []
+    for start in range(0, len(records), per_frame):
+        body = Membership((liar.record, *records[start : start + per_frame]))
+        liar._nonces[target.address] = nonce = liar._nonces.get(target.address, 0) + 1
+        signed = encode_signed_part(liar.agent_id, target.agent_id, nonce, body)
+        frames.append(frame(signed, liar.identity.sign(envelope_message(signed))))
+    return frames
+
+
+def sybil_joins(rng: random.Random, count: int) -> list[tuple[Address, bytes]]:
+    """`count` join frames of fresh identities, each from its own (spoofed) source address and claiming
+    an address where nobody listens."""
+    out = []
+    for i in range(count):
+        ident = Identity(SigningKey(rng.randbytes(32)))
+        rec = ident.record(f"172.16.{i >> 8 & 255}.{i & 255}", 7000, "", 1)
+        signed = encode_signed_part(ident.agent_id, NO_RECIPIENT, 1, Join(rec))
+        out.append(
+            ((f"172.16.{i >> 8 & 255}.{i & 255}", 7000), frame(signed, ident.sign(envelope_message(signed))))
+        )
+    return out

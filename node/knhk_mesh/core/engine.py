@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from knhk_mesh.core.config import MeshConfig
@@ -500,36 +500,21 @@ class MeshEngine:
         wants: list[NodeId] = []
         leaves: list[LeafSummary] = []
         budget = self.config.max_message_bytes - FRAME_OVERHEAD
-        for ch in children:
-            for i in range(TREE_FANOUT):
-                theirs = ch.hashes[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES]
-                child: NodeId = (ch.depth + 1, ch.prefix * TREE_FANOUT + i)
-                if theirs == EMPTY or theirs == self.state.node_hash(child):
-                    continue
-                if len(nodes) + len(wants) + len(leaves) >= MAX_ITEMS:
-                    break
-                if self.state.node_hash(child) == EMPTY:
-                    wants.append(child)
-                    budget -= _NODE_BYTES
-                elif child[0] == TREE_DEPTH:
-                    fps = self.state.leaf_fingerprints(child[1])
-                    cost = len(fps) + 2 * _NODE_BYTES
-                    if cost > budget:
-                        # more than one frame of summaries: the rest waits for the next pass
-                        fps = fps[
-                            : max(0, budget - 2 * _NODE_BYTES)
-                            // SHORT_FINGERPRINT_BYTES
-                            * SHORT_FINGERPRINT_BYTES
-                        ]
-                        if not fps:
-                            break
-                    leaves.append(LeafSummary(child[1], fps))
-                    budget -= len(fps) + 2 * _NODE_BYTES
-                else:
-                    nodes.append(child)
-                    budget -= _NODE_BYTES
-                if budget <= 0:
-                    break
+        for child in self._differing_children(children):
+            if len(nodes) + len(wants) + len(leaves) >= MAX_ITEMS or budget < 3 * _NODE_BYTES:
+                break  # one request frame is full: the rest waits for the next pass
+            if self.state.node_hash(child) == EMPTY:
+                wants.append(child)
+                budget -= _NODE_BYTES
+            elif child[0] == TREE_DEPTH:
+                fps = self.state.leaf_fingerprints(child[1])
+                room = (budget - 2 * _NODE_BYTES) // SHORT_FINGERPRINT_BYTES * SHORT_FINGERPRINT_BYTES
+                fps = fps[:room]  # a leaf of more than a frame of summaries: the first part now
+                leaves.append(LeafSummary(child[1], fps))
+                budget -= len(fps) + 2 * _NODE_BYTES
+            else:
+                nodes.append(child)
+                budget -= _NODE_BYTES
         if nodes or wants or leaves:
             self._request(pull, SyncRequest(self.state.digest, tuple(nodes), tuple(wants), tuple(leaves)))
             return
@@ -543,6 +528,15 @@ class MeshEngine:
             self._pull_from_root(pull)
         else:
             self._pulls.pop(pull.peer, None)
+
+    def _differing_children(self, children: list[NodeHashes]) -> Iterator[NodeId]:
+        """Children whose hash on the other side is neither empty nor ours."""
+        for ch in children:
+            for i in range(TREE_FANOUT):
+                theirs = ch.hashes[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES]
+                child: NodeId = (ch.depth + 1, ch.prefix * TREE_FANOUT + i)
+                if theirs != EMPTY and theirs != self.state.node_hash(child):
+                    yield child
 
     def _on_sync_reply(self, sender: AgentId, reply: SyncReply, applied: int, size: int) -> None:
         pull = self._pulls.get(sender)
@@ -835,6 +829,12 @@ class MeshEngine:
         if peer is not None and peer in self.barred:
             raise self._reject(scope, address, peer, Rejection.BARRED)
         if peer is not None and self.registry.reputation(peer) < cfg.min_reputation:
+            # ignored, but still watched for what a correct peer never sends (no signature checked):
+            # so recovery forgives a peer whose faults stopped, not one that keeps them up
+            try:
+                decode(data)
+            except ProtocolError:
+                self._offence(peer, Offence.MALFORMED, None, address)
             raise self._reject(scope, address, peer, Rejection.LOW_REPUTATION)
         try:
             env = decode(data)

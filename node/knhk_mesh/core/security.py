@@ -111,9 +111,11 @@ def verify_entry(public_key: bytes, entry: Entry) -> bool:
     return entry.signed.startswith(ENTRY_DOMAIN) and verify(public_key, entry.signed, entry.signature)
 
 
+@lru_cache(maxsize=65536)
 def verify_record(record: PeerRecord) -> bool:
     """The record's id is its genesis key's, each rotation is signed by the key before it, and the
-    current key signed the record."""
+    current key signed the record. Memoised: a record is relayed many times, and a verdict on the
+    same bytes never changes."""
     if agent_id_of(record.genesis_key) != record.agent:
         return False
     key = record.genesis_key

@@ -137,7 +137,7 @@ def encoded_entry_size(e: Entry) -> int:
 
 # Fixed costs of a frame beyond its entries: envelope (version, type, ids, nonce, signature), root,
 # array headers. An upper bound: fitting entries against it never builds an oversized frame.
-FRAME_OVERHEAD = 128
+FRAME_OVERHEAD = 160
 
 
 def record_wire_size(r: PeerRecord) -> int:
