@@ -651,7 +651,7 @@ class MeshEngine:
             if key is None or not verify_entry(key, e):
                 raise ValueError(f"entry {e.key!r} of {e.agent.hex()} does not verify against a known key")
             good.append(e)
-        return self._merge(self.agent_id, good, now)
+        return self._merge(self.agent_id, good, now, rumour=True)
 
     # --- membership ---------------------------------------------------------------------------------
 
@@ -987,7 +987,7 @@ class MeshEngine:
     ) -> None:
         body, sender = env.body, env.sender
         if isinstance(body, Push):
-            self._merge(sender, entries, now)
+            self._merge(sender, entries, now, rumour=True)
             self._observe(sender, body.root)
         elif isinstance(body, SyncRequest):
             self._observe(sender, body.root)
@@ -1022,11 +1022,13 @@ class MeshEngine:
         # one comparison per message; the convergence check proper is measured once per round
         self.convergence.heard(root == self.state.digest)
 
-    def _merge(self, peer: AgentId, entries: list[Entry], now: float) -> int:
+    def _merge(self, peer: AgentId, entries: list[Entry], now: float, *, rumour: bool = False) -> int:
+        """Apply entries; with `rumour`, new ones ride the next pushes (entries learnt by repair do not:
+        they are old news everywhere but here)."""
         if not entries:
             return 0
         applied = 0
-        hot = self._hot[-1]
+        hot = self._hot[-1] if rumour else []
         with self.instr.merge(peer, len(entries), self.round_no):  # also measures Operation.MERGE
             for e in entries:
                 result = self.state.apply(e)

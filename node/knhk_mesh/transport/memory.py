@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from knhk_mesh.core.events import MeshEvent
@@ -60,6 +60,7 @@ class NetworkStats:
     unroutable: int = 0
     bytes: int = 0
     largest: int = 0  # the largest frame sent, in bytes
+    bytes_by_node: dict[Address, int] = field(default_factory=dict)  # sent or addressed to it
 
 
 _DELIVER = 0
@@ -124,6 +125,9 @@ class MemoryNetwork:
         self.stats.bytes += len(data)
         if len(data) > self.stats.largest:
             self.stats.largest = len(data)
+        per = self.stats.bytes_by_node
+        per[src] = per.get(src, 0) + len(data)
+        per[dst] = per.get(dst, 0) + len(data)
         if dst not in self.nodes:
             self.stats.unroutable += 1
             return
