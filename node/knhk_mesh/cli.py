@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
-from knhk_mesh.cluster import Cluster, build_cluster
+from knhk_mesh.cluster import BASE_PORT, MAX_AGENTS, Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.sim import command as sim_command
 from knhk_mesh.upquic import LiveChecker
@@ -86,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--byzantine", type=_non_negative, default=0, help="Byzantine agents among them (< n/3)")
     up.add_argument("--rounds", type=_positive, default=20, help="gossip rounds to run (default 20)")
     up.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
-    up.add_argument(
-        "--fanout", type=_positive, default=None, help="peers per round, k (default 10; quic: 4)"
-    )
+    up.add_argument("--fanout", type=_positive, default=None, help="peers per round, k (default 10; quic: 4)")
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
     up.add_argument(
         "--prometheus-port",
@@ -162,6 +162,30 @@ def _validate(args: argparse.Namespace) -> None:
         )
     if args.nodes < 2:
         raise UsageError("--nodes must be at least 2 for a mesh")
+    if args.transport == "memory" and args.nodes > MAX_AGENTS:
+        raise UsageError(
+            f"--nodes {args.nodes}: the memory transport addresses at most {MAX_AGENTS:,} agents "
+            f"(one port each, {BASE_PORT}-65535)"
+        )
+
+
+def _check_export_endpoint(endpoint: str, timeout: float = 2.0) -> None:
+    """Refuse --export up front when nothing listens at the OTLP endpoint (rather than minutes of
+    exporter retry warnings): one line that names the endpoint and what to do."""
+    url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host = url.hostname or "localhost"
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise UsageError(f"--export: OTLP endpoint {endpoint!r} has no valid port") from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--export: nothing answers at the OTLP endpoint {endpoint} ({exc.strerror or exc}); start a "
+            "collector or `knhk-otel live-check` there, point OTEL_EXPORTER_OTLP_ENDPOINT at one, "
+            "or drop --export"
+        ) from None
 
 
 def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
@@ -189,6 +213,8 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
             )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if tconfig.export and args.export:
+        _check_export_endpoint(tconfig.endpoint)
     strict.set_strict(True)
     recorder = FindingRecorder()
     install_recorder(recorder)

@@ -17,6 +17,7 @@ from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
 
 MEMORY_HOST = "127.0.0.1"
 BASE_PORT = 20000
+MAX_AGENTS = 65536 - BASE_PORT  # one port each, BASE_PORT..65535
 
 
 @dataclass
@@ -94,6 +95,8 @@ def build_cluster(
     """
     if n < 1 or len(byzantine) > n:
         raise ValueError(f"cannot build {n} agents with {len(byzantine)} Byzantine ones")
+    if n > MAX_AGENTS:
+        raise ValueError(f"the memory transport addresses at most {MAX_AGENTS:,} agents, not {n:,}")
     master = random.Random(seed)
     cfg = config or MeshConfig()
     network = MemoryNetwork(random.Random(master.getrandbits(64)), faults, on_event)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -50,6 +52,8 @@ def test_up_runs_a_mesh_with_byzantine_agents_and_prints_the_summary(monkeypatch
         (["up", "--transport", "memory", "--nodes", "zero"], "--nodes"),
         (["up", "--transport", "memory", "--nodes", "5", "--fanout", "0"], "--fanout"),
         (["up", "--nodes", "5"], "--transport"),
+        (["up", "--transport", "memory", "--nodes", "45537"], "at most 45,536 agents"),
+        (["up", "--transport", "memory", "--nodes", "10000000000"], "at most 45,536 agents"),
         ([], "command"),
     ],
 )
@@ -78,3 +82,17 @@ def test_the_console_script_is_installed() -> None:
         check=False,
     )
     assert done.returncode == 2 and "at least 2" in done.stderr
+
+
+def test_export_to_an_absent_endpoint_is_one_line_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a free port on loopback that nothing listens at
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    assert cli.main(["up", "--transport", "memory", "--nodes", "5", "--rounds", "1", "--export"]) == 2
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "drop --export" in err
