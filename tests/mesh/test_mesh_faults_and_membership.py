@@ -162,3 +162,38 @@ def test_fake_records_and_sybil_joins_cost_their_senders_and_slow_no_write() -> 
     assert all(len(h.registry) <= 31 for h in honest)  # no fake member and no Sybil got in
     assert honest[0].ignored["join_limited"] > 2_900
     print(f"fake records + Sybil joins: write reached all in {attacked} rounds (clean run {clean})")
+
+
+def test_a_key_rotation_signed_by_the_previous_key_keeps_the_agent_and_its_entries(
+    make_engines: EngineFactory, drain: Drain, deliver: Callable[..., int]
+) -> None:
+    from nacl.signing import SigningKey
+
+    a, b = make_engines(2)
+    before = a.write("k1", b"old key", 1.0)
+    deliver([a, b], 1.0)
+    rotated = a.identity.rotate(SigningKey(bytes(range(32))))
+    a.rotate_key(rotated)
+    deliver([a, b], 1.1)  # the announcement: a's record, its chain signed by the previous key
+    assert a.agent_id == rotated.agent_id and b.registry.public_key(a.agent_id) == rotated.public_key
+    after = a.write("k2", b"new key", 1.2)
+    assert after.epoch == 1
+    a.handle_timer(1.2)
+    a.handle_timer(2.0)  # a round: the new entry rides its push
+    deliver([a, b], 2.0)
+    assert b.state.get(a.agent_id, "k1") == before and b.state.get(a.agent_id, "k2") == after
+    assert b.registry.reputation(a.agent_id) == 1.0 and sum(b.offences.values()) == 0
+    # a key that the agent's chain does not lead to is nobody's rotation: an impostor
+    mallory = Identity.generate(random.Random(66))
+    fake = mallory.record(*a.address, "", 99)
+    forged = _frame(mallory, b.agent_id, 7, _membership_of(fake, a.agent_id))
+    b.receive(a.address, forged, 2.1)
+    assert b.registry.public_key(a.agent_id) == rotated.public_key
+
+
+def _membership_of(record: Any, agent: bytes) -> Any:
+    import dataclasses
+
+    from knhk_mesh.core.messages import Membership
+
+    return Membership((dataclasses.replace(record, agent=agent),))

@@ -253,13 +253,17 @@ class MeshEngine:
             self.registry.set_record(record)
 
     def rotate_key(self, identity: Identity) -> None:
-        """Move to the next key of this agent (from `Identity.rotate`); peers learn it from our record."""
+        """Move to the next key of this agent (from `Identity.rotate`) and tell every peer at once: our
+        new record carries the rotation, signed by the previous key, so the agent id stays."""
         if (
             identity.agent_id != self.agent_id
             or identity.rotations[: self.identity.epoch] != self.identity.rotations
         ):
             raise ValueError("a rotation must extend this agent's own key chain")
         self.identity = identity
+        announce = Membership((self.record,))  # signed with the new key, carrying the chain
+        for info in list(self.registry.peers()):
+            self._send(info.agent_id, info.address, announce)
 
     def write(self, key: str, value: bytes, now: float) -> Entry:
         """Sign and apply a new entry of this agent and push it to `fanout` peers at once.
@@ -851,38 +855,43 @@ class MeshEngine:
         self._emit(MessageReceived(env.sender, env.type, len(data)))
         self._dispatch(env, address, entries, now, scope, len(data))
 
+    @staticmethod
+    def _own_record_in(env: Envelope) -> PeerRecord | None:
+        """The sender's own record, when its frame carries one."""
+        body = env.body
+        if isinstance(body, Join | Challenge | Answer):
+            return body.record if body.record.agent == env.sender else None
+        if isinstance(body, Membership):
+            return next((r for r in body.peers if r.agent == env.sender), None)
+        return None
+
     def _self_described_key(self, env: Envelope) -> bytes | None:
         """The key of an unregistered sender whose frame carries its own record (join, challenge,
         answer, membership), provided the record verifies."""
-        body = env.body
-        records: tuple[PeerRecord, ...]
-        if isinstance(body, Join | Challenge | Answer):
-            records = (body.record,)
-        elif isinstance(body, Membership):
-            records = tuple(r for r in body.peers if r.agent == env.sender)[:1]
-        else:
-            return None
-        for rec in records:
-            if rec.agent == env.sender and verify_record(rec):
-                return rec.public_key
-        return None
+        record = self._own_record_in(env)
+        return record.public_key if record is not None and verify_record(record) else None
 
     def _authenticate(self, env: Envelope, address: Address, peer: AgentId | None, scope: Scope) -> None:
         """Who sent this, and may we believe it: key, signature, address binding, nonce."""
         sender, mtype = env.sender, env.type
         if sender in self.barred:
             raise self._reject(scope, address, peer, Rejection.BARRED, sender.hex())
+        rotated: PeerRecord | None = None
         key = self.registry.public_key(sender)
         if key is None:
             key = self._self_described_key(env)
-        elif isinstance(env.body, Join | Challenge | Answer) and env.body.record.public_key != key:
-            # a record of a registered agent under another key: a rotation, or an impostor
-            claimed = env.body.record
-            if key not in claimed.keys or not verify_record(claimed):
-                if peer is not None and peer != sender:
-                    self._offence(peer, Offence.IMPERSONATION, mtype, address)
-                raise self._reject(scope, address, peer, Rejection.IMPERSONATION, f"record of {sender.hex()}")
-            key = claimed.public_key
+        else:
+            claimed = self._own_record_in(env)
+            if claimed is not None and claimed.public_key != key:
+                # a record of a registered agent under another key: a rotation, or an impostor
+                if key not in claimed.keys or not verify_record(claimed):
+                    if peer is not None and peer != sender:
+                        self._offence(peer, Offence.IMPERSONATION, mtype, address)
+                    raise self._reject(
+                        scope, address, peer, Rejection.IMPERSONATION, f"record of {sender.hex()}"
+                    )
+                key = claimed.public_key
+                rotated = claimed
         if key is None:
             # Neither registered nor describing itself; unverifiable, so nobody's reputation can pay for it.
             self.offences[Offence.UNKNOWN_SENDER] += 1
@@ -895,6 +904,12 @@ class MeshEngine:
             if peer is not None:
                 self._offence(peer, Offence.INVALID_SIGNATURE, mtype, address)
             raise self._reject(scope, address, peer, Rejection.INVALID_SIGNATURE, "envelope")
+        if rotated is not None and (peer is None or peer == sender):
+            # the member moved to a key its previous one signed: take it (its address is unchanged)
+            self.registry.set_public_key(sender, rotated.public_key)
+            if self.registry.address_of(sender) == rotated.address:
+                self.registry.set_record(rotated)
+            self._remember_keys(rotated)
         if peer is not None and peer != sender:
             # A genuine frame of another agent, re-sent from this address: a correct peer never does.
             self._offence(peer, Offence.REPLAY, mtype, address)
