@@ -33,7 +33,6 @@ class Rejection(StrEnum):
     UNKNOWN_SENDER = "unknown_sender"
     IMPERSONATION = "impersonation"
     FORGED_RECORD = "forged_record"
-    UNPROVEN_RECORD = "unproven_record"
     DUPLICATE = "duplicate"
     BARRED = "barred"
     LOW_REPUTATION = "low_reputation"

@@ -247,8 +247,6 @@ class RejectionReason(StrEnum):
     """A peer claimed another agent's id with a key that is not that agent's."""
     FORGED_RECORD = "forged_record"
     """A relayed membership record whose signature or key chain does not verify."""
-    UNPROVEN_RECORD = "unproven_record"
-    """Relayed membership records whose addresses kept failing their challenges."""
     DUPLICATE = "duplicate"
     """A frame already received (or older than the replay window), a network fault and not an offence."""
     BARRED = "barred"
