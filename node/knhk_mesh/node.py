@@ -296,10 +296,10 @@ class MeshNode:
         """When each agent's newest version first arrived here (for write-propagation figures)."""
         assert self.engine is not None
         now = time.monotonic()
-        for item in self.engine.state.versions():
-            seen = self.arrivals.setdefault(item.agent, [])
-            if not seen or seen[-1][0] < item.version:
-                seen.append((item.version, now))
+        for agent, version in self.engine.state.top_versions().items():
+            seen = self.arrivals.setdefault(agent, [])
+            if not seen or seen[-1][0] < version:
+                seen.append((version, now))
                 if len(seen) > ARRIVALS_KEPT:
                     del seen[: len(seen) - ARRIVALS_KEPT]
 

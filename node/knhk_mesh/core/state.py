@@ -109,6 +109,10 @@ class State:
         """The highest version of `agent` held (an agent's own next write goes above it)."""
         return self._top.get(agent, 0)
 
+    def top_versions(self) -> dict[AgentId, int]:
+        """Each agent's highest version held (for progress figures; no claim about versions below)."""
+        return dict(self._top)
+
     def held_for(self, agent: AgentId, version: int) -> Entry | None:
         return self._by_version.get((agent, version))
 
