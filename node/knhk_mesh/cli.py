@@ -503,6 +503,8 @@ def run_admin_client(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(doc, indent=2, sort_keys=True))
     return EXIT_OK
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     try:
         return sim_command.run(args)

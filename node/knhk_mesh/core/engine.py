@@ -202,7 +202,7 @@ class MeshEngine:
         self._known_records: dict[AgentId, PeerRecord] = {}  # keys of members not (yet) proven
         self._orphans: dict[AgentId, list[Entry]] = {}  # entries waiting for their owner's keys
         self._orphan_count = 0
-        self._hot: deque[list[Entry]] = deque([[]], maxlen=self.config.hot_rounds)
+        self._hot: deque[list[Entry]] = deque([[]], maxlen=self.config.hot_rounds + 1)
         self._record_seq = self.config.nonce_base
         self._record: PeerRecord | None = None
         self._version = 0
@@ -388,6 +388,14 @@ class MeshEngine:
         """Entries learnt in the last `hot_rounds` rounds, newest first, as many as fit one frame."""
         newest_first = (e for batch in reversed(self._hot) for e in reversed(batch))
         return fit_entries(newest_first, self.config.max_message_bytes)
+
+    def _push_back(self, peer: AgentId, address: Address, push: Push) -> None:
+        """The pull half of push-pull: our recent entries the pusher did not send, at once."""
+        sent = set(push.entries)
+        newest_first = (e for batch in reversed(self._hot) for e in reversed(batch) if e not in sent)
+        entries = fit_entries(newest_first, self.config.max_message_bytes)
+        if entries:
+            self._send(peer, address, Push(self.state.digest, entries, reply=True))
 
     def _announce(self, now: float) -> None:
         """Eager push of own entries written since the last one: every receiver lacks them."""
@@ -1004,6 +1012,8 @@ class MeshEngine:
         if isinstance(body, Push):
             self._merge(sender, entries, now, rumour=True)
             self._observe(sender, body.root)
+            if not body.reply and body.root != self.state.digest:
+                self._push_back(sender, address, body)
         elif isinstance(body, SyncRequest):
             self._observe(sender, body.root)
             self._serve(sender, address, body)

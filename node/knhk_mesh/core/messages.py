@@ -158,10 +158,12 @@ class NodeHashes:
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """Round gossip: the sender's Merkle root and its recent entries."""
+    """Round gossip: the sender's Merkle root and its recent entries. A receiver whose root differs
+    answers at once with its own recent entries the push lacked (`reply`, never answered): push-pull."""
 
     root: bytes
     entries: tuple[Entry, ...] = ()
+    reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)

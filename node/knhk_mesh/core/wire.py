@@ -90,7 +90,7 @@ def record_fields(r: PeerRecord) -> list[object]:
 def body_fields(body: Body) -> list[object]:
     """The body as a msgpack-ready list, in the protocol's fixed field order."""
     if isinstance(body, Push):
-        return [body.root, [_entry_fields(e) for e in body.entries]]
+        return [body.root, [_entry_fields(e) for e in body.entries], body.reply]
     if isinstance(body, SyncRequest):
         return [
             body.root,
@@ -244,8 +244,10 @@ def _node(x: object, what: str) -> NodeId:
 
 
 def _push(f: list[Any]) -> Body:
-    _list(f, "push body", 2)
-    return Push(_digest(f[0]), _entries(f[1]))
+    _list(f, "push body", 3)
+    if type(f[2]) is not bool:
+        raise _fail("bad_field", "push.reply is not a boolean")
+    return Push(_digest(f[0]), _entries(f[1]), f[2])
 
 
 def _sync_request(f: list[Any]) -> Body:
