@@ -128,6 +128,7 @@ def test_a_barred_equivocator_stays_barred_after_pruning(make_engines: EngineFac
     assert mallory.agent_id not in b.registry
     # it joins again with the same key: the challenge is never even sent, its frames stay refused
     drain(b)
+    b.messages_to_send(3.0)
     b.receive(mallory.address, _frame(me, bytes(8), 3, _join(mallory)), 3.1)
     assert mallory.agent_id not in b.registry and b.messages_to_send(3.1) == []
     reasons = [e.reason for e in drain(b) if hasattr(e, "reason") and isinstance(e.reason, Rejection)]
