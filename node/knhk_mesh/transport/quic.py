@@ -13,8 +13,10 @@ Records on the connection's one bidirectional stream: `u32 length || u8 kind || 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import socket
 import struct
 import time
 from collections import deque
@@ -50,6 +52,7 @@ ALPN = "knhk-mesh/1"
 AUTH_DOMAIN = b"knhk-mesh/quic-auth/1\x00"
 _HEADER = struct.Struct("!IB")
 _MAX_HANDSHAKE_RECORD = 16 * 1024
+UDP_RECEIVE_BUFFER = 4 << 20  # the kernel caps it at net.core.rmem_max
 
 
 class Kind(IntEnum):
@@ -128,6 +131,15 @@ def _key_or_none_der(cert_der: bytes) -> bytes | None:
         return _key_or_none(x509.load_der_x509_certificate(cert_der))
     except ValueError:
         return None
+
+
+def _widen_receive_buffer(transport: Any) -> None:
+    """A busy node drops datagrams when the kernel's default UDP buffer fills; a lost first Initial
+    makes aioquic's server refuse the client's next one ("no CRYPTO frame") and the handshake fail."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -435,6 +447,7 @@ class QuicTransport:
             configuration=config,
             create_protocol=lambda quic, **kw: _Conn(quic, transport=self, outbound=None),
         )
+        _widen_receive_buffer(self._server._transport)
         sock = self._server._transport.get_extra_info("sockname")  # type: ignore[union-attr]
         self.listen_address = (host, int(sock[1]))
         return self.listen_address
@@ -574,6 +587,7 @@ class QuicTransport:
                 local_addr=(self.listen_address[0], 0),
             )
             assert conn is not None
+            _widen_receive_buffer(conn._transport)
             self.stats.connects += 1
             conn.connect(address)
             await asyncio.wait_for(asyncio.shield(conn.ready), self.limits.handshake_timeout)
