@@ -96,4 +96,13 @@ def test_emit_to_nobody_fails_with_one_line() -> None:
         done = _emit("--endpoint", f"http://127.0.0.1:{port}", "--protocol", "http/protobuf")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert f"export to http://127.0.0.1:{port} (http/protobuf) failed" in done.stderr.splitlines()[-1]
+    (line,) = done.stderr.splitlines()
+    assert f"export to http://127.0.0.1:{port} (http/protobuf) failed" in line
+
+
+def test_emit_refuses_an_endpoint_that_is_not_a_url() -> None:
+    done = _emit("--endpoint", "notaurl")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "knhk-otel emit: error: --endpoint 'notaurl': expected a URL like http://HOST:4317"
+    ]

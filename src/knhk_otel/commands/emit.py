@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from urllib.parse import urlparse
 
 from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.runtime.config import PROTOCOLS, ConfigError, TelemetryConfig
@@ -29,9 +31,19 @@ def run(args: argparse.Namespace) -> int:
     from knhk_otel.emit import emit_registry
     from knhk_otel.runtime.providers import build_providers
 
+    if args.endpoint is not None:
+        url = urlparse(args.endpoint)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            print(
+                f"knhk-otel emit: error: --endpoint {args.endpoint!r}: expected a URL like http://HOST:4317",
+                file=sys.stderr,
+            )
+            return 2
     registry = checked_registry(NAME, args, policies=False)
     if registry is None:
         return 1
+    # the exporters log each failed batch themselves; the one line below says it all
+    logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
     try:
         config = TelemetryConfig.from_env(
             service_name=args.service_name or "knhk-otel-emit",
