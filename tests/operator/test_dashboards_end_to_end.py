@@ -159,8 +159,12 @@ def test_every_dashboard_query_returns_data_from_a_running_mesh(
     assert len(boards) == 6
     port = _closed_port()
     # Prometheus first, so that it sees the mesh from its first round (a rate needs two samples)
+    # with the generated rules: the dashboards read the heavy figures from their recording rules
+    rules = sorted((REPO_ROOT / "collector" / "rules").glob("*.rules.yaml"))
+    assert rules, "no generated rules in collector/rules (run `knhk-otel generate alerts`)"
     server = start_prometheus(
         [{"job_name": "knhk-mesh", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+        rule_files=rules,
         scrape_interval="1s",
     )
     with running_mesh(tmp_path, port):

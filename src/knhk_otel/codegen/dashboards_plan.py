@@ -352,6 +352,21 @@ def board_of(metric: Group, registry_root: str, settings: Settings) -> str:
 
 # --- curated panels ----------------------------------------------------------------------------
 
+_SELECT = '{job=~"$job", instance=~"$instance"}'
+
+
+def recorded(record: str, aggregation: str, labels: Sequence[str] = ()) -> str | None:
+    """`aggregation by (labels) (record{job, instance})` when the `alerts` target records `record`
+    (its recording rules keep job and instance), else None and the caller queries the raw series."""
+    from knhk_otel.codegen.alerts_target import RECORDING_RULES
+
+    if record not in RECORDING_RULES:
+        return None
+    return f"{aggregation}{_by(labels)} ({record}{_SELECT})"
+
+
+_RECORDED_NOTE = " Read from the recording rule `{record}` (a 5-minute window, one series per instance)."
+
 
 def _find(metrics: Mapping[str, Group], name: str) -> Group | None:
     return metrics.get(name)
@@ -379,13 +394,16 @@ def _tick_board(board: BoardPlan, usage: Group, overruns: Group | None, settings
         count = f"sum{_by(labels)} (rate({usage_name}_count{selector(usage)}[{RATE}]))"
         over = counter_rate(overruns, labels)
         compliance = f"1 - (({over} or {count} * 0) / {count})"
+        rule, compliance_note = "knhk_mesh:tick_budget_compliance:ratio", ""
+        if (fast := recorded(rule, "min", labels)) is not None:  # the worst instance per operation
+            compliance, compliance_note = fast, _RECORDED_NOTE.format(record=rule)
         both = (usage.signal_name, overruns.signal_name)
         row = board.row("Budget compliance")
         row.panels.append(
             PanelPlan(
                 "Budget compliance by operation",
-                "Share of operations that finished within their tick budget: 1 - overruns / operations. "
-                + about,
+                "Share of operations that finished within their tick budget: 1 - overruns / operations "
+                "(the worst instance). " + about + compliance_note,
                 "stat",
                 "percentunit",
                 "within budget",
@@ -398,7 +416,9 @@ def _tick_board(board: BoardPlan, usage: Group, overruns: Group | None, settings
         row.panels.append(
             PanelPlan(
                 "Budget compliance over time",
-                "1 - overruns / operations per operation; the alert threshold is 95 %. " + about,
+                "1 - overruns / operations per operation; the alert threshold is 95 %. "
+                + about
+                + compliance_note,
                 "timeseries",
                 "percentunit",
                 "within budget",
@@ -410,12 +430,14 @@ def _tick_board(board: BoardPlan, usage: Group, overruns: Group | None, settings
         )
     for q in _QUANTILES:
         pct = f"p{q * 100:g}"
-        expr = histogram_quantile(usage, q, labels)
+        rule = f"knhk_mesh:tick_usage:{pct}"
+        expr = recorded(rule, "max", labels) or histogram_quantile(usage, q, labels)
+        note = _RECORDED_NOTE.format(record=rule) if rule in expr else ""
         row = board.row(f"{pct} per operation")
         row.panels.append(
             PanelPlan(
                 f"{pct} ticks by operation",
-                f"{pct} of the ticks each operation took. " + about,
+                f"{pct} of the ticks each operation took (the worst instance). " + about + note,
                 "timeseries",
                 "short",
                 "ticks",
@@ -428,7 +450,7 @@ def _tick_board(board: BoardPlan, usage: Group, overruns: Group | None, settings
         row.panels.append(
             PanelPlan(
                 f"{pct} µs by operation",
-                f"{pct} of the same operations in microseconds (ticks * tick_ns / 1000). " + about,
+                f"{pct} of the same operations in microseconds (ticks * tick_ns / 1000). " + about + note,
                 "timeseries",
                 "µs",
                 "microseconds",
@@ -448,19 +470,19 @@ def _overview(board: BoardPlan, metrics: Mapping[str, Group]) -> None:
         expr = f"avg ({naming.prometheus_name(m)}{selector(m)})"
         stats.append(("Peers per agent", "Mean peers in an agent's registry.", "short", "peers", expr, m))
     if (m := _find(metrics, "knhk.mesh.gossip.rounds")) is not None:
-        expr = counter_rate(m, [])
+        expr = recorded("knhk_mesh:gossip_rounds:rate", "sum") or counter_rate(m, [])
         stats.append(("Gossip rounds/s", "Rounds per second, all agents.", "short", "rounds/s", expr, m))
     if (m := _find(metrics, "knhk.mesh.messages")) is not None:
-        expr = counter_rate(m, [])
+        expr = recorded("knhk_mesh:messages:rate", "sum") or counter_rate(m, [])
         stats.append(("Messages/s", "Messages sent and received per second.", "short", "messages/s", expr, m))
     if (m := _find(metrics, "knhk.mesh.convergence.rounds")) is not None:
-        expr = histogram_quantile(m, 0.95, [])
+        expr = recorded("knhk_mesh:convergence_rounds:p95", "max") or histogram_quantile(m, 0.95, [])
         stats.append(("Convergence p95", "Rounds for a write to converge, p95.", "short", "rounds", expr, m))
     if (m := _find(metrics, "knhk.mesh.byzantine.events")) is not None:
-        expr = counter_rate(m, [])
+        expr = recorded("knhk_mesh:byzantine_events:rate", "sum") or counter_rate(m, [])
         stats.append(("Byzantine detections/s", "All kinds.", "short", "events/s", expr, m))
     if (m := _find(metrics, "knhk.mesh.messages.rejected")) is not None:
-        expr = counter_rate(m, [])
+        expr = recorded("knhk_mesh:messages_rejected:rate", "sum") or counter_rate(m, [])
         stats.append(("Rejected messages/s", "All reasons.", "short", "messages/s", expr, m))
     width = 24 // max(1, len(stats)) if stats else 24
     for title, desc, unit, axis, expr, m in stats:
@@ -499,7 +521,12 @@ def _security(board: BoardPlan, metrics: Mapping[str, Group]) -> None:
                 "stat",
                 "short",
                 "events/s",
-                (Query(counter_rate(m, labels), _legend(labels, "detections")),),
+                (
+                    Query(
+                        recorded("knhk_mesh:byzantine_events:rate", "sum", labels) or counter_rate(m, labels),
+                        _legend(labels, "detections"),
+                    ),
+                ),
                 12,
                 4,
                 (m.signal_name,),
@@ -595,13 +622,9 @@ def plan(
     _export(boards["telemetry"])
     _security(boards["security"], by_name)
     usage, overruns = by_name.get(TICK_METRIC), by_name.get(TICK_OVERRUNS)
-    curated: set[str] = set()
     if usage is not None and board_of(usage, registry_root, settings) == "ticks":
         _tick_board(boards["ticks"], usage, overruns, settings)
-        curated.add(usage.signal_name)
     for metric in sorted(metrics, key=lambda m: m.signal_name):
-        if metric.signal_name in curated:
-            continue
         board = boards[board_of(metric, registry_root, settings)]
         component = _component(metric, registry_root).rsplit("/", 1)[-1]
         if not component:
