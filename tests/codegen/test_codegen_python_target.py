@@ -12,7 +12,6 @@ from types import ModuleType
 import pytest
 
 from knhk_otel.codegen import CodegenError, builtin_names, discover, generate_target
-from knhk_otel.runtime.strict import SchemaUsageError
 from knhk_otel.schema.model import Deprecated, EnumMember, EnumType, ResolvedRegistry
 
 from .conftest import REPO_ROOT, VENV_BIN, Sdk, attr, group, registry_of
@@ -32,7 +31,8 @@ def build(tmp_path: Path) -> Iterator[object]:
         if str(tmp_path) not in sys.path:
             sys.path.insert(0, str(tmp_path))
         modules = {
-            m: importlib.import_module(f"{package}.{m}") for m in ("attributes", "spans", "metrics", "events")
+            m: importlib.import_module(f"{package}.{m}")
+            for m in ("attributes", "spans", "metrics", "events", "strict")
         }
         imported.append(package)
         return modules
@@ -130,16 +130,22 @@ def test_names_keywords_builtins_and_reserved_kwargs(build, sdk: Sdk) -> None:  
     jobs.add(2, class_="x", value_=0.5)
 
 
-@pytest.mark.usefixtures("strict_on")
 def test_strict_checks_template_values_and_arrays(build, sdk: Sdk) -> None:  # type: ignore[no-untyped-def]
+    """Each generated package has its own strict switch (it imports nothing of the toolchain)."""
     mods = build(_rich_registry())
+    strict = mods["strict"]
     tracer = sdk.tracer_provider.get_tracer("t")
-    with pytest.raises(SchemaUsageError, match=r"acme\.labels\.team`: expected string, got int"):
+    strict.set_strict(True)
+    error = strict.SchemaUsageError
+    with pytest.raises(error, match=r"acme\.labels\.team`: expected string, got int"):
         mods["spans"].start_work(tracer, class_="x", labels={"team": 3})
-    with pytest.raises(SchemaUsageError, match=r"acme\.tags`: expected a sequence of string"):
+    with pytest.raises(error, match=r"acme\.tags`: expected a sequence of string"):
         mods["spans"].start_work(tracer, class_="x", tags="ab")
-    with pytest.raises(SchemaUsageError, match=r"acme\.code`: 5 is not a member of Code"):
+    with pytest.raises(error, match=r"acme\.code`: 5 is not a member of Code nor one of its values"):
         mods["spans"].start_work(tracer, class_="x", code=5)
+    mods["spans"].start_work(tracer, class_="x", code=1)  # a member's value is accepted
+    with pytest.raises(error, match=r"acme\.code`: True is not a member of Code"):
+        mods["spans"].start_work(tracer, class_="x", code=True)  # bool is not the int 1
 
 
 def test_collision_after_stripping_names_both_definitions() -> None:

@@ -36,6 +36,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "spans.py",
         "metrics.py",
         "events.py",
+        "strict.py",
     }
     sys.path.insert(0, str(root))
     yield root

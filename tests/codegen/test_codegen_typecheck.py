@@ -22,6 +22,7 @@ with spans.start_gossip_round(tracer, node_id="a", gossip_round=1, topology=topo
     s.set_attribute("x", 1)
 operation = attributes.TickOperation.MERGE
 metrics.TickUsage(MeterProvider().get_meter("m")).record(2, tick_operation=operation)
+metrics.TickUsage(MeterProvider().get_meter("m")).record(2, tick_operation="merge")
 """
 
 BAD = """
@@ -35,7 +36,7 @@ meter = MeterProvider().get_meter("m")
 spans.start_gossip_round(tracer, node_id="a")  # line 8: required attribute missing
 spans.start_gossip_round(tracer, node_id="a", gossip_round="1")  # line 9: wrong type
 metrics.TickUsage(meter).record(1, tick_operation=attributes.TickOperation.TELEPORT)  # line 10
-metrics.TickUsage(meter).record(1, tick_operation="merge")  # line 11: a plain string
+metrics.TickUsage(meter).record(1, tick_operation="merj")  # line 11: not a member value
 spans.start_gossip_round(tracer, node_id="a", gossip_round=1, colour="red")  # line 12: not in the schema
 """
 
@@ -67,5 +68,7 @@ def test_wrong_calls_fail_type_checking(tmp_path: Path) -> None:
     assert 'Missing named argument "gossip_round"' in errors[8], result.stdout
     assert 'Argument "gossip_round" to "start_gossip_round" has incompatible type "str"' in errors[9]
     assert '"TELEPORT"' in errors[10] and "TickOperation" in errors[10]
-    assert '"tick_operation" to "record" of "TickUsage" has incompatible type "str"' in errors[11]
+    assert (
+        '"tick_operation" to "record" of "TickUsage" has incompatible type "Literal[\'merj\']"' in errors[11]
+    )
     assert 'Unexpected keyword argument "colour"' in errors[12]

@@ -40,6 +40,16 @@ class PyEnum:
     base: str  # StrEnum | IntEnum | Enum
     members: tuple[PyMember, ...]
 
+    @property
+    def value_alias(self) -> str | None:
+        """`<Class>Value`, a `Literal` of the member values, so a helper takes `"push"` as well as
+        `GossipPhase.PUSH` and mypy rejects `"pushh"`; None when the values are not all str or int
+        (a `Literal` cannot hold a float)."""
+        values = [m.member.value for m in self.members]
+        if not values or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            return None
+        return f"{self.class_name}Value"
+
 
 @dataclass(frozen=True, slots=True)
 class PyAttribute:
@@ -199,6 +209,10 @@ def _spec_type(attr: Attribute, enum: PyEnum | None) -> str:
     return py_str(attr.type)
 
 
+def _enum_annotation(annotation: str, enum: PyEnum) -> str:
+    return f"{annotation} | {ENUMS}{enum.value_alias}" if enum.value_alias else annotation
+
+
 def _params(
     group: Group, attrs: Mapping[str, PyAttribute], inp: GenerationInput, errors: list[Diagnostic]
 ) -> tuple[PyParam, ...]:
@@ -221,6 +235,8 @@ def _params(
         if isinstance(attr.type, EnumType) and enum is None and attr.type.members:
             enum = _members_enum(attr, inp)
         annotation = python_type(attr, ENUMS + enum.class_name if enum else None, ABC, TYPES)
+        if enum is not None:
+            annotation = _enum_annotation(annotation, enum)
         out.append(
             PyParam(
                 kwarg=chosen[attr.name],
@@ -386,6 +402,7 @@ def context(inp: GenerationInput) -> dict[str, Any]:
         "py_imports": {
             "attributes": {
                 "StrEnum": any(e.enum is not None and e.enum.base == "StrEnum" for e in enums),
+                "Literal": any(e.enum is not None and e.enum.value_alias for e in enums),
                 "IntEnum": any(e.enum is not None and e.enum.base == "IntEnum" for e in enums),
                 "Enum": any(e.enum is not None and e.enum.base == "Enum" for e in enums),
             },

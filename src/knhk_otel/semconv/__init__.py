@@ -2,11 +2,12 @@
 # the schema and regenerate.
 """Typed OpenTelemetry helpers for the registry `knhk_mesh 0.1.0`: import the submodules you need.
 
-`attributes` (names and enums), `spans` (context managers), `metrics` (instrument classes) and
-`events` (log-record emitters). Names are not re-exported flat: an enum and a metric class may
-share a name.
+`attributes` (names and enums), `spans` (context managers), `metrics` (instrument classes),
+`events` (log-record emitters) and `strict` (`strict.set_strict(True)` checks every argument
+against the schema). The package needs nothing but `opentelemetry-api`. Names are not
+re-exported flat: an enum and a metric class may share a name.
 """
 
-from . import attributes, events, metrics, spans
+from . import attributes, events, metrics, spans, strict
 
-__all__ = ["attributes", "events", "metrics", "spans"]
+__all__ = ["attributes", "events", "metrics", "spans", "strict"]

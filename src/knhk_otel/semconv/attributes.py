@@ -7,7 +7,7 @@ enum classes after the name without the registry's namespace, in PascalCase.
 """
 
 from enum import StrEnum
-from typing import Final
+from typing import Final, Literal, TypeAlias
 
 ERROR_TYPE: Final = "error.type"
 """Describes a class of error the operation ended with."""
@@ -144,6 +144,18 @@ class ByzantineKind(StrEnum):
     """Relayed membership records whose addresses kept failing their challenges."""
 
 
+ByzantineKindValue: TypeAlias = Literal[
+    "invalid_signature",
+    "equivocation",
+    "replay",
+    "rate_limited",
+    "malformed",
+    "unknown_sender",
+    "impersonation",
+]
+"""The values of `ByzantineKind`: a helper takes a member or its value."""
+
+
 class GossipPhase(StrEnum):
     """Values of `knhk.mesh.gossip.phase`: Phase of a gossip round."""
 
@@ -157,6 +169,15 @@ class GossipPhase(StrEnum):
     """Digests compared with sampled peers."""
 
 
+GossipPhaseValue: TypeAlias = Literal[
+    "push",
+    "pull",
+    "merge",
+    "converge",
+]
+"""The values of `GossipPhase`: a helper takes a member or its value."""
+
+
 class HierarchyLevel(StrEnum):
     """Values of `knhk.mesh.hierarchy.level`: Level of an agent in the hierarchical topology."""
 
@@ -168,6 +189,14 @@ class HierarchyLevel(StrEnum):
     """A global coordinator gossiping between aggregators."""
 
 
+HierarchyLevelValue: TypeAlias = Literal[
+    "edge",
+    "aggregator",
+    "coordinator",
+]
+"""The values of `HierarchyLevel`: a helper takes a member or its value."""
+
+
 class MessageDirection(StrEnum):
     """Values of `knhk.mesh.message.direction`: Whether a message was sent or received by the node."""
 
@@ -175,6 +204,13 @@ class MessageDirection(StrEnum):
     """Outgoing."""
     RECEIVED = "received"
     """Incoming."""
+
+
+MessageDirectionValue: TypeAlias = Literal[
+    "sent",
+    "received",
+]
+"""The values of `MessageDirection`: a helper takes a member or its value."""
 
 
 class MessageType(StrEnum):
@@ -204,6 +240,19 @@ class MessageType(StrEnum):
     """The echoed token of a challenge, with the answerer's signed record."""
 
 
+MessageTypeValue: TypeAlias = Literal[
+    "push",
+    "pull_request",
+    "delta",
+    "join",
+    "membership",
+    "ping",
+    "pong",
+    "evidence",
+]
+"""The values of `MessageType`: a helper takes a member or its value."""
+
+
 class PartitionStatus(StrEnum):
     """Values of `knhk.mesh.partition.status`: Partition status of the node."""
 
@@ -213,6 +262,14 @@ class PartitionStatus(StrEnum):
     """The node reaches fewer than a quorum; on the minority side it is read-only."""
     RECOVERING = "recovering"
     """Quorum is back; the node re-gossips full state to merge the sides."""
+
+
+PartitionStatusValue: TypeAlias = Literal[
+    "healthy",
+    "partitioned",
+    "recovering",
+]
+"""The values of `PartitionStatus`: a helper takes a member or its value."""
 
 
 class PeerSelectionStrategy(StrEnum):
@@ -226,6 +283,15 @@ class PeerSelectionStrategy(StrEnum):
     """Mostly random with a share of low-latency peers."""
     GEOGRAPHIC = "geographic"
     """Peers of the same region, plus leaders of others."""
+
+
+PeerSelectionStrategyValue: TypeAlias = Literal[
+    "random",
+    "latency",
+    "hybrid",
+    "geographic",
+]
+"""The values of `PeerSelectionStrategy`: a helper takes a member or its value."""
 
 
 class RejectionReason(StrEnum):
@@ -265,6 +331,24 @@ class RejectionReason(StrEnum):
     """A QUIC peer's node certificate is on the mesh CA's revocation list."""
 
 
+RejectionReasonValue: TypeAlias = Literal[
+    "invalid_signature",
+    "equivocation",
+    "replay",
+    "rate_limited",
+    "malformed",
+    "unknown_sender",
+    "impersonation",
+    "low_reputation",
+    "oversized",
+    "read_only",
+    "untrusted_certificate",
+    "expired_certificate",
+    "revoked_certificate",
+]
+"""The values of `RejectionReason`: a helper takes a member or its value."""
+
+
 class ReputationReason(StrEnum):
     """Values of `knhk.mesh.reputation.reason`: Why a peer's reputation changed."""
 
@@ -290,6 +374,19 @@ class ReputationReason(StrEnum):
     """Good behaviour over time restored part of the peer's reputation."""
 
 
+ReputationReasonValue: TypeAlias = Literal[
+    "invalid_signature",
+    "equivocation",
+    "replay",
+    "rate_limited",
+    "malformed",
+    "unknown_sender",
+    "impersonation",
+    "recovery",
+]
+"""The values of `ReputationReason`: a helper takes a member or its value."""
+
+
 class SchemaFindingLevel(StrEnum):
     """Values of `knhk.mesh.schema.finding.level`: Level of a schema finding."""
 
@@ -299,6 +396,14 @@ class SchemaFindingLevel(StrEnum):
     """The emission is allowed but could follow the schema better."""
     INFORMATION = "information"
     """Worth knowing, nothing to fix."""
+
+
+SchemaFindingLevelValue: TypeAlias = Literal[
+    "violation",
+    "improvement",
+    "information",
+]
+"""The values of `SchemaFindingLevel`: a helper takes a member or its value."""
 
 
 class SchemaSignalType(StrEnum):
@@ -312,6 +417,15 @@ class SchemaSignalType(StrEnum):
     """An event (log record with an event name)."""
     RESOURCE = "resource"
     """A resource."""
+
+
+SchemaSignalTypeValue: TypeAlias = Literal[
+    "span",
+    "metric",
+    "event",
+    "resource",
+]
+"""The values of `SchemaSignalType`: a helper takes a member or its value."""
 
 
 class TickOperation(StrEnum):
@@ -329,6 +443,16 @@ class TickOperation(StrEnum):
     """Handling one whole message (budget 8 ticks)."""
 
 
+TickOperationValue: TypeAlias = Literal[
+    "peer_selection",
+    "validation",
+    "merge",
+    "convergence_check",
+    "message",
+]
+"""The values of `TickOperation`: a helper takes a member or its value."""
+
+
 class Topology(StrEnum):
     """Values of `knhk.mesh.topology`: Deployment topology of the mesh."""
 
@@ -340,8 +464,22 @@ class Topology(StrEnum):
     """Edge, aggregator and coordinator levels (100k to 1M agents)."""
 
 
+TopologyValue: TypeAlias = Literal[
+    "single_region",
+    "multi_region",
+    "hierarchical",
+]
+"""The values of `Topology`: a helper takes a member or its value."""
+
+
 class TelemetrySdkLanguage(StrEnum):
     """Values of `telemetry.sdk.language`: The language of the telemetry SDK."""
 
     PYTHON = "python"
     """Python."""
+
+
+TelemetrySdkLanguageValue: TypeAlias = Literal[
+    "python",
+]
+"""The values of `TelemetrySdkLanguage`: a helper takes a member or its value."""

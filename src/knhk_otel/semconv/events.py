@@ -3,15 +3,14 @@
 """Event helpers of the registry `knhk_mesh 0.1.0`: each emits one OpenTelemetry log record.
 
 The record's `event_name` is the event's schema name and the arguments are its attributes (None
-means "not set"). With strict mode on (`knhk_otel.runtime.strict`) arguments are checked first.
+means "not set"). With strict mode on (`strict.set_strict(True)`) arguments are checked first.
 """
 
 from opentelemetry import _logs
 from opentelemetry.util import types as _types
 
-from knhk_otel.runtime import strict as _strict
-
 from . import attributes
+from . import strict as _strict
 
 _SPEC_EMIT_BYZANTINE_DETECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -27,8 +26,8 @@ def emit_byzantine_detected(
     *,
     node_id: str,
     peer_id: str,
-    byzantine_kind: attributes.ByzantineKind,
-    message_type: attributes.MessageType | None = None,
+    byzantine_kind: attributes.ByzantineKind | attributes.ByzantineKindValue,
+    message_type: attributes.MessageType | attributes.MessageTypeValue | None = None,
     network_peer_address: str | None = None,
 ) -> None:
     """The node detected Byzantine behaviour of a peer; the evidence is kept (and gossiped for
@@ -60,10 +59,10 @@ def emit_byzantine_detected(
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
         "knhk.mesh.peer.id": peer_id,
-        "knhk.mesh.byzantine.kind": byzantine_kind._value_,
+        "knhk.mesh.byzantine.kind": getattr(byzantine_kind, "_value_", byzantine_kind),
     }
     if message_type is not None:
-        _attributes["knhk.mesh.message.type"] = message_type._value_
+        _attributes["knhk.mesh.message.type"] = getattr(message_type, "_value_", message_type)
     if network_peer_address is not None:
         _attributes["network.peer.address"] = network_peer_address
 
@@ -131,7 +130,7 @@ def emit_handshake_refused(
     logger: _logs.Logger,
     *,
     node_id: str,
-    rejection_reason: attributes.RejectionReason,
+    rejection_reason: attributes.RejectionReason | attributes.RejectionReasonValue,
     peer_id: str | None = None,
     network_peer_address: str | None = None,
 ) -> None:
@@ -162,7 +161,7 @@ def emit_handshake_refused(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.rejection.reason": rejection_reason._value_,
+        "knhk.mesh.rejection.reason": getattr(rejection_reason, "_value_", rejection_reason),
     }
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
@@ -370,7 +369,7 @@ def emit_reputation_changed(
     peer_id: str,
     reputation_previous: float,
     reputation_current: float,
-    reputation_reason: attributes.ReputationReason,
+    reputation_reason: attributes.ReputationReason | attributes.ReputationReasonValue,
 ) -> None:
     """A peer's reputation changed, with the reason.
 
@@ -403,7 +402,7 @@ def emit_reputation_changed(
         "knhk.mesh.peer.id": peer_id,
         "knhk.mesh.reputation.previous": reputation_previous,
         "knhk.mesh.reputation.current": reputation_current,
-        "knhk.mesh.reputation.reason": reputation_reason._value_,
+        "knhk.mesh.reputation.reason": getattr(reputation_reason, "_value_", reputation_reason),
     }
 
     logger.emit(event_name="knhk.mesh.reputation.changed", attributes=_attributes)

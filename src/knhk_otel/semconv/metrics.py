@@ -12,9 +12,8 @@ from typing import Any, Final
 from opentelemetry import metrics as _metrics
 from opentelemetry.util import types as _types
 
-from knhk_otel.runtime import strict as _strict
-
 from . import attributes
+from . import strict as _strict
 
 _SPEC_BYZANTINE_EVENTS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.byzantine.kind", attributes.ByzantineKind, True),
@@ -50,7 +49,7 @@ class ByzantineEvents:
         self,
         value: float,
         *,
-        byzantine_kind: attributes.ByzantineKind,
+        byzantine_kind: attributes.ByzantineKind | attributes.ByzantineKindValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -62,7 +61,7 @@ class ByzantineEvents:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.byzantine.kind": byzantine_kind._value_,
+            "knhk.mesh.byzantine.kind": getattr(byzantine_kind, "_value_", byzantine_kind),
         }
 
         self._instrument.add(value, _attributes)
@@ -133,7 +132,7 @@ class ConvergenceDuration:
         self,
         value: float,
         *,
-        topology: attributes.Topology | None = None,
+        topology: attributes.Topology | attributes.TopologyValue | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
         if _strict.enabled:
@@ -146,7 +145,7 @@ class ConvergenceDuration:
             )
         _attributes: dict[str, _types.AttributeValue] = {}
         if topology is not None:
-            _attributes["knhk.mesh.topology"] = topology._value_
+            _attributes["knhk.mesh.topology"] = getattr(topology, "_value_", topology)
 
         self._instrument.record(value, _attributes)
 
@@ -203,7 +202,7 @@ class ConvergenceRounds:
         self,
         value: float,
         *,
-        topology: attributes.Topology | None = None,
+        topology: attributes.Topology | attributes.TopologyValue | None = None,
     ) -> None:
         """Record `value` with the given attributes."""
         if _strict.enabled:
@@ -216,7 +215,7 @@ class ConvergenceRounds:
             )
         _attributes: dict[str, _types.AttributeValue] = {}
         if topology is not None:
-            _attributes["knhk.mesh.topology"] = topology._value_
+            _attributes["knhk.mesh.topology"] = getattr(topology, "_value_", topology)
 
         self._instrument.record(value, _attributes)
 
@@ -325,7 +324,7 @@ class HierarchyAgents:
         self,
         value: float,
         *,
-        hierarchy_level: attributes.HierarchyLevel,
+        hierarchy_level: attributes.HierarchyLevel | attributes.HierarchyLevelValue,
         region: str | None = None,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
@@ -339,7 +338,7 @@ class HierarchyAgents:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.hierarchy.level": hierarchy_level._value_,
+            "knhk.mesh.hierarchy.level": getattr(hierarchy_level, "_value_", hierarchy_level),
         }
         if region is not None:
             _attributes["knhk.mesh.region"] = region
@@ -383,8 +382,8 @@ class Messages:
         self,
         value: float,
         *,
-        message_direction: attributes.MessageDirection,
-        message_type: attributes.MessageType,
+        message_direction: attributes.MessageDirection | attributes.MessageDirectionValue,
+        message_type: attributes.MessageType | attributes.MessageTypeValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -397,8 +396,8 @@ class Messages:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.message.direction": message_direction._value_,
-            "knhk.mesh.message.type": message_type._value_,
+            "knhk.mesh.message.direction": getattr(message_direction, "_value_", message_direction),
+            "knhk.mesh.message.type": getattr(message_type, "_value_", message_type),
         }
 
         self._instrument.add(value, _attributes)
@@ -437,7 +436,7 @@ class MessagesRejected:
         self,
         value: float,
         *,
-        rejection_reason: attributes.RejectionReason,
+        rejection_reason: attributes.RejectionReason | attributes.RejectionReasonValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -449,7 +448,7 @@ class MessagesRejected:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.rejection.reason": rejection_reason._value_,
+            "knhk.mesh.rejection.reason": getattr(rejection_reason, "_value_", rejection_reason),
         }
 
         self._instrument.add(value, _attributes)
@@ -489,7 +488,7 @@ class NetworkIo:
         self,
         value: float,
         *,
-        message_direction: attributes.MessageDirection,
+        message_direction: attributes.MessageDirection | attributes.MessageDirectionValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -501,7 +500,7 @@ class NetworkIo:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.message.direction": message_direction._value_,
+            "knhk.mesh.message.direction": getattr(message_direction, "_value_", message_direction),
         }
 
         self._instrument.add(value, _attributes)
@@ -593,7 +592,7 @@ class PartitionStatus:
         self,
         value: float,
         *,
-        partition_status: attributes.PartitionStatus,
+        partition_status: attributes.PartitionStatus | attributes.PartitionStatusValue,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
         if _strict.enabled:
@@ -605,7 +604,7 @@ class PartitionStatus:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.partition.status": partition_status._value_,
+            "knhk.mesh.partition.status": getattr(partition_status, "_value_", partition_status),
         }
 
         self._instrument.set(value, _attributes)
@@ -862,8 +861,8 @@ class SchemaFindings:
         value: float,
         *,
         schema_finding_id: str,
-        schema_finding_level: attributes.SchemaFindingLevel,
-        schema_signal_type: attributes.SchemaSignalType | None = None,
+        schema_finding_level: attributes.SchemaFindingLevel | attributes.SchemaFindingLevelValue,
+        schema_signal_type: attributes.SchemaSignalType | attributes.SchemaSignalTypeValue | None = None,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -878,10 +877,14 @@ class SchemaFindings:
             )
         _attributes: dict[str, _types.AttributeValue] = {
             "knhk.mesh.schema.finding.id": schema_finding_id,
-            "knhk.mesh.schema.finding.level": schema_finding_level._value_,
+            "knhk.mesh.schema.finding.level": (
+                getattr(schema_finding_level, "_value_", schema_finding_level)
+            ),
         }
         if schema_signal_type is not None:
-            _attributes["knhk.mesh.schema.signal.type"] = schema_signal_type._value_
+            _attributes["knhk.mesh.schema.signal.type"] = (
+                getattr(schema_signal_type, "_value_", schema_signal_type)
+            )
 
         self._instrument.add(value, _attributes)
 
@@ -921,7 +924,7 @@ class TelemetryExportFailures:
         self,
         value: float,
         *,
-        schema_signal_type: attributes.SchemaSignalType,
+        schema_signal_type: attributes.SchemaSignalType | attributes.SchemaSignalTypeValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -933,7 +936,7 @@ class TelemetryExportFailures:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.schema.signal.type": schema_signal_type._value_,
+            "knhk.mesh.schema.signal.type": getattr(schema_signal_type, "_value_", schema_signal_type),
         }
 
         self._instrument.add(value, _attributes)
@@ -973,7 +976,7 @@ class TickOverruns:
         self,
         value: float,
         *,
-        tick_operation: attributes.TickOperation,
+        tick_operation: attributes.TickOperation | attributes.TickOperationValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -985,7 +988,7 @@ class TickOverruns:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.tick.operation": tick_operation._value_,
+            "knhk.mesh.tick.operation": getattr(tick_operation, "_value_", tick_operation),
         }
 
         self._instrument.add(value, _attributes)
@@ -1037,7 +1040,7 @@ class TickUsage:
         self,
         value: float,
         *,
-        tick_operation: attributes.TickOperation,
+        tick_operation: attributes.TickOperation | attributes.TickOperationValue,
     ) -> None:
         """Record `value` with the given attributes."""
         if _strict.enabled:
@@ -1049,7 +1052,7 @@ class TickUsage:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.tick.operation": tick_operation._value_,
+            "knhk.mesh.tick.operation": getattr(tick_operation, "_value_", tick_operation),
         }
 
         self._instrument.record(value, _attributes)
@@ -1088,7 +1091,7 @@ class TopologyClusters:
         self,
         value: float,
         *,
-        topology: attributes.Topology,
+        topology: attributes.Topology | attributes.TopologyValue,
     ) -> None:
         """Set the gauge to `value` with the given attributes."""
         if _strict.enabled:
@@ -1100,7 +1103,7 @@ class TopologyClusters:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.topology": topology._value_,
+            "knhk.mesh.topology": getattr(topology, "_value_", topology),
         }
 
         self._instrument.set(value, _attributes)
@@ -1139,7 +1142,7 @@ class TopologyRebalances:
         self,
         value: float,
         *,
-        topology: attributes.Topology,
+        topology: attributes.Topology | attributes.TopologyValue,
     ) -> None:
         """Add `value` with the given attributes."""
         if _strict.enabled:
@@ -1151,7 +1154,7 @@ class TopologyRebalances:
                 ),
             )
         _attributes: dict[str, _types.AttributeValue] = {
-            "knhk.mesh.topology": topology._value_,
+            "knhk.mesh.topology": getattr(topology, "_value_", topology),
         }
 
         self._instrument.add(value, _attributes)

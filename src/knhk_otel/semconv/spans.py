@@ -3,7 +3,7 @@
 """Span helpers of the registry `knhk_mesh 0.1.0`: one context manager per span definition.
 
 Each `start_*` opens the span with its schema name and kind and sets the given attributes (None
-means "not set"). With strict mode on (`knhk_otel.runtime.strict`) arguments are checked first.
+means "not set"). With strict mode on (`strict.set_strict(True)`) arguments are checked first.
 """
 
 from contextlib import AbstractContextManager
@@ -11,9 +11,8 @@ from contextlib import AbstractContextManager
 from opentelemetry import trace as _trace
 from opentelemetry.util import types as _types
 
-from knhk_otel.runtime import strict as _strict
-
 from . import attributes
+from . import strict as _strict
 
 _SPEC_START_GOSSIP_ROUND: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
@@ -31,11 +30,13 @@ def start_gossip_round(
     *,
     node_id: str,
     gossip_round: int,
-    gossip_phase: attributes.GossipPhase | None = None,
+    gossip_phase: attributes.GossipPhase | attributes.GossipPhaseValue | None = None,
     gossip_fanout: int | None = None,
     peer_count: int | None = None,
-    topology: attributes.Topology | None = None,
-    peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
+    topology: attributes.Topology | attributes.TopologyValue | None = None,
+    peer_selection_strategy: (
+        attributes.PeerSelectionStrategy | attributes.PeerSelectionStrategyValue | None
+    ) = None,
 ) -> AbstractContextManager[_trace.Span]:
     """One push-pull gossip round of a node.
 
@@ -71,15 +72,17 @@ def start_gossip_round(
         "knhk.mesh.gossip.round": gossip_round,
     }
     if gossip_phase is not None:
-        _attributes["knhk.mesh.gossip.phase"] = gossip_phase._value_
+        _attributes["knhk.mesh.gossip.phase"] = getattr(gossip_phase, "_value_", gossip_phase)
     if gossip_fanout is not None:
         _attributes["knhk.mesh.gossip.fanout"] = gossip_fanout
     if peer_count is not None:
         _attributes["knhk.mesh.peer.count"] = peer_count
     if topology is not None:
-        _attributes["knhk.mesh.topology"] = topology._value_
+        _attributes["knhk.mesh.topology"] = getattr(topology, "_value_", topology)
     if peer_selection_strategy is not None:
-        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy._value_
+        _attributes["knhk.mesh.peer.selection_strategy"] = (
+            getattr(peer_selection_strategy, "_value_", peer_selection_strategy)
+        )
 
     return tracer.start_as_current_span(
         "knhk.mesh.gossip.round",
@@ -103,9 +106,9 @@ def start_message_receive(
     *,
     node_id: str,
     peer_id: str | None = None,
-    message_type: attributes.MessageType | None = None,
+    message_type: attributes.MessageType | attributes.MessageTypeValue | None = None,
     message_size: int | None = None,
-    rejection_reason: attributes.RejectionReason | None = None,
+    rejection_reason: attributes.RejectionReason | attributes.RejectionReasonValue | None = None,
     error_type: str | None = None,
     network_peer_address: str | None = None,
 ) -> AbstractContextManager[_trace.Span]:
@@ -146,11 +149,13 @@ def start_message_receive(
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
     if message_type is not None:
-        _attributes["knhk.mesh.message.type"] = message_type._value_
+        _attributes["knhk.mesh.message.type"] = getattr(message_type, "_value_", message_type)
     if message_size is not None:
         _attributes["knhk.mesh.message.size"] = message_size
     if rejection_reason is not None:
-        _attributes["knhk.mesh.rejection.reason"] = rejection_reason._value_
+        _attributes["knhk.mesh.rejection.reason"] = (
+            getattr(rejection_reason, "_value_", rejection_reason)
+        )
     if error_type is not None:
         _attributes["error.type"] = error_type
     if network_peer_address is not None:
@@ -176,7 +181,7 @@ def start_message_send(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-    message_type: attributes.MessageType,
+    message_type: attributes.MessageType | attributes.MessageTypeValue,
     peer_id: str | None = None,
     message_size: int | None = None,
     network_peer_address: str | None = None,
@@ -212,7 +217,7 @@ def start_message_send(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.message.type": message_type._value_,
+        "knhk.mesh.message.type": getattr(message_type, "_value_", message_type),
     }
     if peer_id is not None:
         _attributes["knhk.mesh.peer.id"] = peer_id
@@ -241,7 +246,7 @@ def start_partition_detect(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-    partition_status: attributes.PartitionStatus,
+    partition_status: attributes.PartitionStatus | attributes.PartitionStatusValue,
     partition_reachable: int,
     partition_quorum: int,
 ) -> AbstractContextManager[_trace.Span]:
@@ -271,7 +276,7 @@ def start_partition_detect(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.partition.status": partition_status._value_,
+        "knhk.mesh.partition.status": getattr(partition_status, "_value_", partition_status),
         "knhk.mesh.partition.reachable": partition_reachable,
         "knhk.mesh.partition.quorum": partition_quorum,
     }
@@ -294,7 +299,7 @@ def start_partition_recover(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-    partition_status: attributes.PartitionStatus,
+    partition_status: attributes.PartitionStatus | attributes.PartitionStatusValue,
     partition_reachable: int | None = None,
     state_entries: int | None = None,
 ) -> AbstractContextManager[_trace.Span]:
@@ -324,7 +329,7 @@ def start_partition_recover(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.partition.status": partition_status._value_,
+        "knhk.mesh.partition.status": getattr(partition_status, "_value_", partition_status),
     }
     if partition_reachable is not None:
         _attributes["knhk.mesh.partition.reachable"] = partition_reachable
@@ -476,9 +481,11 @@ def start_topology_rebalance(
     tracer: _trace.Tracer,
     *,
     node_id: str,
-    topology: attributes.Topology,
+    topology: attributes.Topology | attributes.TopologyValue,
     topology_clusters: int,
-    peer_selection_strategy: attributes.PeerSelectionStrategy | None = None,
+    peer_selection_strategy: (
+        attributes.PeerSelectionStrategy | attributes.PeerSelectionStrategyValue | None
+    ) = None,
 ) -> AbstractContextManager[_trace.Span]:
     """Peer preferences recomputed from measured latencies.
 
@@ -506,11 +513,13 @@ def start_topology_rebalance(
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
-        "knhk.mesh.topology": topology._value_,
+        "knhk.mesh.topology": getattr(topology, "_value_", topology),
         "knhk.mesh.topology.clusters": topology_clusters,
     }
     if peer_selection_strategy is not None:
-        _attributes["knhk.mesh.peer.selection_strategy"] = peer_selection_strategy._value_
+        _attributes["knhk.mesh.peer.selection_strategy"] = (
+            getattr(peer_selection_strategy, "_value_", peer_selection_strategy)
+        )
 
     return tracer.start_as_current_span(
         "knhk.mesh.topology.rebalance",
