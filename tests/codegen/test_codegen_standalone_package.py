@@ -51,7 +51,7 @@ with spans.start_gossip_round(tracer, node_id="a", gossip_round=1, gossip_phase=
 with spans.start_gossip_round(tracer, node_id="a", gossip_round=2, gossip_phase=attributes.GossipPhase.PULL):
     pass
 messages = metrics.Messages(otel_metrics.get_meter("user"))
-messages.add(1, node_id="a", message_direction="sent", message_type=attributes.MessageType.PUSH)
+messages.add(1, message_direction="sent", message_type=attributes.MessageType.PUSH)
 events.emit_byzantine_detected(
     _logs.get_logger("user"), node_id="a", peer_id="b", byzantine_kind=attributes.ByzantineKind.EQUIVOCATION
 )
