@@ -152,6 +152,8 @@ ByzantineKindValue: TypeAlias = Literal[
     "malformed",
     "unknown_sender",
     "impersonation",
+    "forged_record",
+    "unproven_record",
 ]
 """The values of `ByzantineKind`: a helper takes a member or its value."""
 
@@ -242,13 +244,15 @@ class MessageType(StrEnum):
 
 MessageTypeValue: TypeAlias = Literal[
     "push",
-    "pull_request",
-    "delta",
+    "sync_request",
+    "sync_reply",
     "join",
     "membership",
     "ping",
     "pong",
     "evidence",
+    "challenge",
+    "answer",
 ]
 """The values of `MessageType`: a helper takes a member or its value."""
 
@@ -339,6 +343,9 @@ RejectionReasonValue: TypeAlias = Literal[
     "malformed",
     "unknown_sender",
     "impersonation",
+    "forged_record",
+    "duplicate",
+    "barred",
     "low_reputation",
     "oversized",
     "read_only",
@@ -381,6 +388,8 @@ ReputationReasonValue: TypeAlias = Literal[
     "rate_limited",
     "malformed",
     "unknown_sender",
+    "forged_record",
+    "unproven_record",
     "impersonation",
     "recovery",
 ]
