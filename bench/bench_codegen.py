@@ -99,17 +99,16 @@ def _metric_pair() -> tuple[float, float]:
             counter.add(
                 1,
                 {
-                    "knhk.mesh.node.id": "a1b2c3d4",
                     "knhk.mesh.message.direction": "sent",
                     "knhk.mesh.message.type": "push",
                 },
             )
-            histogram.record(i & 7, {"knhk.mesh.node.id": "a1b2c3d4", "knhk.mesh.tick.operation": "merge"})
+            histogram.record(i & 7, {"knhk.mesh.tick.operation": "merge"})
 
     def helper(n: int) -> None:
         for i in range(n):
-            messages.add(1, node_id="a1b2c3d4", message_direction=sent, message_type=push)
-            usage.record(i & 7, node_id="a1b2c3d4", tick_operation=merge)
+            messages.add(1, message_direction=sent, message_type=push)
+            usage.record(i & 7, tick_operation=merge)
 
     try:
         return _best_pair(raw, helper, METRIC_ITERATIONS)
