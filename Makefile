@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint generate generate-check bench clean venv prometheus
+.PHONY: demo test lint generate generate-check bench clean venv prometheus reference
 
 venv: $(STAMP)
 
@@ -46,6 +46,13 @@ test: $(STAMP) prometheus
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	bash scripts/telemetry-schema-ci.sh
+	@$(BIN)/python -m knhk_otel.harness.reference .
+
+# Fetch the pinned reference data (semconv v1.44.0, Weaver's schemas and test data, Grafana, OTelBin,
+# compose) into $$KNHK_REFERENCE_DIR (default ../shared/reference). Needs internet access; never run on
+# the development machines (no network): `bash scripts/fetch-reference.sh --help` says what it fetches.
+reference:
+	bash scripts/fetch-reference.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -19,14 +19,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import SpanKind
-from run import Figure, figure  # type: ignore[import-not-found]
+from run import Figure, figure, reference  # type: ignore[import-not-found]
 
 from knhk_otel.codegen import discover, generate_target
+from knhk_otel.harness.reference import SEMCONV_MODEL
 from knhk_otel.runtime import strict
 from knhk_otel.schema import load_and_resolve
 from knhk_otel.semconv import attributes, metrics, spans
 
-MODEL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
 SPAN_ITERATIONS = 4_000
 METRIC_ITERATIONS = 20_000
 REPETITIONS = 9
@@ -116,20 +116,20 @@ def _metric_pair() -> tuple[float, float]:
         provider.shutdown()
 
 
-def _generate_times() -> tuple[float, float]:
+def _generate_times(model: Path) -> tuple[float, float]:
     target = discover()["python"]
     load_times: list[float] = []
     gen_times: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(GENERATE_ROUNDS):
             started = time.perf_counter()
-            registry, _ = load_and_resolve(MODEL)
+            registry, _ = load_and_resolve(model)
             load_times.append(time.perf_counter() - started)
             assert registry is not None
             started = time.perf_counter()
-            registry, _ = load_and_resolve(MODEL)
+            registry, _ = load_and_resolve(model)
             assert registry is not None
-            generate_target(target, registry, MODEL, Path(tmp) / f"out{i}", registry_display="model")
+            generate_target(target, registry, model, Path(tmp) / f"out{i}", registry_display="model")
             gen_times.append(time.perf_counter() - started)
     return statistics.median(gen_times), statistics.median(load_times)
 
@@ -160,8 +160,9 @@ def run() -> dict[str, Figure]:
             f"interleaved x {METRIC_ITERATIONS}",
         ),
     }
-    if MODEL.is_dir():
-        generated, loaded = _generate_times()
+    model = reference(SEMCONV_MODEL, "generate_semconv_s")
+    if model is not None:
+        generated, loaded = _generate_times(model)
         out["generate_semconv_s"] = figure(
             generated,
             "s",

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from run import Figure, figure  # type: ignore[import-not-found]
+from run import Figure, figure, reference  # type: ignore[import-not-found]
 
+from knhk_otel.harness.reference import SEMCONV_MODEL
 from knhk_otel.schema import load_and_resolve
 
-MODEL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
 ROUNDS = 3
 
 
@@ -30,22 +30,25 @@ def _median_seconds(work: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
-def _bare_yaml() -> None:
-    for path in sorted(MODEL.rglob("*.yaml")):
+def _bare_yaml(model: Path) -> None:
+    for path in sorted(model.rglob("*.yaml")):
         yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
 
 
 def run() -> dict[str, Figure]:
+    model = reference(SEMCONV_MODEL, "check_semconv_s and resolve_semconv_s")
+    if model is None:
+        return {}
     check: Callable[[Path], object] | None
     try:
         from knhk_otel.check.runner import run_checks as check
     except ImportError:
         check = None
-    baseline = _median_seconds(_bare_yaml)
-    resolve_only = _median_seconds(lambda: load_and_resolve(MODEL))
+    baseline = _median_seconds(lambda: _bare_yaml(model))
+    resolve_only = _median_seconds(lambda: load_and_resolve(model))
     if check is not None:
         run_check = check
-        full = _median_seconds(lambda: run_check(MODEL))
+        full = _median_seconds(lambda: run_check(model))
         note = "knhk_otel.check.run_checks (load, JSON Schema syntax, resolve, semantics, policies)"
     else:
         full = resolve_only

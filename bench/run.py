@@ -15,7 +15,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from knhk_otel.harness.reference import ReferenceData
+
 HERE = Path(__file__).resolve().parent
+REFERENCE = ReferenceData.from_env(HERE.parent)
+#: One line per figure a bench could not measure (absent reference data), for the table and results.json.
+NOT_MEASURED: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,16 @@ def figure(value: float, unit: str, baseline: float, *, goal: str = "", note: st
     """A figure whose ratio is value / baseline (the baseline measured in the same run)."""
     ratio = value / baseline if baseline else float("inf")
     return Figure(value=value, unit=unit, baseline=baseline, ratio=ratio, goal=goal, note=note)
+
+
+def reference(piece: str, what: str) -> Path | None:
+    """The reference piece a bench reads, or None after one line on stderr saying what is not measured."""
+    found = REFERENCE.find(piece)
+    if found is None:
+        line = REFERENCE.absent(piece, what, "not measured")
+        NOT_MEASURED.append(line)
+        print(f"# {line}", file=sys.stderr, flush=True)
+    return found
 
 
 def _modules(only: list[str]) -> list[Path]:
@@ -64,9 +79,12 @@ def main() -> int:
         print(f"{row}  {f.goal}")
         if f.note:
             print(f"{'':<{width}}    {f.note}")
-    Path(args.output).write_text(
-        json.dumps({"figures": {n: asdict(f) for n, f in figures.items()}}, indent=2, sort_keys=True) + "\n"
-    )
+    # bench modules import this file as `run`, a module apart from __main__: read their list there
+    not_measured = sys.modules["run"].NOT_MEASURED if "run" in sys.modules else []
+    for line in not_measured:
+        print(f"NOT MEASURED: {line}")
+    results = {"figures": {n: asdict(f) for n, f in figures.items()}, "not_measured": not_measured}
+    Path(args.output).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Root conftest: every test runs under the strict schema plugin (telemetry findings fail the test).
+"""Root conftest: every test runs under the strict schema plugin (telemetry findings fail the test),
+and tests that read other projects' reference data find it through one setting (`reference`).
 
 `bounded_cli` runs `knhk-otel` as a user does (a separate process) under a time and memory bound, and
 reports the wall time and the peak RSS of exactly that process: the bad-input tests assert both.
@@ -13,13 +14,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from knhk_otel.harness.reference import ABSENT_PREFIX, SEMCONV_MODEL, ReferenceData
+
 pytest_plugins = ["knhk_otel.validate.pytest_plugin", "pytester"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: A hard ceiling on the address space of a CLI under test, so a runaway cannot take the machine.
 _ADDRESS_SPACE_LIMIT = 4 * 1024**3
@@ -120,3 +126,30 @@ def bounded_cli() -> BoundedCli:
             )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def reference() -> ReferenceData:
+    """`reference.require(piece, what)`: the path, or a skip naming what did not run (CI: a failure)."""
+    return ReferenceData.from_env(REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def semconv_model(reference: ReferenceData) -> Path:
+    """The OpenTelemetry semantic-conventions model v1.44.0: the toolchain's conformance input."""
+    return reference.require(SEMCONV_MODEL, "tests on the OpenTelemetry semconv v1.44.0 model")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One loud line per absent piece of reference data, so a green run shows what it did not run."""
+    skipped: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if ABSENT_PREFIX in reason:
+            skipped[reason[reason.index(ABSENT_PREFIX) :]] += 1
+    if not skipped:
+        return
+    terminalreporter.section("reference suites skipped", sep="=", yellow=True, bold=True)
+    for reason, count in sorted(skipped.items()):
+        terminalreporter.line(f"{count} test(s): {reason}", yellow=True)

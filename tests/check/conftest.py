@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from knhk_otel.cli import main
+from knhk_otel.harness.reference import WEAVER_SCHEMAS, ReferenceData
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
-SEMCONV_MODEL = REFERENCE / "semconv-v1.44.0" / "model"
-WEAVER_SCHEMAS = REFERENCE / "weaver"
 BROKEN = Path(__file__).resolve().parent / "broken"
 
 
@@ -63,7 +61,6 @@ def cli_process() -> CliRunner:
 
 
 @pytest.fixture(scope="session")
-def semconv_model() -> Path:
-    if not (SEMCONV_MODEL / "manifest.yaml").is_file():
-        pytest.skip(f"reference registry not present at {SEMCONV_MODEL}")
-    return SEMCONV_MODEL
+def weaver_schemas(reference: ReferenceData) -> Path:
+    """Weaver's published JSON Schemas for the v1 and v2 registry syntax."""
+    return reference.require(WEAVER_SCHEMAS, "cross-checks against Weaver's JSON Schemas")

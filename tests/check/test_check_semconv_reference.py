@@ -18,7 +18,6 @@ from knhk_otel.check.runner import run_checks
 from knhk_otel.check.syntax import check_document, document_format
 from knhk_otel.schema.yamlpos import load_yaml
 
-WEAVER = Path(__file__).resolve().parents[3] / "shared" / "reference" / "weaver"
 BROKEN = Path(__file__).resolve().parent / "broken"
 CliRunner = Callable[..., Any]
 
@@ -30,11 +29,9 @@ def _definition_files(model: Path) -> list[Path]:
     return sorted(p for p in model.rglob("*.yaml") if p.name != "manifest.yaml")
 
 
-def _weaver(fmt: str) -> Draft202012Validator:
+def _weaver(schemas: Path, fmt: str) -> Draft202012Validator:
     name = "semconv.schema.json" if fmt == "v1" else "semconv.schema.v2.json"
-    path = WEAVER / name
-    if not path.is_file():
-        pytest.skip(f"Weaver's schema not present at {path}")
+    path = schemas / name
     return Draft202012Validator(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -86,13 +83,13 @@ def test_every_semconv_file_validates_under_our_schemas(semconv_model: Path) -> 
     assert formats == {"v1": 217, "v2": 32}
 
 
-def test_our_schemas_agree_with_weavers_on_semconv(semconv_model: Path) -> None:
+def test_our_schemas_agree_with_weavers_on_semconv(semconv_model: Path, weaver_schemas: Path) -> None:
     """Weaver's schemas accept every file ours accept, but two: there its v1 schema lags its parser."""
     rejected = {}
     for path in _definition_files(semconv_model):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         fmt = "v2" if isinstance(data, dict) and "file_format" in data else "v1"
-        leaves = list(_leaves(_weaver(fmt).iter_errors(data)))
+        leaves = list(_leaves(_weaver(weaver_schemas, fmt).iter_errors(data)))
         if leaves:
             rejected[path.relative_to(semconv_model).as_posix()] = leaves
     assert set(rejected) == WEAVER_V1_SCHEMA_LAGS
@@ -104,7 +101,8 @@ def test_our_schemas_agree_with_weavers_on_semconv(semconv_model: Path) -> None:
     k8s = rejected["k8s/registry.yaml"]
     assert any(e.validator == "enum" and e.instance == "experimental" for e in k8s)
     k8s_data = yaml.safe_load((semconv_model / "k8s/registry.yaml").read_text(encoding="utf-8"))
-    assert _weaver("v1").is_valid(_respell(k8s_data, "stability", "experimental", "development"))
+    respelt = _respell(k8s_data, "stability", "experimental", "development")
+    assert _weaver(weaver_schemas, "v1").is_valid(respelt)
 
     # events-deprecated.yaml types event-body fields `map[]` (a list of maps), which Weaver's parser
     # knows but its schema's AnyValueType enum lacks. Proof as above, with `map[]` respelt `map`.
@@ -113,7 +111,7 @@ def test_our_schemas_agree_with_weavers_on_semconv(semconv_model: Path) -> None:
     genai_data = yaml.safe_load(
         (semconv_model / "gen-ai/deprecated/events-deprecated.yaml").read_text(encoding="utf-8")
     )
-    assert _weaver("v1").is_valid(_respell(genai_data, "type", "map[]", "map"))
+    assert _weaver(weaver_schemas, "v1").is_valid(_respell(genai_data, "type", "map[]", "map"))
 
 
 def _respell(data: Any, key: str, old: str, new: str) -> Any:
@@ -133,13 +131,13 @@ WEAVER_LOOSER_ON = {"syntax_unknown_field", "syntax_renamed_without_target"}
 
 
 @pytest.mark.parametrize("case", SYNTAX_CASES)
-def test_weaver_schema_agrees_on_broken_syntax(case: str) -> None:
+def test_weaver_schema_agrees_on_broken_syntax(case: str, weaver_schemas: Path) -> None:
     faulty = [
         p for p in sorted((BROKEN / case).glob("*.yaml")) if p.name not in ("manifest.yaml", "registry.yaml")
     ]
     assert len(faulty) == 1
     data = yaml.safe_load(faulty[0].read_text(encoding="utf-8"))
     fmt = "v2" if isinstance(data, dict) and "file_format" in data else "v1"
-    assert _weaver(fmt).is_valid(data) is (case in WEAVER_LOOSER_ON)
+    assert _weaver(weaver_schemas, fmt).is_valid(data) is (case in WEAVER_LOOSER_ON)
     doc, _ = load_yaml(faulty[0])
     assert doc is not None and [d.id for d in check_document(doc)] == ["syntax"]

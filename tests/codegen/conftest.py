@@ -30,7 +30,6 @@ from knhk_otel.schema.model import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "schema"
-SEMCONV_MODEL = REPO_ROOT.parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 
 
@@ -40,13 +39,6 @@ def mesh_registry() -> ResolvedRegistry:
     assert registry is not None, [d.render() for d in diagnostics]
     assert not [d for d in diagnostics if d.is_error], [d.render() for d in diagnostics]
     return registry
-
-
-@pytest.fixture
-def semconv_model() -> Path:
-    if not SEMCONV_MODEL.is_dir():
-        pytest.skip(f"reference registry not present at {SEMCONV_MODEL}")
-    return SEMCONV_MODEL
 
 
 def attr(name: str, type_: AttributeType = "string", level: str = "recommended", **kw: object) -> Attribute:

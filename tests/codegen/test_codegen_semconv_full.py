@@ -21,10 +21,8 @@ PACKAGE = "semconv_full_model"
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    model = REPO_ROOT.parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
-    if not model.is_dir():
-        pytest.skip(f"reference registry not present at {model}")
+def generated(tmp_path_factory: pytest.TempPathFactory, semconv_model: Path) -> Iterator[Path]:
+    model = semconv_model
     registry, diagnostics = load_and_resolve(model)
     assert registry is not None
     assert not [d for d in diagnostics if d.is_error], [d.render() for d in diagnostics[:5]]

@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SEMCONV_MODEL = REPO_ROOT.parent / "shared" / "reference" / "semconv-v1.44.0" / "model"
 
 WriteRegistry = Callable[..., Path]
-
-
-@pytest.fixture
-def semconv_model() -> Path:
-    if not SEMCONV_MODEL.is_dir():
-        pytest.skip(f"reference registry not present at {SEMCONV_MODEL}")
-    return SEMCONV_MODEL
 
 
 @pytest.fixture

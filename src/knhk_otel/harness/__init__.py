@@ -1,0 +1,1 @@
+"""What tests, benches and CI use to exercise the toolchain, above `runtime` and `validate`."""
