@@ -8,7 +8,7 @@
 #   DIAGNOSTIC_FORMAT   ansi | json | gh_workflow_command (default: ansi; the GitHub workflow sets the last)
 #   FAIL_ON             violation | improvement | information | none (default: violation)
 #   TELEMETRY_EMITTER   command that emits telemetry to $OTEL_EXPORTER_OTLP_ENDPOINT, run once per
-#                       protocol (default: python -m knhk_otel.validate.selftest — every generated
+#                       protocol (default: python -m knhk_otel.harness.selftest — every generated
 #                       helper — once per protocol, then `knhk-mesh up --export` when the mesh exists)
 #   REPORT_DIR          where the live-check report is written (default: a temporary directory)
 #   CI_TIMEOUT          seconds any one step may take (default: 120)
@@ -42,7 +42,7 @@ emit() {
     if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
         timeout "$STEP_TIMEOUT" bash -c "$TELEMETRY_EMITTER"
     else
-        timeout "$STEP_TIMEOUT" "$BIN/python" -m knhk_otel.validate.selftest --validation off
+        timeout "$STEP_TIMEOUT" "$BIN/python" -m knhk_otel.harness.selftest --validation off
     fi
 }
 

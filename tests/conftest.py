@@ -23,7 +23,7 @@ import pytest
 
 from knhk_otel.harness.reference import ABSENT_PREFIX, SEMCONV_MODEL, ReferenceData
 
-pytest_plugins = ["knhk_otel.validate.pytest_plugin", "pytester"]
+pytest_plugins = ["knhk_otel.harness.pytest_plugin", "pytester"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanKind
 
+from knhk_otel.harness.pytest_plugin import SchemaValidation, validated_providers
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.findings import SchemaViolation
-from knhk_otel.validate.pytest_plugin import SchemaValidation, validated_providers
 from knhk_otel.validate.sdk import (
     FindingRecorder,
     ValidatingMetricExporter,

@@ -75,7 +75,7 @@ def test_project_schema_is_loaded_lazily(schema_validation):
 def test_plugin_fails_only_the_tests_that_break_the_schema(pytester: pytest.Pytester) -> None:
     shutil.copytree(HERE / "shop", pytester.path / "shop")
     shutil.copytree(HERE.parent.parent / "schema", pytester.path / "schema")
-    pytester.makeconftest('pytest_plugins = ["knhk_otel.validate.pytest_plugin"]\n')
+    pytester.makeconftest('pytest_plugins = ["knhk_otel.harness.pytest_plugin"]\n')
     pytester.makepyfile(test_inner=INNER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rf")
     result.assert_outcomes(passed=5, failed=2)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from knhk_otel.validate.pytest_plugin import SchemaValidation
-from knhk_otel.validate.selftest import exercise
+from knhk_otel.harness.pytest_plugin import SchemaValidation
+from knhk_otel.harness.selftest import exercise
 
 
 def test_every_generated_helper_conforms_to_the_project_schema(schema_validation: SchemaValidation) -> None:

@@ -1,6 +1,6 @@
 """pytest plugin: strict schema mode in every test; a test whose telemetry breaks the schema fails.
 
-Load it from the root conftest (`pytest_plugins = ["knhk_otel.validate.pytest_plugin"]`). Per test
+Load it from the root conftest (`pytest_plugins = ["knhk_otel.harness.pytest_plugin"]`). Per test
 it installs a recorder that every validating SDK hook reports to (whatever provider the test
 built), turns the generated helpers' strict mode on, and after the test fails it with the
 violations listed. Tests that emit nothing pay for one small object; the project's schema is

@@ -96,7 +96,7 @@ def exercise(tracer: Any, meter: Any, logger: Any) -> Emitted:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m knhk_otel.validate.selftest", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m knhk_otel.harness.selftest", description=__doc__)
     parser.add_argument("--validation", choices=("strict", "count", "off"), help="in-process validation mode")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="selftest: %(levelname)s: %(message)s")
