@@ -4,7 +4,8 @@ The telemetry a CI live-check judges before the mesh exists: it calls every `sta
 metric class and every `emit_*` of `knhk_otel.semconv` with every argument filled (values made
 from each parameter's type), so a helper that emits something its schema does not say shows up
 as a finding. Providers come from OTEL_* (TelemetryConfig); run it with
-OTEL_EXPORTER_OTLP_ENDPOINT pointing at `knhk-otel live-check`.
+OTEL_EXPORTER_OTLP_ENDPOINT pointing at `knhk-otel live-check`. Exit codes: 0 everything exported,
+2 bad configuration, 3 an export failed (the SDK only logs that; this exits non-zero).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from knhk_otel.runtime.config import ConfigError, TelemetryConfig
 from knhk_otel.runtime.providers import build_providers
 
 _log = logging.getLogger(__name__)
+#: Exit code when any export failed (the endpoint was unreachable or refused a batch).
+EXIT_EXPORT_FAILED = 3
 
 
 @dataclass
@@ -115,11 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         telemetry.shutdown()
+    where = f"{config.endpoint} ({config.otlp_protocol})" if config.export else "nowhere (export off)"
     print(
         f"selftest: emitted {emitted.spans} spans, {emitted.metrics} metrics, {emitted.events} events "
-        f"to {config.endpoint} ({config.otlp_protocol})",
+        f"to {where}",
         file=sys.stderr,
     )
+    failed = telemetry.exports.counts
+    if failed:
+        # the SDK only logs a failed export; a CI step that lost telemetry must not pass
+        listed = ", ".join(f"{signal} {n}" for signal, n in sorted(failed.items()))
+        print(f"selftest: exports failed (batches per signal): {listed}", file=sys.stderr)
+        return EXIT_EXPORT_FAILED
     return 0
 
 
