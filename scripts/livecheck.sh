@@ -18,12 +18,14 @@ with urllib.request.urlopen(req, timeout=60) as resp:
 PY
 }
 
-# livecheck_start REGISTRY FAIL_ON REPORT_DIR INACTIVITY_S: start it and wait for /health (bounded).
+# livecheck_start REGISTRY FAIL_ON REPORT_DIR INACTIVITY_S [LIVE-CHECK ARGS...]: start it and wait
+# for /health (bounded). One at a time: stop the previous one before starting the next.
 livecheck_start() {
+    rm -f "$WORK/ports.json"
     "$BIN/knhk-otel" live-check -r "$1" \
         --address 127.0.0.1 --otlp-grpc-port 0 --otlp-http-port 0 --admin-port 0 \
         --ports-file "$WORK/ports.json" --inactivity-timeout "$4" \
-        --format ansi -o "$3" --fail-on "$2" &
+        --format ansi -o "$3" --fail-on "$2" "${@:5}" &
     LIVE_PID=$!
     for _ in $(seq 1 100); do
         [[ -s "$WORK/ports.json" ]] && break

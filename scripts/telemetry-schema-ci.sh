@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Telemetry schema CI: check the registry, check that generated code is fresh, then live-check the
-# telemetry an emitter sends over OTLP (gRPC and HTTP) and exit with live-check's verdict.
+# Telemetry schema CI: check the registry, check that generated code is fresh, then live-check what
+# is emitted over OTLP (gRPC and HTTP) in two runs judged apart:
+#   1. the synthetic self-test (every generated helper once, both protocols): the helpers conform;
+#   2. the real emitters (the mesh, or TELEMETRY_EMITTER): they conform AND every signal listed in
+#      EXPECT_SIGNALS arrived; the schema signals they never emitted are printed as UNCOVERED.
+# No step is skipped silently: a missing command fails the run, and live-check itself fails when
+# nothing arrived (exit 3) or a listed signal never did (exit 4). Exit: the first failing verdict.
 #
 # Settings (environment):
-#   KNHK_BIN            where knhk-otel and python live (default: .venv/bin)
+#   KNHK_BIN            where knhk-otel, knhk-mesh and python live (default: .venv/bin)
 #   REGISTRY            registry directory (default: schema)
 #   DIAGNOSTIC_FORMAT   ansi | json | gh_workflow_command (default: ansi; the GitHub workflow sets the last)
 #   FAIL_ON             violation | improvement | information | none (default: violation)
-#   TELEMETRY_EMITTER   command that emits telemetry to $OTEL_EXPORTER_OTLP_ENDPOINT, run once per
-#                       protocol (default: python -m knhk_otel.harness.selftest — every generated
-#                       helper — once per protocol, then `knhk-mesh up --export` when the mesh exists)
-#   REPORT_DIR          where the live-check report is written (default: a temporary directory)
+#   TELEMETRY_EMITTER   the real emitter: a command that emits to $OTEL_EXPORTER_OTLP_ENDPOINT, run once
+#                       per protocol (default: `knhk-mesh up` over the memory transport with Byzantine
+#                       agents, exporting over OTLP/HTTP, then over OTLP/gRPC)
+#   EXPECT_SIGNALS      what the real emitter must emit: a list file or `all-own` (default:
+#                       scripts/expected-signals.txt, reviewed; it says which signals are not yet emitted)
+#   REPORT_DIR          where the reports go: selftest/ and emitters/ (default: a temporary directory)
 #   CI_TIMEOUT          seconds any one step may take (default: 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +26,7 @@ BIN=${KNHK_BIN:-.venv/bin}
 REGISTRY=${REGISTRY:-schema}
 FORMAT=${DIAGNOSTIC_FORMAT:-ansi}
 FAIL_ON=${FAIL_ON:-violation}
+EXPECT=${EXPECT_SIGNALS:-scripts/expected-signals.txt}
 STEP_TIMEOUT=${CI_TIMEOUT:-120}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/telemetry-schema-ci.XXXXXX")
 REPORT_DIR=${REPORT_DIR:-$WORK/report}
@@ -28,6 +36,14 @@ trap livecheck_cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { echo "== telemetry-schema-ci: $*" >&2; }
+fail() { echo "== telemetry-schema-ci: FAILED: $*" >&2; exit 2; }
+
+for tool in knhk-otel python; do
+    [[ -x "$BIN/$tool" ]] || fail "$BIN/$tool not found (run \`make venv\`, or set KNHK_BIN)"
+done
+if [[ -z "${TELEMETRY_EMITTER:-}" && ! -x "$BIN/knhk-mesh" ]]; then
+    fail "$BIN/knhk-mesh not found: the real emitter cannot run (set TELEMETRY_EMITTER for another one)"
+fi
 
 step "check $REGISTRY"
 timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" check -r "$REGISTRY" --diagnostic-format "$FORMAT"
@@ -35,36 +51,56 @@ timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" check -r "$REGISTRY" --diagnostic-forma
 step "generated code is up to date"
 timeout "$STEP_TIMEOUT" "$BIN/knhk-otel" generate -r "$REGISTRY" --check
 
-step "live-check on free ports"
-livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR" "$STEP_TIMEOUT"
-
-emit() {
-    if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
-        timeout "$STEP_TIMEOUT" bash -c "$TELEMETRY_EMITTER"
-    else
-        timeout "$STEP_TIMEOUT" "$BIN/python" -m knhk_otel.harness.selftest --validation off
-    fi
+# over PROTOCOL COMMAND...: run COMMAND exporting to the running live-check over grpc or http/protobuf.
+over() {
+    local protocol=$1 port=http
+    shift
+    [[ $protocol == grpc ]] && port=grpc
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port "$port")" OTEL_EXPORTER_OTLP_PROTOCOL=$protocol \
+        OTEL_EXPORTER_OTLP_COMPRESSION=gzip timeout "$STEP_TIMEOUT" "$@"
 }
 
-step "emit over OTLP/gRPC"
-OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port grpc)" OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-    OTEL_EXPORTER_OTLP_COMPRESSION=gzip emit
-step "emit over OTLP/HTTP"
-OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port http)" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf emit
-if [[ -z "${TELEMETRY_EMITTER:-}" && -x "$BIN/knhk-mesh" ]]; then
-    step "run the mesh (memory transport, Byzantine agents) exporting over OTLP/HTTP"
-    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(port http)" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
-        timeout "$STEP_TIMEOUT" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
-        --seed 7 --export >/dev/null
+# finish NAME: stop live-check, show the report's summary, keep its verdict in the variable NAME.
+finish() {
+    livecheck_stop
+    sed -n '/^samples:/,$p' "$REPORT_DIR/$1/live_check.txt" >&2
+    if [[ $VERDICT -ne 0 ]]; then
+        grep -B1 -E '^\s+violation' "$REPORT_DIR/$1/live_check.txt" >&2 || true
+    fi
+    printf -v "$1" '%s' "$VERDICT"
+}
+
+step "[1/2] the synthetic self-test: every generated helper, over OTLP/gRPC then OTLP/HTTP"
+livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR/selftest" "$STEP_TIMEOUT"
+over grpc "$BIN/python" -m knhk_otel.harness.selftest --validation off
+over http/protobuf "$BIN/python" -m knhk_otel.harness.selftest --validation off
+finish selftest
+
+step "[2/2] the real emitters, expected to emit everything in $EXPECT"
+livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR/emitters" "$STEP_TIMEOUT" --expect-signals "$EXPECT"
+for protocol in http/protobuf grpc; do
+    if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
+        step "TELEMETRY_EMITTER over $protocol"
+        over "$protocol" bash -c "$TELEMETRY_EMITTER"
+    else
+        step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine) exporting over $protocol"
+        over "$protocol" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
+            --seed 7 --export >/dev/null
+    fi
+done
+finish emitters
+
+# Per kind, the coverage line and its never-seen names: signals the schema promises and no component sends.
+uncovered=$(grep -B1 '^    never seen:' "$REPORT_DIR/emitters/live_check.txt" | grep -v '^--$' || true)
+if [[ -n "$uncovered" ]]; then
+    step "UNCOVERED: schema signals no real emitter sent (the self-test's coverage does not count here):"
+    echo "$uncovered" >&2
 fi
 
-step "stop live-check and read its verdict"
-livecheck_stop
-sed -n '/^samples:/,$p' "$REPORT_DIR/live_check.txt" >&2
-if [[ $VERDICT -eq 0 ]]; then
-    step "telemetry conforms to $REGISTRY (fail-on $FAIL_ON)"
-else
-    step "telemetry breaks $REGISTRY (exit $VERDICT); report: $REPORT_DIR/live_check.txt"
-    grep -B1 -E '^\s+violation' "$REPORT_DIR/live_check.txt" >&2 || true
-fi
-exit "$VERDICT"
+for verdict in "$selftest" "$emitters"; do
+    if [[ $verdict -ne 0 ]]; then
+        step "FAILED: self-test verdict $selftest, real emitters verdict $emitters (see docs/findings.md); reports in $REPORT_DIR"
+        exit "$verdict"
+    fi
+done
+step "telemetry conforms to $REGISTRY (fail-on $FAIL_ON) and every expected signal arrived"

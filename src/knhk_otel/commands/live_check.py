@@ -16,6 +16,7 @@ from knhk_otel.commands.output_paths import OutputPathError, check_output_file, 
 from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate.advice import AdvicePolicies, AdvicePolicyError
+from knhk_otel.validate.expectations import ALL_OWN, ExpectationError, Expected, load_expected
 from knhk_otel.validate.report import FORMATS, fails, render
 from knhk_otel.validate.samples import Batch, SampleFormatError, from_json_document
 from knhk_otel.validate.server import Checker, LiveCheck, LiveCheckOptions
@@ -24,6 +25,13 @@ NAME = "live-check"
 HELP = "Validate emitted telemetry (OTLP gRPC/HTTP receivers or a JSON file) against the registry."
 
 _log = logging.getLogger(__name__)
+
+# Exit codes (docs/findings.md). When several apply, the first of 2, 3, 1, 4 wins; stderr names all.
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # a finding at or above --fail-on
+EXIT_USAGE = 2  # bad arguments, registry or input: one line, no report
+EXIT_NO_SAMPLES = 3  # no span, metric point, event or log record arrived: nothing was judged
+EXIT_MISSING_SIGNALS = 4  # --expect-signals: a listed span, metric or event never arrived
 
 
 class UserError(Exception):
@@ -113,6 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("violation", "improvement", "information", "none"),
         default="violation",
         help="exit 1 when a finding at or above this level was seen (default: violation)",
+    )
+    parser.add_argument(
+        "--expect-signals",
+        metavar="FILE|all-own",
+        help="exit 4 unless every listed signal arrived: a file of `span|metric|event NAME` lines, or "
+        f"`{ALL_OWN}` (every span, metric and event the registry itself defines)",
     )
 
 
@@ -258,6 +272,44 @@ def _run_live(registry: ResolvedRegistry, args: argparse.Namespace) -> dict[str,
         live.close()
 
 
+def received_samples(report: dict[str, Any]) -> int:
+    """Spans, metric points, events, plain log records and attribute samples: resources alone are none."""
+    st = report["statistics"]
+    by_type: dict[str, int] = st["samples_by_type"]
+    plain_logs: int = st["log_records_without_event"]
+    return sum(n for kind, n in by_type.items() if kind != "resource") + plain_logs
+
+
+def verdict(report: dict[str, Any], fail_on: str, expected: Expected | None) -> tuple[int, list[str]]:
+    """The exit code and one line per reason the run fails beyond findings (docs/findings.md).
+
+    Adds `statistics.expected_signals` to the report when signals were expected.
+    """
+    codes: list[int] = []
+    lines: list[str] = []
+    if not received_samples(report):
+        codes.append(EXIT_NO_SAMPLES)
+        lines.append(f"NO TELEMETRY received: nothing was judged (exit {EXIT_NO_SAMPLES})")
+    if fails(report, fail_on):
+        codes.append(EXIT_FINDINGS)
+    if expected is not None:
+        missing = expected.missing(report)
+        report["statistics"]["expected_signals"] = {
+            "source": expected.source,
+            "listed": expected.count(),
+            "missing": missing,
+        }
+        if missing:
+            n = sum(len(names) for names in missing.values())
+            listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in missing.items())
+            codes.append(EXIT_MISSING_SIGNALS)
+            lines.append(
+                f"{n} of {expected.count()} EXPECTED SIGNALS NEVER ARRIVED ({expected.source}; "
+                f"exit {EXIT_MISSING_SIGNALS}): {listed}"
+            )
+    return (codes[0] if codes else EXIT_OK), lines
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before a live-check that may run for hours: can its report and ports file be written?"""
     try:
@@ -273,11 +325,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         _check_outputs(args)
         registry = load_registry(args)
+        expected = load_expected(args.expect_signals, registry) if args.expect_signals else None
         run_input = _run_live if args.input_source == "otlp" else _run_file
         report = run_input(registry, args)
-    except UserError as exc:
+    except (UserError, ExpectationError) as exc:
         if str(exc):
             print(f"knhk-otel live-check: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    code, reasons = verdict(report, args.fail_on, expected)
     _emit(report, args)
-    return 1 if fails(report, args.fail_on) else 0
+    for line in reasons:
+        print(f"knhk-otel live-check: {line}", file=sys.stderr)
+    return code

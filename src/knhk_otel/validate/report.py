@@ -285,6 +285,16 @@ def _render_ansi(report: dict[str, Any], color: bool) -> str:
     out.append("coverage:")
     for kind, cov in st["coverage"].items():
         out.append(f"  {kind}: {len(cov['seen'])}/{cov['total']} ({cov['ratio']:.0%})")
+        if kind != "attributes" and cov["never_seen"]:
+            out.append(f"    never seen: {', '.join(cov['never_seen'])}")
+    expected = st.get("expected_signals")
+    if expected is not None:
+        missing = expected["missing"]
+        listed = expected["listed"]
+        arrived = listed - sum(len(names) for names in missing.values())
+        out.append(f"expected signals ({expected['source']}): {arrived}/{listed} arrived")
+        for kind, names in missing.items():
+            out.append(f"  NEVER ARRIVED ({kind}): {', '.join(names)}")
     for kind, names in st["non_registry"].items():
         if names:
             out.append(f"not in the registry ({kind}): {', '.join(names)}")
