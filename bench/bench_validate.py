@@ -1,203 +1,260 @@
-"""Validation speed: live-check's per-request path against plain OTLP decoding, and in-process overhead.
+"""Validation speed on the telemetry the mesh really emits, replayed with cold caches, and end to end.
 
-- livecheck_spans_per_s: spans validated per second through the OTLP/HTTP protobuf receiver's
-  per-request path minus sockets (bytes → ExportTraceServiceRequest → samples → findings → report),
-  batches of 512 spans as the SDK's batch processor sends them.
-- livecheck_vs_decode_ratio: that path against a baseline that decodes the same payloads and reads
-  every span name, attribute key and value once in Python (upb decoding alone is lazy, so decoding
-  without reading is no baseline).
-- inprocess_validation_ratio: SDK spans ended with the validating span processor against the same
-  spans on a provider without it.
+The mix: what one `knhk-mesh up` run and the self-test emitter export, recorded over OTLP at bench
+time (telemetry_mix.record): every span, metric point and log record, in arrival order. Each
+repetition starts cold (a fresh registry index, checker and validation hook; their construction,
+a receiver's start-up cost, is not timed).
+
+- livecheck_spans_per_s: the recorded trace requests through live-check's per-request path minus
+  sockets (bytes → ExportTraceServiceRequest → samples → findings → report).
+- livecheck_vs_decode_ratio: the whole mix (traces, metrics, logs) through that path against
+  decoding the same requests and reading every name, key and value once (upb decodes lazily, so
+  decoding without reading is no baseline).
+- inprocess_validation_ratio: the recorded spans started and ended through the SDK with the
+  validating span processor against the same spans on a provider without it.
+- livecheck_e2e_spans_per_s / livecheck_e2e_vs_sink_ratio: two processes, each the OTel SDK with a
+  real OTLP exporter (one HTTP, one gRPC), send the recorded span mix over loopback sockets to a
+  `knhk-otel live-check` process, against the same two sending to a process with the same
+  receivers that only decodes (bench/otlp_sink.py). Time: from "go" until both exporters have
+  shut down, i.e. every batch answered (live-check judges a request before it answers).
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from run import figure
+from run import Figure, figure  # type: ignore[import-not-found]
+from telemetry_mix import MIX, Recorded, read_all, record, spans_of
 
 from knhk_otel.schema import load_and_resolve
+from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.index import RegistryIndex
+from knhk_otel.validate.samples import OTLP_SIGNALS
 from knhk_otel.validate.sdk import ValidatingSpanProcessor, ValidationHook
 from knhk_otel.validate.server import Checker
 
-ROOT = Path(__file__).resolve().parent.parent
-BATCH = 512
-BATCHES = 40
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
 REPEAT = 5
-
-#: Mesh-like spans: (name, kind, attributes) — enums, ints, strings, as the node emits them.
-SHAPES: list[tuple[str, int, dict[str, Any]]] = [
-    (
-        "knhk.mesh.gossip.round",
-        Span.SPAN_KIND_INTERNAL,
-        {
-            "knhk.mesh.node.id": "n-1",
-            "knhk.mesh.gossip.round": 7,
-            "knhk.mesh.gossip.phase": "push",
-            "knhk.mesh.gossip.fanout": 3,
-            "knhk.mesh.peer.count": 49,
-        },
-    ),
-    (
-        "knhk.mesh.message.send",
-        Span.SPAN_KIND_CLIENT,
-        {
-            "knhk.mesh.node.id": "n-1",
-            "knhk.mesh.peer.id": "n-2",
-            "knhk.mesh.message.type": "delta",
-            "knhk.mesh.message.size": 812,
-            "network.peer.address": "10.0.0.2",
-        },
-    ),
-    (
-        "knhk.mesh.state.merge",
-        Span.SPAN_KIND_INTERNAL,
-        {
-            "knhk.mesh.node.id": "n-1",
-            "knhk.mesh.peer.id": "n-3",
-            "knhk.mesh.state.entries": 120,
-            "knhk.mesh.gossip.round": 7,
-        },
-    ),
-]
+E2E_SPANS_PER_PROCESS = 15_000
+E2E_REPEAT = 3
+KINDS = {0: SpanKind.INTERNAL, 1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT,
+         4: SpanKind.PRODUCER, 5: SpanKind.CONSUMER}  # fmt: skip
 
 
-def _any(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(string_value=str(value))
+def _timed(work: Any) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
-def _payloads() -> list[bytes]:
-    out = []
-    for b in range(BATCHES):
-        spans = []
-        for i in range(BATCH):
-            name, kind, attrs = SHAPES[(b + i) % len(SHAPES)]
-            attrs = {**attrs, "knhk.mesh.node.id": f"n-{i % 50}"}
-            spans.append(
-                Span(
-                    name=name,
-                    kind=kind,  # type: ignore[arg-type]
-                    trace_id=(b * BATCH + i + 1).to_bytes(16, "big"),
-                    span_id=(i + 1).to_bytes(8, "big"),
-                    attributes=[KeyValue(key=k, value=_any(v)) for k, v in attrs.items()],
-                )
-            )
-        request = ExportTraceServiceRequest(
-            resource_spans=[
-                ResourceSpans(
-                    resource={"attributes": [KeyValue(key="service.instance.id", value=_any("i-1"))]},  # type: ignore[arg-type]
-                    scope_spans=[ScopeSpans(spans=spans)],
-                )
-            ]
-        )
-        out.append(request.SerializeToString())
-    return out
+def _replay_cold(registry: ResolvedRegistry, recorded: Recorded) -> tuple[float, dict[str, Any]]:
+    checker = Checker(RegistryIndex(registry))  # cold: a receiver that just started
+
+    def replay() -> None:
+        for signal, data in recorded:
+            checker.ingest(signal, OTLP_SIGNALS[signal][0].FromString(data))
+
+    return _timed(replay), checker.report.build()
 
 
-def _best_of_pair(measured: Any, baseline: Any, rounds: int = REPEAT) -> tuple[float, float]:
-    """Best time of each, run alternately so that load from other processes hits both alike."""
-    best_m = best_b = float("inf")
-    for _ in range(rounds):
-        for fn, which in ((measured, "m"), (baseline, "b")):
-            gc.collect()
-            started = time.perf_counter()
-            fn()
-            took = time.perf_counter() - started
-            if which == "m":
-                best_m = min(best_m, took)
-            else:
-                best_b = min(best_b, took)
-    return best_m, best_b
+def _decode_and_read(recorded: Recorded) -> int:
+    return sum(read_all(signal, OTLP_SIGNALS[signal][0].FromString(data)) for signal, data in recorded)
 
 
-def _decode_and_read(payloads: list[bytes]) -> int:
-    seen = 0
-    for data in payloads:
-        request = ExportTraceServiceRequest.FromString(data)
-        for rs in request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    _name = span.name
-                    for kv in span.attributes:
-                        v = kv.value
-                        _key, _value = kv.key, getattr(v, v.WhichOneof("value") or "string_value")
-                        seen += 1
-    return seen
+def _replay_figures(registry: ResolvedRegistry, recorded: Recorded) -> dict[str, Figure]:
+    traces = [(s, d) for s, d in recorded if s == "traces"]
+    items, spans = _decode_and_read(recorded), _decode_and_read(traces)
+    best_live = best_decode = best_traces = best_decode_traces = float("inf")
+    for _ in range(REPEAT):  # alternated, so that load from other processes hits both alike
+        t_live, report = _replay_cold(registry, recorded)
+        best_live = min(best_live, t_live)
+        best_decode = min(best_decode, _timed(lambda: _decode_and_read(recorded)))
+        best_traces = min(best_traces, _replay_cold(registry, traces)[0])
+        best_decode_traces = min(best_decode_traces, _timed(lambda: _decode_and_read(traces)))
+    st = report["statistics"]
+    assert st["findings_by_level"]["violation"] == 0, report["samples"][:2]
+    assert st["samples_by_type"]["span"] == spans, st["samples_by_type"]
+    by_type = ", ".join(f"{k} {v}" for k, v in st["samples_by_type"].items())
+    per_live, per_decode = best_live / items * 1e6, best_decode / items * 1e6
+    return {
+        "livecheck_spans_per_s": figure(
+            spans / best_traces,
+            "spans/s",
+            spans / best_decode_traces,
+            goal=">= 50000",
+            note=f"{spans} recorded spans ({len(traces)} requests) through Checker.ingest (decode + judge "
+            f"+ report), cold; {best_traces / spans * 1e6:.2f} µs/span; baseline = decode-and-read rate",
+        ),
+        "livecheck_vs_decode_ratio": figure(
+            per_live,
+            "µs/item",
+            per_decode,
+            goal="<= 1.5",
+            note=f"mix of {MIX}: {len(recorded)} requests, {items} spans/points/log records ({by_type}); "
+            f"live-check {per_live:.2f} µs vs decode+read {per_decode:.2f} µs per item; cold, "
+            f"best of {REPEAT}",
+        ),
+    }
 
 
-def run() -> dict[str, Any]:
-    registry, _ = load_and_resolve(ROOT / "schema")
-    assert registry is not None
-    payloads = _payloads()
-    spans = BATCH * BATCHES
-
-    checker = Checker(registry)  # one long-running receiver: its shape caches stay warm
-
-    def live_check() -> None:
-        for data in payloads:
-            checker.ingest("traces", ExportTraceServiceRequest.FromString(data))
-
-    live_check()  # warm the shape cache the way a long-running receiver has it warm
-    t_live, t_decode = _best_of_pair(live_check, lambda: _decode_and_read(payloads))
-    report = checker.report.build()
-    assert report["statistics"]["findings_by_level"]["violation"] == 0, report["samples"][:2]
-    assert report["statistics"]["samples_by_type"]["span"] == spans * (REPEAT + 1)
-
-    # In-process: the same spans through the SDK, with and without the validating processor.
-    resource = Resource({"service.instance.id": "i-1"})
-    plain = TracerProvider(resource=resource)
-    validated = TracerProvider(resource=resource)
-    validated.add_span_processor(ValidatingSpanProcessor(ValidationHook(registry, "strict")))
-    kinds = {Span.SPAN_KIND_INTERNAL: SpanKind.INTERNAL, Span.SPAN_KIND_CLIENT: SpanKind.CLIENT}
-    work = [(name, kinds[kind], attrs) for name, kind, attrs in SHAPES] * 2000
+def _inprocess_figure(registry: ResolvedRegistry, recorded: Recorded) -> dict[str, Figure]:
+    work = [(name, KINDS[kind], attrs) for name, kind, attrs in spans_of(recorded)]
+    resource = Resource({"service.name": "bench", "service.instance.id": "i-1"})
 
     def emit(provider: TracerProvider) -> None:
         tracer = provider.get_tracer("bench")
         for name, kind, attrs in work:
             tracer.start_span(name, kind=kind, attributes=attrs).end()
 
-    emit(validated)
-    t_validated, t_plain = _best_of_pair(lambda: emit(validated), lambda: emit(plain), rounds=2 * REPEAT)
+    best_validated = best_plain = float("inf")
+    for _ in range(2 * REPEAT):
+        validated = TracerProvider(resource=resource)  # cold: a fresh hook, nothing memoised
+        validated.add_span_processor(ValidatingSpanProcessor(ValidationHook(registry, "strict")))
+        plain = TracerProvider(resource=resource)
+        best_validated = min(best_validated, _timed(lambda p=validated: emit(p)))
+        best_plain = min(best_plain, _timed(lambda p=plain: emit(p)))
     n = len(work)
+    names = len({name for name, _, _ in work})
     return {
-        "livecheck_spans_per_s": figure(
-            spans / t_live,
-            "spans/s",
-            spans / t_decode,
-            goal=">= 50000",
-            note=f"receiver per-request path minus sockets (Checker.ingest: protobuf decode + judge + "
-            f"report), batches of "
-            f"{BATCH}: {t_live / spans * 1e6:.2f} µs/span; baseline = decode-and-read rate",
-        ),
-        "livecheck_vs_decode_ratio": figure(
-            t_live / spans * 1e6,
-            "µs/span",
-            t_decode / spans * 1e6,
-            goal="<= 1.5",
-            note=f"live-check {t_live / spans * 1e6:.2f} µs/span vs decode+read every name/key/value "
-            f"{t_decode / spans * 1e6:.2f} µs/span",
-        ),
         "inprocess_validation_ratio": figure(
-            t_validated / n * 1e6,
+            best_validated / n * 1e6,
             "µs/span",
-            t_plain / n * 1e6,
+            best_plain / n * 1e6,
             goal="<= 1.10",
-            note=f"SDK start_span+end with the validating processor {t_validated / n * 1e6:.2f} µs vs "
-            f"without {t_plain / n * 1e6:.2f} µs",
+            note=f"{n} recorded spans ({names} names) through SDK start_span+end with the validating "
+            f"processor {best_validated / n * 1e6:.2f} µs vs without {best_plain / n * 1e6:.2f} µs; "
+            f"cold hook each time, best of {2 * REPEAT}",
         ),
+    }
+
+
+class _Receiver:
+    """A live-check process, or the decode-only sink process: ports, and spans read when stopped."""
+
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind = kind
+        if kind == "live-check":
+            ports_file = work / "ports.json"
+            ports_file.unlink(missing_ok=True)
+            self.proc = subprocess.Popen(
+                [str(BIN / "knhk-otel"), "live-check", "-r", str(ROOT / "schema"), "--otlp-grpc-port", "0",
+                 "--otlp-http-port", "0", "--admin-port", "0", "--ports-file", str(ports_file),
+                 "--format", "json", "-o", str(work / "report"), "--fail-on", "none"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while not (ports_file.exists() and ports_file.read_text().endswith("\n")):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("live-check did not start")
+                time.sleep(0.05)
+            self.ports = json.loads(ports_file.read_text())
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(HERE / "otlp_sink.py")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert self.proc.stdout is not None
+            self.ports = json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> int:
+        """Spans received; for live-check also checks that nothing broke the schema."""
+        if self.kind == "live-check":
+            url = f"http://127.0.0.1:{self.ports['admin']}/stop"
+            request = urllib.request.Request(url, method="POST", data=b"")
+            with urllib.request.urlopen(request, timeout=120) as r:
+                report = json.loads(r.read())
+            self.proc.wait(timeout=120)
+            st = report["statistics"]
+            assert st["findings_by_level"]["violation"] == 0 and not st["input_errors"], st
+            return int(st["samples_by_type"].get("span", 0))
+        out, _ = self.proc.communicate("stop\n", timeout=120)
+        counts = json.loads(out.strip().splitlines()[-1])
+        assert counts["rejected"] == 0, counts
+        return int(counts["spans"])
+
+
+def _e2e_once(kind: str, spans_file: Path, work: Path) -> float:
+    receiver = _Receiver(kind, work)
+    emitters = []
+    try:
+        for protocol, port in (("http/protobuf", "http"), ("grpc", "grpc")):
+            endpoint = f"http://127.0.0.1:{receiver.ports[port]}"
+            command = [sys.executable, str(HERE / "e2e_emitter.py"), protocol.split("/")[0], endpoint]
+            command += [str(spans_file), str(E2E_SPANS_PER_PROCESS)]
+            emitters.append(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            )
+        for e in emitters:
+            assert e.stdout is not None and e.stdout.readline().strip() == "ready"
+        started = time.perf_counter()
+        for e in emitters:
+            assert e.stdin is not None
+            e.stdin.write("go\n")
+            e.stdin.flush()
+        results = [json.loads(e.communicate(timeout=600)[0].strip().splitlines()[-1]) for e in emitters]
+        took = time.perf_counter() - started
+    finally:
+        for e in emitters:
+            if e.poll() is None:
+                e.kill()
+        received = receiver.stop()
+    assert all(r["failed_exports"] == 0 for r in results), results
+    assert received == 2 * E2E_SPANS_PER_PROCESS, (kind, received)
+    return took
+
+
+def _e2e_figures(recorded: Recorded) -> dict[str, Figure]:
+    mix = spans_of(recorded)
+    total = 2 * E2E_SPANS_PER_PROCESS
+    best = {"live-check": float("inf"), "sink": float("inf")}
+    with tempfile.TemporaryDirectory() as tmp:
+        spans_file = Path(tmp) / "spans.json"
+        spans_file.write_text(json.dumps(mix))
+        for _ in range(E2E_REPEAT):
+            for kind in best:
+                best[kind] = min(best[kind], _e2e_once(kind, spans_file, Path(tmp)))
+    live, sink = best["live-check"], best["sink"]
+    return {
+        "livecheck_e2e_spans_per_s": figure(
+            total / live,
+            "spans/s",
+            total / sink,
+            note=f"2 exporting processes (OTLP/HTTP + OTLP/gRPC, BatchSpanProcessor) x "
+            f"{E2E_SPANS_PER_PROCESS} recorded-mix spans over loopback to a knhk-otel live-check process; "
+            f"baseline = the same to a decode-only receiver; best of {E2E_REPEAT}",
+        ),
+        "livecheck_e2e_vs_sink_ratio": figure(
+            live / total * 1e6,
+            "µs/span",
+            sink / total * 1e6,
+            goal="<= 1.3",
+            note=f"end to end, wall clock from go until both exporters shut down: live-check "
+            f"{live:.2f} s vs decode-only sink {sink:.2f} s for {total} spans",
+        ),
+    }
+
+
+def run() -> dict[str, Figure]:
+    registry, _ = load_and_resolve(ROOT / "schema")
+    assert registry is not None
+    print(f"# recording the mix: {MIX}", file=sys.stderr, flush=True)
+    recorded = record()
+    return {
+        **_replay_figures(registry, recorded),
+        **_inprocess_figure(registry, recorded),
+        **_e2e_figures(recorded),
     }

@@ -1,0 +1,63 @@
+"""One exporting process of the end-to-end bench: the OTel SDK with a real OTLP exporter.
+
+`python bench/e2e_emitter.py PROTOCOL ENDPOINT SPANS_JSON COUNT`: builds the spans of the recorded
+mix, prints `ready`, waits for a line on stdin, then starts and ends COUNT spans through a
+BatchSpanProcessor (queue as large as COUNT: nothing dropped) and shuts down, which exports all and
+waits for every response. Prints `{"seconds", "spans", "failed_exports"}` as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from knhk_otel.runtime.export_results import ExportFailures, TrackedSpanExporter
+
+KINDS = {0: SpanKind.INTERNAL, 1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT,
+         4: SpanKind.PRODUCER, 5: SpanKind.CONSUMER}  # fmt: skip
+
+
+def _exporter(protocol: str, endpoint: str) -> object:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc(endpoint=endpoint, insecure=True)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    return Http(endpoint=f"{endpoint}/v1/traces")
+
+
+def main() -> int:
+    protocol, endpoint, spans_file, count = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    mix = [(name, KINDS[kind], attrs) for name, kind, attrs in json.loads(spans_file.read_text())]
+    failures = ExportFailures()
+    resource = Resource({"service.name": "bench-e2e", "service.instance.id": protocol})
+    provider = TracerProvider(resource=resource)
+    exporter = TrackedSpanExporter(_exporter(protocol, endpoint), failures)  # type: ignore[arg-type]
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=count, max_export_batch_size=512, schedule_delay_millis=20
+        )
+    )
+    tracer = provider.get_tracer("bench")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    for i in range(count):
+        name, kind, attrs = mix[i % len(mix)]
+        tracer.start_span(name, kind=kind, attributes=attrs).end()
+    provider.shutdown()
+    took = time.perf_counter() - started
+    print(json.dumps({"seconds": took, "spans": count, "failed_exports": failures.total()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
