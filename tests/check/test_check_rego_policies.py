@@ -6,7 +6,6 @@ Our own policies under `rego/` run everywhere; Weaver's checker data and the sem
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +16,11 @@ import yaml
 
 from knhk_otel.check import rego
 from knhk_otel.check.runner import run_checks
+from knhk_otel.harness.reference import SEMCONV_POLICIES, WEAVER_TESTS, ReferenceData
 
 HERE = Path(__file__).resolve().parent
 REGO = HERE / "rego"
-REFERENCE = Path(os.environ.get("KNHK_REFERENCE_DIR") or HERE.parents[2] / "shared" / "reference")
-SEMCONV = REFERENCE / "semconv-v1.44.0"
-CHECKER_DATA = REFERENCE / "weaver-tests" / "crates" / "weaver_checker" / "data"
+CHECKER_DATA = f"{WEAVER_TESTS}/crates/weaver_checker/data"
 CliRunner = Callable[..., Any]
 
 
@@ -145,10 +143,9 @@ def test_rego_test_rules_run() -> None:
 
 
 @pytest.fixture(scope="module")
-def semconv_policies() -> Path:
-    if not (SEMCONV / "policies").is_dir():
-        pytest.skip(f"semconv policies not present at {SEMCONV} (set KNHK_REFERENCE_DIR)")
-    return SEMCONV
+def semconv_policies(reference: ReferenceData) -> Path:
+    """The semconv checkout (its `policies/` and `policies_test/`)."""
+    return reference.require(SEMCONV_POLICIES, "the semconv repository's Rego policies").parent
 
 
 def test_semconv_model_passes_its_own_policies(semconv_policies: Path, cli: CliRunner) -> None:
@@ -237,10 +234,8 @@ def test_semconv_brief_policy_on_signals(
 
 
 @pytest.fixture(scope="module")
-def checker_data() -> Path:
-    if not CHECKER_DATA.is_dir():
-        pytest.skip(f"Weaver's checker data not present at {CHECKER_DATA} (set KNHK_REFERENCE_DIR)")
-    return CHECKER_DATA
+def checker_data(reference: ReferenceData) -> Path:
+    return reference.require(CHECKER_DATA, "Weaver's checker data (Rego policies and their registries)")
 
 
 def _before_resolution(files: list[Path], data_dir: Path) -> list[tuple[str, str]]:

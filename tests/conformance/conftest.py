@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from knhk_otel.harness.reference import WEAVER_TESTS, ReferenceData
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def reference_dir() -> Path:
-    """`KNHK_REFERENCE_DIR`, default `../shared/reference` beside the clone."""
-    return Path(os.environ.get("KNHK_REFERENCE_DIR") or REPO_ROOT.parent / "shared" / "reference")
-
-
 def weaver_tests_dir() -> Path:
-    return reference_dir() / "weaver-tests"
+    """Where Weaver's test data is (for running these modules as scripts)."""
+    return ReferenceData.from_env(REPO_ROOT).path(WEAVER_TESTS)
 
 
 @pytest.fixture(scope="session")
-def weaver_tests() -> Path:
-    root = weaver_tests_dir()
-    if not (root / "crates").is_dir():
-        pytest.skip(f"Weaver's test data not present at {root} (set KNHK_REFERENCE_DIR)")
-    return root
+def weaver_tests(reference: ReferenceData) -> Path:
+    return reference.require(WEAVER_TESTS, "the conformance tests against Weaver's test data")

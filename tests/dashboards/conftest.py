@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from knhk_otel.codegen import naming
+from knhk_otel.harness.reference import GRAFANA_SCHEMAS, ReferenceData
 from knhk_otel.schema import load_and_resolve
 from knhk_otel.schema.model import Group
 
@@ -17,17 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO_ROOT / "dashboards"
 
 
-def reference_dir() -> Path:
-    """KNHK_REFERENCE_DIR (default ../shared/reference beside the repository)."""
-    return Path(os.environ.get("KNHK_REFERENCE_DIR", str(REPO_ROOT.parent / "shared" / "reference")))
-
-
 @pytest.fixture(scope="session")
-def grafana_schemas() -> Path:
-    path = reference_dir() / "grafana"
-    if not (path / "dashboard.jsonschema.json").is_file():
-        pytest.skip(f"Grafana's JSON Schemas not found in {path} (set KNHK_REFERENCE_DIR)")
-    return path
+def grafana_schemas(reference: ReferenceData) -> Path:
+    """Grafana's dashboard and panel JSON Schemas (reference data: skipped, or failed in CI, when absent)."""
+    return reference.require(GRAFANA_SCHEMAS, "validation of the dashboards against Grafana's schemas")
 
 
 @pytest.fixture(scope="session")
