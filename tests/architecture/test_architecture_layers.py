@@ -130,9 +130,12 @@ LATER_STAGES = (
         ("knhk_otel.stats", ("knhk_otel.schema", "knhk_otel.stats")),
         # generated code needs only opentelemetry-api: it imports nothing of the toolchain
         ("knhk_otel.semconv", ("knhk_otel.semconv",)),
-        # validation knows the registry (and counts findings through the generated helper), nothing
-        # of how providers are set up
-        ("knhk_otel.validate", ("knhk_otel.schema", "knhk_otel.validate", "knhk_otel.semconv")),
+        # validation knows the registry (counts findings through the generated helper, runs Weaver's
+        # advice policies through the one Rego module), nothing of how providers are set up
+        (
+            "knhk_otel.validate",
+            ("knhk_otel.schema", "knhk_otel.validate", "knhk_otel.semconv", "knhk_otel.check.rego"),
+        ),
         # the runtime sets providers up and wires the validating hooks in (the tick clock records
         # through the generated helpers); it never reaches the harness above it
         (
