@@ -89,6 +89,11 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
             loaded = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
         except OSError as exc:
             raise CodegenError(f"{args.params}: error[params]: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise CodegenError(
+                f"{args.params}: error[params]: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}); save the file as UTF-8"
+            ) from exc
         except yaml.YAMLError as exc:
             raise CodegenError(
                 f"{args.params}: error[params]: invalid YAML: {exc}".replace("\n", " ")
