@@ -70,32 +70,19 @@ def test_params_and_target_files_that_are_not_utf8_are_one_line(
     target = tmp_path / "targets" / "csv"
     target.mkdir(parents=True)
     (target / "target.yaml").write_bytes(b"files: []\n# caf\xe9\n")
-    result = bounded_cli(
-        "generate",
-        "csv",
-        "-t",
-        str(tmp_path / "targets"),
-        "-r",
-        str(REPO_ROOT / "schema"),
-        "-o",
-        str(tmp_path / "o"),
-    )
+
+    def generate_csv() -> Any:
+        args = ["-t", str(tmp_path / "targets"), "-r", str(REPO_ROOT / "schema"), "-o", str(tmp_path / "o")]
+        return bounded_cli("generate", "csv", *args)
+
+    result = generate_csv()
     assert result.code == 1
     assert (
         "target.yaml: error[target_config]: not UTF-8 (byte 0xe9 at offset 15); save it as UTF-8"
         in result.one_line()
     )
     (target / "target.yaml").write_text("files: [\n", encoding="utf-8")
-    result = bounded_cli(
-        "generate",
-        "csv",
-        "-t",
-        str(tmp_path / "targets"),
-        "-r",
-        str(REPO_ROOT / "schema"),
-        "-o",
-        str(tmp_path / "o"),
-    )
+    result = generate_csv()
     assert result.code == 1
     assert (
         "target.yaml: error[target_config]: invalid YAML at line 2, column 1: expected the node content"
