@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--rounds", type=_positive, default=20, help="gossip rounds to run (default 20)")
     up.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
     up.add_argument("--fanout", type=_positive, default=None, help="peers per round, k (default 10; quic: 4)")
+    up.add_argument(
+        "--join",
+        action="store_true",
+        help="memory: agents start knowing only agent 0 and join through it (signed, address-proven "
+        "membership gossip) instead of a static full membership",
+    )
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
     up.add_argument(
         "--prometheus-port",
@@ -246,6 +252,7 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
             config=config,
             instrumentation=lambda ident: hub.for_node(ident.hex_id),
             byzantine=[adversary(a) for a in attacks],
+            full_membership=not args.join,
         )
         result = _drive(cluster, args.rounds, interval)
     except SchemaViolation as exc:

@@ -44,6 +44,18 @@ def test_up_runs_a_mesh_with_byzantine_agents_and_prints_the_summary(monkeypatch
     assert "schema findings: 0 (violations 0, improvements 0)" in text
 
 
+def test_up_with_join_discovers_the_mesh_through_agent_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --join only agent 0 is known at the start: every agent registers its peers by gossip."""
+    monkeypatch.delenv("KNHK_TICK_NS", raising=False)
+    argv = ["up", "--transport", "memory", "--nodes", "12", "--byzantine", "1", "--rounds", "10", "--join"]
+    args = cli.build_parser().parse_args(argv)
+    out = io.StringIO()
+    assert cli.run_up(args, out) == 0
+    text = out.getvalue()
+    assert "reached all 11 honest agents" in text
+    assert "schema findings: 0 (violations 0, improvements 0)" in text
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
