@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from knhk_otel.harness.reference import (
     ABSENT_PREFIX,
     ENV_DIR,
@@ -23,6 +25,13 @@ def test_the_default_is_shared_reference_beside_the_repository() -> None:
     data = ReferenceData.from_env(REPO_ROOT, {})
     assert data.root == (REPO_ROOT.parent / "shared" / "reference").resolve()
     assert not data.required and not data.configured
+
+
+def test_a_relative_repository_path_still_finds_the_folder_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make test` ends with `python -m knhk_otel.harness.reference .`: "." must mean the repo."""
+    monkeypatch.chdir(REPO_ROOT)
+    data = ReferenceData.from_env(Path("."), {})
+    assert data.root == (REPO_ROOT.parent / "shared" / "reference").resolve()
 
 
 def test_the_setting_overrides_the_default_and_ci_requires_it(tmp_path: Path) -> None:

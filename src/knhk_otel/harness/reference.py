@@ -41,7 +41,8 @@ class ReferenceData:
     def from_env(cls, repo_root: Path, environ: Mapping[str, str] | None = None) -> ReferenceData:
         env = os.environ if environ is None else environ
         configured = bool(env.get(ENV_DIR))
-        root = Path(env[ENV_DIR]) if configured else repo_root.parent / "shared" / "reference"
+        # resolve first: the parent of a relative "." is "." itself, not the folder above the repo
+        root = Path(env[ENV_DIR]) if configured else repo_root.resolve().parent / "shared" / "reference"
         required = env.get(ENV_REQUIRE, "").strip().lower() in ("1", "true", "yes")
         return cls(root=root.expanduser().resolve(), required=required, configured=configured)
 
