@@ -56,9 +56,10 @@ if [[ $MESH -ne 0 ]]; then
     echo "knhk-mesh up failed (exit $MESH)" >&2
     exit "$MESH"
 fi
-if [[ $VERDICT -eq 0 ]]; then
-    say "every exported span, metric point and event conforms to schema/"
-else
-    say "live-check found violations (exit $VERDICT)"
-fi
+case $VERDICT in
+    0) say "every exported span, metric point and event conforms to schema/" ;;
+    1) say "live-check found violations (exit 1)" ;;
+    3) say "live-check received no telemetry at all (exit 3): the mesh exported nothing" ;;
+    *) say "live-check failed (exit $VERDICT): see its messages above" ;;
+esac
 exit "$VERDICT"
