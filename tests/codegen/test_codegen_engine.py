@@ -148,6 +148,29 @@ def test_malformed_target_config_is_reported(tmp_path: Path) -> None:
         load_target(folder)
 
 
+def test_misspelt_target_keys_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    top = _target(tmp_path, "top", "ouput: x\nfiles:\n  - template: t.j2\n    output: t\n", {})
+    expected = r"top/target.yaml: error\[target_config\]: unknown key `ouput`; did you mean `output`\?"
+    with pytest.raises(CodegenError, match=expected):
+        load_target(top)
+    rule = _target(tmp_path, "rule", "files:\n  - template: t.j2\n    output: t\n    foreach: group\n", {})
+    with pytest.raises(CodegenError, match=r"files\[0\]: unknown key `foreach`; did you mean `for_each`\?"):
+        load_target(rule)
+
+
+def test_a_broken_target_fails_only_the_runs_that_ask_for_it(cli: Callable[..., Cli], tmp_path: Path) -> None:
+    _target(tmp_path / "targets", "csv", CSV_CONFIG, {"metrics.csv.j2": CSV_TEMPLATE})
+    _target(tmp_path / "targets", "broken", "files: []\n", {})
+    run = cli(tmp_path)
+    schema = str(REPO_ROOT / "schema")
+    code, _, err = run("generate", "csv", "-t", "targets", "-r", schema, "-D", "prefix=")
+    assert (code, err) == (0, "")
+    assert (tmp_path / "out/csv/metrics.csv").is_file()
+    code, _, err = run("generate", "broken", "-t", "targets", "-r", schema)
+    assert code != 0 and "broken/target.yaml: error[target_config]: `files` must be a non-empty list" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_override_builtin_target_with_t(cli: Callable[..., Cli], tmp_path: Path) -> None:
     _target(
         tmp_path / "mine",

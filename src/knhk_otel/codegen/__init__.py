@@ -12,7 +12,7 @@ from typing import Any
 
 from knhk_otel.codegen.engine import GENERATED_MARKER, GenerationInput, render
 from knhk_otel.codegen.errors import CodegenError
-from knhk_otel.codegen.targets import Target, builtin_names, discover, load_target
+from knhk_otel.codegen.targets import Target, builtin_names, discover, load_target, target_dirs
 from knhk_otel.codegen.writer import Change, plan, write
 from knhk_otel.schema.model import ResolvedRegistry
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_target",
     "plan",
     "render",
+    "target_dirs",
     "write",
 ]
 

@@ -26,6 +26,7 @@ means adding a folder. `target.yaml` keys:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -37,6 +38,8 @@ from knhk_otel.codegen.errors import CodegenError
 
 TARGET_FILE = "target.yaml"
 _GROUP_TYPES = {"attribute_group", "span", "event", "metric", "entity", "scope", "undefined"}
+_TARGET_KEYS = ("description", "output", "comment", "format", "hook", "params", "files")
+_RULE_KEYS = ("template", "output", "for_each", "group_types", "as")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,15 @@ def _fail(path: Path, message: str) -> CodegenError:
     return CodegenError(f"{path}: error[target_config]: {message}")
 
 
+def _no_unknown_keys(raw: dict[Any, Any], known: tuple[str, ...], where: str, path: Path) -> None:
+    """A misspelt key would otherwise be ignored silently and its setting lost."""
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
+            raise _fail(path, f"{where}unknown key `{key}`; {hint}")
+
+
 def _comment(value: Any, path: Path) -> tuple[str, str] | None:
     if value is None:
         return ("# ", "")
@@ -81,6 +93,7 @@ def _rule(raw: Any, index: int, path: Path) -> FileRule:
     where = f"files[{index}]"
     if not isinstance(raw, dict):
         raise _fail(path, f"{where} must be a mapping")
+    _no_unknown_keys(raw, _RULE_KEYS, f"{where}: ", path)
     template, output = raw.get("template"), raw.get("output")
     if not isinstance(template, str) or not isinstance(output, str):
         raise _fail(path, f"{where} needs `template` and `output` strings")
@@ -118,6 +131,7 @@ def load_target(directory: Path, name: str | None = None) -> Target:
         raise _fail(path, f"invalid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(raw, dict):
         raise _fail(path, "must be a mapping")
+    _no_unknown_keys(raw, _TARGET_KEYS, "", path)
     files = raw.get("files")
     if not isinstance(files, list) or not files:
         raise _fail(path, "`files` must be a non-empty list")
@@ -147,16 +161,22 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("knhk_otel") / "templates"))
 
 
-def discover(extra_dirs: list[Path] | None = None) -> dict[str, Target]:
-    """Built-in targets, then every `-t DIR` (a folder of target folders) adding or overriding by name."""
-    found: dict[str, Target] = {}
+def target_dirs(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Built-in target folders, then every `-t DIR` (a folder of target folders) adding or overriding
+    by name. Nothing is parsed here, so a broken target only fails a run that asks for it."""
+    found: dict[str, Path] = {}
     for root in [builtin_dir(), *(extra_dirs or [])]:
         if not root.is_dir():
             raise CodegenError(f"{root}: error[target_dir]: not a directory")
         for child in sorted(root.iterdir()):
             if (child / TARGET_FILE).is_file():
-                found[child.name] = load_target(child)
+                found[child.name] = child
     return found
+
+
+def discover(extra_dirs: list[Path] | None = None) -> dict[str, Target]:
+    """Every target of `target_dirs`, loaded (fails on the first broken one)."""
+    return {name: load_target(folder) for name, folder in target_dirs(extra_dirs).items()}
 
 
 def builtin_names() -> list[str]:

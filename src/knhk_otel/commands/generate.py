@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from knhk_otel.codegen import CodegenError, builtin_names, discover, generate_target
+from knhk_otel.codegen import CodegenError, builtin_names, generate_target, load_target, target_dirs
 from knhk_otel.commands.output_paths import OutputPathError, check_output_folder
 from knhk_otel.commands.registry_input import add_registry_arguments, checked_registry
 from knhk_otel.schema.model import ResolvedRegistry
@@ -113,7 +113,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    targets = discover([Path(t) for t in args.templates])
+    targets = target_dirs([Path(t) for t in args.templates])
     names: list[str] = list(args.targets) or builtin_names()
     unknown = [n for n in names if n not in targets]
     folders = [n for n in unknown if _looks_like_a_folder(n)]
@@ -141,8 +141,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     display = _display(registry, root)
     stale: list[str] = []
-    for name in names:
-        target = targets[name]
+    loaded = [load_target(targets[name]) for name in names]  # only the targets asked for
+    for target in loaded:
+        name = target.name
         if args.output:
             out_dir = Path(args.output) if len(names) == 1 else Path(args.output) / name
         elif target.output:
