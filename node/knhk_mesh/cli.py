@@ -15,9 +15,12 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
-from knhk_mesh.cluster import BASE_PORT, MAX_AGENTS, Cluster, build_cluster
+from knhk_mesh.cluster import BASE_PORT, MAX_AGENTS, MEMORY_HOST, Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.core.topology import Strategy, TopologyKind
+from knhk_mesh.localcluster import region_names
 from knhk_mesh.sim import command as sim_command
+from knhk_mesh.transport.memory import region_latency
 from knhk_mesh.upquic import LiveChecker
 
 log = logging.getLogger("knhk_mesh")
@@ -114,12 +117,47 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--summary", type=Path, default=None, help="quic: JSON summary file (default: in workdir)"
     )
+    _add_topology_options(up)
     _add_network_commands(sub)
     simulate = sub.add_parser(
         "simulate", help="simulate one write spreading through up to millions of agents (no sockets)"
     )
     sim_command.add_arguments(simulate)
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def _add_topology_options(up: argparse.ArgumentParser) -> None:
+    up.add_argument(
+        "--peer-selection",
+        choices=[s.value for s in Strategy],
+        default=Strategy.RANDOM.value,
+        help="how each agent picks its round targets (default random; latency, hybrid and geographic "
+        "prefer near peers after the first rebalance)",
+    )
+    up.add_argument(
+        "--nearest-fraction", type=_fraction, default=0.2, help="hybrid: share of nearest targets (0.2)"
+    )
+    up.add_argument(
+        "--rebalance-every", type=_positive, default=100, metavar="N", help="rounds between rebalances (100)"
+    )
+    up.add_argument(
+        "--regions",
+        type=_positive,
+        default=1,
+        metavar="R",
+        help="spread the agents round-robin over R regions (memory: 5 ms inside a region, 80-150 ms "
+        "between regions)",
+    )
 
 
 def _add_network_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -230,7 +268,18 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
         uninstall_recorder(recorder)
         strict.set_strict(False)
         raise UsageError(str(exc)) from None
-    hub = MeshTelemetry(
+    args.fanout = args.fanout or 10
+    regions = region_names(args.nodes, args.regions)
+    config = MeshConfig(
+        fanout=args.fanout,
+        region="local",
+        peer_selection=Strategy(args.peer_selection),
+        nearest_fraction=args.nearest_fraction,
+        rebalance_every_rounds=args.rebalance_every,
+        topology=TopologyKind.MULTI_REGION if regions else TopologyKind.SINGLE_REGION,
+    )
+    hub = MeshTelemetry.for_config(
+        config,
         providers.tracer_provider,
         providers.meter_provider,
         providers.logger_provider,
@@ -241,8 +290,6 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
         host, port = providers.prometheus_address
         say(f"metrics for Prometheus: http://{host}:{port}/metrics")
     attacks = [list(Attack)[i % len(Attack)] for i in range(args.byzantine)]
-    args.fanout = args.fanout or 10
-    config = MeshConfig(fanout=args.fanout, region="local")
     interval = config.round_interval
     violation: SchemaViolation | None = None
     try:
@@ -253,6 +300,10 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
             instrumentation=lambda ident: hub.for_node(ident.hex_id),
             byzantine=[adversary(a) for a in attacks],
             full_membership=not args.join,
+            regions=regions,
+            link_latency=region_latency({(MEMORY_HOST, BASE_PORT + i): r for i, r in enumerate(regions)})
+            if regions
+            else None,
         )
         result = _drive(cluster, args.rounds, interval)
     except SchemaViolation as exc:
@@ -420,7 +471,8 @@ def run_node(args: argparse.Namespace) -> int:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     providers = build_providers(tconfig)
-    hub = MeshTelemetry(
+    hub = MeshTelemetry.for_config(
+        MeshConfig(peer_selection=config.peer_selection, topology=config.topology),
         providers.tracer_provider,
         providers.meter_provider,
         providers.logger_provider,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
@@ -13,7 +13,7 @@ from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address, Entry
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.security import Identity
-from knhk_mesh.transport.memory import Faults, MemoryNetwork, Node
+from knhk_mesh.transport.memory import Faults, LinkLatency, MemoryNetwork, Node
 
 MEMORY_HOST = "127.0.0.1"
 BASE_PORT = 20000
@@ -87,34 +87,41 @@ def build_cluster(
     byzantine: Sequence[ByzantineFactory] = (),
     on_event: Callable[[Address, MeshEvent], None] | None = None,
     full_membership: bool = True,
+    regions: Sequence[str] = (),
+    link_latency: LinkLatency | None = None,
 ) -> Cluster:
     """N engines on one memory network; the last len(byzantine) agents are wrapped by the factories.
 
     With full_membership every agent starts knowing every other (static configuration); otherwise
     agent 0 is the only seed and the others discover the mesh by joining and membership gossip.
+    `regions` (one per agent, or empty: all in `config.region`) sets each agent's region;
+    `link_latency` gives per-link delays (e.g. `transport.memory.region_latency`).
     """
+    if regions and len(regions) != n:
+        raise ValueError(f"{len(regions)} regions given for {n} agents")
     if n < 1 or len(byzantine) > n:
         raise ValueError(f"cannot build {n} agents with {len(byzantine)} Byzantine ones")
     if n > MAX_AGENTS:
         raise ValueError(f"the memory transport addresses at most {MAX_AGENTS:,} agents, not {n:,}")
     master = random.Random(seed)
     cfg = config or MeshConfig()
-    network = MemoryNetwork(random.Random(master.getrandbits(64)), faults, on_event)
+    network = MemoryNetwork(random.Random(master.getrandbits(64)), faults, on_event, link_latency)
     identities = [Identity.generate(master) for _ in range(n)]
     addresses = [(MEMORY_HOST, BASE_PORT + i) for i in range(n)]
+    configs = [replace(cfg, region=r) for r in regions] if regions else [cfg] * n
     template = PeerRegistry()
     if full_membership:
-        for ident, addr in zip(identities, addresses, strict=True):
-            template.register(ident.agent_id, addr, ident.public_key, region=cfg.region, introduced=True)
+        for ident, addr, c in zip(identities, addresses, configs, strict=True):
+            template.register(ident.agent_id, addr, ident.public_key, region=c.region, introduced=True)
             # the record each engine will sign for itself (same fields and seq: the same bytes)
-            template.set_record(ident.record(addr[0], addr[1], cfg.region, cfg.nonce_base + 1))
+            template.set_record(ident.record(addr[0], addr[1], c.region, c.nonce_base + 1))
     engines: list[MeshEngine] = []
-    for i, (ident, addr) in enumerate(zip(identities, addresses, strict=True)):
+    for i, (ident, addr, c) in enumerate(zip(identities, addresses, configs, strict=True)):
         engine = MeshEngine(
             ident,
             addr,
             rng=random.Random(master.getrandbits(64)),
-            config=cfg,
+            config=c,
             instrumentation=instrumentation(ident) if instrumentation else NOOP,
             seeds=() if full_membership or i == 0 else (addresses[0],),
             registry=template.copy() if full_membership else None,

@@ -27,6 +27,11 @@ from knhk_mesh.node_config import dump_node_config
 HOST = "127.0.0.1"
 
 
+def region_names(nodes: int, regions: int) -> tuple[str, ...]:
+    """Node i's region when `nodes` are spread round-robin over `regions` ("" for all: one region)."""
+    return tuple(f"region-{i % regions}" for i in range(nodes)) if regions > 1 else ()
+
+
 class ClusterError(Exception):
     """A node did not start or answer in time; the message names it and points at its log."""
 
@@ -65,6 +70,11 @@ class ClusterSpec:
     validation: str = "off"  # the nodes' in-process validation (live-check validates what they export)
     export: bool = False
     region: str = "local"
+    regions: Sequence[str] = ()  # one per node (overrides `region`), e.g. a three-region mesh
+    peer_selection: str = "random"
+    nearest_fraction: float = 0.2
+    rebalance_every_rounds: int = 100
+    topology: str = "single_region"
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -109,7 +119,11 @@ class LocalCluster:
             "listen": f"{HOST}:{node.quic_port}",
             "admin": f"{HOST}:0",
             "seeds": [f"{HOST}:{p}" for p in seeds],
-            "region": spec.region,
+            "region": spec.regions[node.index] if spec.regions else spec.region,
+            "peer_selection": spec.peer_selection,
+            "nearest_fraction": spec.nearest_fraction,
+            "rebalance_every_rounds": spec.rebalance_every_rounds,
+            "topology": spec.topology,
             "fanout": spec.fanout,
             "round_interval": spec.round_interval,
             "stale_timeout": spec.stale_timeout,

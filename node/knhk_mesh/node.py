@@ -136,6 +136,10 @@ class MeshNode:
             stale_timeout=cfg.stale_timeout,
             prune_every_rounds=max(1, round(cfg.stale_timeout / cfg.round_interval / 4)),
             region=cfg.region,
+            peer_selection=cfg.peer_selection,
+            nearest_fraction=cfg.nearest_fraction,
+            rebalance_every_rounds=cfg.rebalance_every_rounds,
+            topology=cfg.topology,
             # strictly above anything sent before a restart (receivers keep a replay window per sender)
             nonce_base=time.time_ns() // 1000,
         )

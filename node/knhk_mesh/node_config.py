@@ -14,6 +14,7 @@ import yaml
 
 from knhk_mesh.adversary import Attack
 from knhk_mesh.core.messages import Address
+from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.pki import PkiPaths
 
 
@@ -39,6 +40,10 @@ class NodeConfig:
     service_name: str = "knhk-mesh"
     byzantine: Attack | None = None  # for demos and tests: this node attacks its peers
     ports_file: Path | None = None  # written once listening: {"quic": port, "admin": port, "node_id": hex}
+    peer_selection: Strategy = Strategy.RANDOM  # core.topology strategies
+    nearest_fraction: float = 0.2  # hybrid's share of nearest targets
+    rebalance_every_rounds: int = 100
+    topology: TopologyKind = TopologyKind.SINGLE_REGION
     source: Path = field(default=Path("-"), compare=False)
 
 
@@ -57,6 +62,10 @@ _FIELDS = {
     "telemetry",
     "byzantine",
     "ports_file",
+    "peer_selection",
+    "nearest_fraction",
+    "rebalance_every_rounds",
+    "topology",
 }
 _IDENTITY = {"key", "certificate", "ca", "crl"}
 _TELEMETRY = {"validation", "export", "service_name"}
@@ -180,7 +189,25 @@ def load_node_config(path: Path) -> NodeConfig:
     region = doc.get("region", "")
     if not isinstance(region, str):
         raise r.error("region", f"expected a string, got {region!r}")
+    choices = {}
+    for name, kind, default in (
+        ("peer_selection", Strategy, Strategy.RANDOM),
+        ("topology", TopologyKind, TopologyKind.SINGLE_REGION),
+    ):
+        raw = doc.get(name, default.value)
+        try:
+            choices[name] = kind(raw)
+        except ValueError:
+            raise r.error(name, f"expected one of {', '.join(m.value for m in kind)}, got {raw!r}") from None
+    fraction = r.number("nearest_fraction", doc.get("nearest_fraction", 0.2), integer=False, minimum=0.0)
+    if fraction > 1.0:
+        raise r.error("nearest_fraction", f"must be at most 1, got {fraction}")
+    every = doc.get("rebalance_every_rounds", 100)
     return NodeConfig(
+        peer_selection=Strategy(choices["peer_selection"]),
+        topology=TopologyKind(choices["topology"]),
+        nearest_fraction=fraction,
+        rebalance_every_rounds=int(r.number("rebalance_every_rounds", every, integer=True, minimum=1)),
         pki=pki,
         listen=r.address("listen", doc["listen"]),
         admin=r.address("admin", doc.get("admin", "127.0.0.1:0")),

@@ -33,6 +33,7 @@ from knhk_mesh.core.events import (
     ReputationChanged,
     RoundStarted,
     RttMeasured,
+    TopologyRebalanced,
 )
 from knhk_mesh.core.instrument import Operation
 from knhk_mesh.core.messages import Address, AgentId, agent_id_of
@@ -59,6 +60,26 @@ def node_resource(node_id: str) -> tuple[tuple[str, str], ...]:
 
 class MeshTelemetry:
     """Instruments shared by all nodes of a process, plus tick accounting for reports."""
+
+    @classmethod
+    def for_config(
+        cls,
+        config: MeshConfig,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        logger_provider: _logs.LoggerProvider,
+        *,
+        tick_clock: TickClock | None = None,
+    ) -> MeshTelemetry:
+        """Instruments whose topology and strategy attributes are the mesh configuration's own."""
+        return cls(
+            tracer_provider,
+            meter_provider,
+            logger_provider,
+            tick_clock=tick_clock,
+            topology=A.Topology(config.topology.value),
+            strategy=A.PeerSelectionStrategy(config.peer_selection.value),
+        )
 
     def __init__(
         self,
@@ -91,6 +112,8 @@ class MeshTelemetry:
         self.tick_usage = M.TickUsage(meter)
         self.tick_overruns = M.TickOverruns(meter)
         self.queue_size = M.QueueSize(meter)
+        self.rebalances = M.TopologyRebalances(meter)
+        self.clusters = M.TopologyClusters(meter)
         # Counters of enum-labelled families start at 0: a series Prometheus first sees at 498 has no
         # increase for rate(), so a burst between two scrapes would never fire an alert.
         for kind in A.ByzantineKind:
@@ -319,6 +342,16 @@ class NodeTelemetry:
     def measure(self, operation: Operation) -> _Measure:
         return _Measure(self, operation)
 
+    def rebalance(self, clusters: int) -> _SpanScope:
+        h = self.hub
+        return S.start_topology_rebalance(  # type: ignore[return-value]
+            h.tracer,
+            node_id=self.node_id,
+            topology=h.topology,
+            topology_clusters=clusters,
+            peer_selection_strategy=h.strategy,
+        )
+
     # --- the QUIC shell's own signals (knhk_mesh.node.TransportObserver) --------------------------------
 
     def queue_changed(self, delta: int) -> None:
@@ -396,3 +429,6 @@ class NodeTelemetry:
             )
         elif isinstance(event, RttMeasured):
             h.peer_latency.record(event.rtt, region=event.region or None)
+        elif isinstance(event, TopologyRebalanced):
+            h.rebalances.add(1, topology=h.topology)
+            h.clusters.set(len(event.snapshot.clusters), topology=h.topology)

@@ -21,7 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from knhk_mesh.adversary import Attack
-from knhk_mesh.localcluster import ClusterError, ClusterSpec, LocalCluster
+from knhk_mesh.localcluster import ClusterError, ClusterSpec, LocalCluster, region_names
 
 EXIT_OK, EXIT_FAILED = 0, 1
 POLL_S = 1.0
@@ -138,6 +138,11 @@ def run_up_quic(
         attacks=attacks,
         fanout=min(args.fanout or 4, n - 1),
         round_interval=args.round_interval,
+        regions=region_names(n, args.regions),
+        peer_selection=args.peer_selection,
+        nearest_fraction=args.nearest_fraction,
+        rebalance_every_rounds=args.rebalance_every,
+        topology="multi_region" if args.regions > 1 else "single_region",
         export=True,
         env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",

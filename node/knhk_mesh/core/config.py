@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
+from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.core.wire import MAX_MESSAGE_BYTES
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class MeshConfig:
     region: str = ""
     jitter_start: bool = True  # spread first rounds over one interval; False gives lock-step rounds
     nonce_base: int = 0  # first envelope nonce; transports derive it from a clock so restarts move on
+    peer_selection: Strategy = Strategy.RANDOM  # how round targets are chosen (core.topology)
+    nearest_fraction: float = 0.2  # hybrid: share of targets taken from the nearest cluster
+    rebalance_every_rounds: int = 100  # rounds between topology rebalances (re-clustering)
+    topology: TopologyKind = TopologyKind.SINGLE_REGION  # deployment topology (telemetry, RDF)
 
     def __post_init__(self) -> None:
         if self.fanout < 1:
@@ -53,5 +62,20 @@ class MeshConfig:
             raise ValueError(f"min_reputation must be within [0, 1], got {self.min_reputation}")
         if self.hot_rounds < 1 or self.repair_budget_bytes < self.max_message_bytes:
             raise ValueError("hot_rounds must be >= 1 and repair_budget_bytes at least one frame")
+        object.__setattr__(self, "peer_selection", _member(Strategy, self.peer_selection, "peer_selection"))
+        object.__setattr__(self, "topology", _member(TopologyKind, self.topology, "topology"))
+        if not 0.0 <= self.nearest_fraction <= 1.0:
+            raise ValueError(f"nearest_fraction must be within [0, 1], got {self.nearest_fraction}")
+        if self.rebalance_every_rounds < 1:
+            raise ValueError(f"rebalance_every_rounds must be >= 1, got {self.rebalance_every_rounds}")
         if self.rate_per_second <= 0 or self.burst < 1:
             raise ValueError("rate_per_second must be > 0 and burst >= 1")
+
+
+def _member(kind: type[_E], value: str, name: str) -> _E:
+    """Accept the enum or its string value (configs come from YAML and command lines)."""
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise ValueError(f"{name} must be one of {known}, got {value!r}") from None

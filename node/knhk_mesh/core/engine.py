@@ -37,6 +37,7 @@ from knhk_mesh.core.events import (
     ReputationChanged,
     RoundStarted,
     RttMeasured,
+    TopologyRebalanced,
 )
 from knhk_mesh.core.gossip import ConvergenceTracker, EvidenceBook, fit_entries
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
@@ -78,6 +79,7 @@ from knhk_mesh.core.security import (
     verify_record,
 )
 from knhk_mesh.core.state import EMPTY, Applied, State
+from knhk_mesh.core.topology import Candidate, Strategy, TopologyManager, cluster_peers
 from knhk_mesh.core.wire import (
     CHILD_HASHES_BYTES,
     FRAME_OVERHEAD,
@@ -165,6 +167,13 @@ class MeshEngine:
         self.state = State()
         self.seeds = tuple(seeds)
         self.round_no = 0
+        self.topology = TopologyManager(
+            self.config.peer_selection,
+            topology=self.config.topology,
+            region=self.config.region,
+            nearest_fraction=self.config.nearest_fraction,
+            rebalance_every_rounds=self.config.rebalance_every_rounds,
+        )
         self.evidence = EvidenceBook(self.config.evidence_rounds)
         self.convergence = ConvergenceTracker(self.config.converge_rounds)
         self.offences: dict[Offence, int] = dict.fromkeys(Offence, 0)
@@ -354,7 +363,7 @@ class MeshEngine:
         self._pulls.clear()
         self._challenges_left = cfg.challenges_per_round
         with self.instr.measure(Operation.PEER_SELECTION):
-            peers = self._sample(cfg.fanout)
+            peers = self._select(cfg.fanout)
         self._emit(RoundStarted(self.round_no, len(peers), len(self.registry)))
         with self.instr.round(self.round_no, len(peers), len(self.registry)):
             push = Push(self.state.digest, self._hot_entries())
@@ -369,7 +378,7 @@ class MeshEngine:
             if peers and self.round_no % cfg.membership_every_rounds == 0:
                 self._gossip_membership(peers[0])
             if peers and self.round_no % cfg.ping_every_rounds == 0:
-                self._ping(peers[-1], now)
+                self._ping(self._ping_target(peers), now)
             self._challenge_pending()
             if self.seeds and len(self.registry) == 0 and self.round_no % 5 == 1:
                 for seed in self.seeds:  # not let in yet (a lost join, a busy seed): knock again
@@ -378,6 +387,37 @@ class MeshEngine:
                 self._prune(now)
             if self.round_no % cfg.recovery_every_rounds == 0:
                 self._recover()
+            if self.topology.due(self.round_no):
+                self._rebalance(now)
+
+    def _candidates(self) -> list[Candidate]:
+        """The peers a strategy may choose from (eligible ones, with RTT and region)."""
+        return self.registry.candidates(exclude=self.agent_id, min_reputation=self.config.min_reputation)
+
+    def _select(self, k: int) -> list[AgentId]:
+        """This round's targets by the configured strategy; random keeps the registry's O(k) sampler."""
+        topo = self.topology
+        if topo.strategy is Strategy.RANDOM:
+            peers = self._sample(k)
+            topo.count(peers, self.registry.rtt)
+            return peers
+        return topo.select(self._candidates(), k, self.rng)
+
+    def _ping_target(self, peers: list[AgentId]) -> AgentId:
+        """Random selection pings a target it gossips with anyway; the others explore unmeasured peers."""
+        if self.topology.strategy is Strategy.RANDOM:
+            return peers[-1]
+        return self.topology.ping_target(self._candidates(), self.rng) or peers[-1]
+
+    def _rebalance(self, now: float) -> None:
+        """Re-cluster the peers by region and RTT (core.topology) and report the new topology."""
+        candidates = self._candidates()
+        clustering = cluster_peers(candidates)
+        with self.instr.rebalance(len(clustering)):
+            self.topology.rebalance(clustering)
+            self._emit(
+                TopologyRebalanced(self.topology.snapshot(self.agent_id, candidates, self.round_no, now))
+            )
 
     def _sample(self, k: int) -> list[AgentId]:
         return self.registry.random_peers(
@@ -407,7 +447,7 @@ class MeshEngine:
         self._announce_round = self.round_no
         self._announced = own[-1].version
         with self.instr.measure(Operation.PEER_SELECTION):
-            peers = self._sample(cfg.fanout)
+            peers = self._select(cfg.fanout)
         if not peers:
             return
         push = Push(self.state.digest, fit_entries(own, cfg.max_message_bytes))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from knhk_mesh.core.messages import Address, AgentId, MessageType
+from knhk_mesh.core.topology import TopologySnapshot
 
 
 class Offence(StrEnum):
@@ -124,6 +125,13 @@ class RttMeasured:
     region: str
 
 
+@dataclass(frozen=True, slots=True)
+class TopologyRebalanced:
+    """The node re-clustered its peers; the snapshot is what the shell persists (RDF)."""
+
+    snapshot: TopologySnapshot
+
+
 MeshEvent = (
     PeerJoined
     | PeerLeft
@@ -136,4 +144,5 @@ MeshEvent = (
     | RoundStarted
     | EntriesMerged
     | RttMeasured
+    | TopologyRebalanced
 )

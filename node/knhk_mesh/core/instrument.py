@@ -62,6 +62,10 @@ class Instrumentation(Protocol):
 
     def measure(self, operation: Operation) -> AbstractContextManager[object]: ...
 
+    def rebalance(self, clusters: int) -> Scope:
+        """The scope of a topology rebalance that found `clusters` clusters (opened once they are known)."""
+        ...
+
     def event(self, event: MeshEvent) -> None: ...
 
 
@@ -111,6 +115,9 @@ class NoopInstrumentation:
         return _NOOP_SCOPE
 
     def measure(self, operation: Operation) -> AbstractContextManager[object]:
+        return _NOOP_SCOPE
+
+    def rebalance(self, clusters: int) -> Scope:
         return _NOOP_SCOPE
 
     def event(self, event: MeshEvent) -> None:

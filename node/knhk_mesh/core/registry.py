@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from knhk_mesh.core.messages import AGENT_ID_BYTES, PUBLIC_KEY_BYTES, Address, AgentId, PeerRecord
+from knhk_mesh.core.topology import Candidate
 
 _IP_BYTES = 16
 _FLAG_INTRODUCED = 1
@@ -407,6 +408,11 @@ class PeerRegistry:
         if slot >= 0:
             self._flags[slot] |= _FLAG_INTRODUCED
 
+    def rtt(self, agent_id: AgentId) -> float:
+        """The peer's smoothed RTT in seconds; 0.0 when unmeasured or unknown."""
+        slot = self.slot_of(agent_id)
+        return 0.0 if slot < 0 else self._rtt[slot]
+
     def set_rtt(self, agent_id: AgentId, rtt: float) -> None:
         slot = self.slot_of(agent_id)
         if slot >= 0:
@@ -466,6 +472,16 @@ class PeerRegistry:
             key=lambda s: (rtt[s] if rtt[s] > 0.0 else float("inf"), s),
         )
         return [self._id_at(s) for s in best]
+
+    def candidates(self, *, exclude: AgentId | None = None, min_reputation: float = 0.0) -> list[Candidate]:
+        """Every eligible peer with its RTT and region: what a topology strategy chooses from (O(n))."""
+        excluded = self.slot_of(exclude) if exclude is not None else -1
+        rtt, rep, region, names = self._rtt, self._reputation, self._region, self._regions
+        return [
+            Candidate(self._id_at(s), rtt[s], names[region[s]])
+            for s in range(self._n)
+            if s != excluded and rep[s] >= min_reputation - 1e-9
+        ]
 
     def prune_stale(self, now: float, timeout: float) -> list[AgentId]:
         """Remove peers not seen for `timeout` seconds; returns their ids."""

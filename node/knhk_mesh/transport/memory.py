@@ -63,6 +63,30 @@ class NetworkStats:
     bytes_by_node: dict[Address, int] = field(default_factory=dict)  # sent or addressed to it
 
 
+LinkLatency = Callable[[Address, Address], tuple[float, float]]
+"""Per-link one-way delay range (seconds) from src to dst; replaces `Faults.latency` when given."""
+
+
+def region_latency(
+    region_of: dict[Address, str],
+    *,
+    within: tuple[float, float] = (0.004, 0.006),
+    across: dict[frozenset[str], tuple[float, float]] | None = None,
+    default_across: tuple[float, float] = (0.080, 0.150),
+) -> LinkLatency:
+    """Delays of a multi-region deployment: `within` inside a region, `across[{a, b}]` (or
+    `default_across`) between regions a and b. Addresses without a region count as region ""."""
+    pairs = dict(across or {})
+
+    def latency(src: Address, dst: Address) -> tuple[float, float]:
+        a, b = region_of.get(src, ""), region_of.get(dst, "")
+        if a == b:
+            return within
+        return pairs.get(frozenset((a, b)), default_across)
+
+    return latency
+
+
 _DELIVER = 0
 _TIMER = 1
 
@@ -75,9 +99,11 @@ class MemoryNetwork:
         rng: random.Random,
         faults: Faults | None = None,
         on_event: Callable[[Address, MeshEvent], None] | None = None,
+        link_latency: LinkLatency | None = None,
     ) -> None:
         self.rng = rng
         self.faults = faults or Faults()
+        self.link_latency = link_latency
         self.on_event = on_event
         self.now = 0.0
         self.stats = NetworkStats()
@@ -139,8 +165,9 @@ class MemoryNetwork:
             return
         copies = 2 if f.duplicate and self.rng.random() < f.duplicate else 1
         self.stats.duplicated += copies - 1
+        span = f.latency if self.link_latency is None else self.link_latency(src, dst)
         for _ in range(copies):
-            delay = self.rng.uniform(*f.latency)
+            delay = self.rng.uniform(*span)
             if f.reorder and self.rng.random() < f.reorder:
                 delay += self.rng.uniform(0.0, f.reorder_delay)
             self._push(self.now + delay, _DELIVER, src, dst, data)

@@ -1,0 +1,341 @@
+"""The topology manager, sans I/O: which peers a node gossips with, and how it groups them.
+
+The engine asks its `TopologyManager` for each round's targets. A strategy (`PeerSelector`) picks
+`k` targets out of a candidate list (peer id, EWMA round-trip time, declared region); strategies are
+plain objects so other code (multi-region, hierarchical) can hand them a narrower candidate set.
+
+Every `rebalance_every_rounds` rounds the manager clusters its peers (`cluster_peers`, below) and
+gives the clusters to the strategy; the engine reports the result as a `TopologyRebalanced` event
+carrying a `TopologySnapshot` (what the node shell persists as RDF).
+
+Clustering is deterministic and one-dimensional on purpose (no k-means, no seeds): peers are grouped
+by declared region; within a region, measured RTTs are sorted and a new cluster starts wherever an
+RTT exceeds `GAP_FACTOR` x the previous one plus `GAP_FLOOR_S` (a "natural break"); unmeasured peers
+join their region's nearest cluster. Clusters are ordered by median RTT (unmeasured last), then id.
+
+Every strategy except `random` keeps at least one cross-cluster ("bridge") target per round when k >= 2,
+so a rumour still leaves the nearest cluster each round: convergence must not depend on luck.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from knhk_mesh.core.messages import AgentId
+
+GAP_FACTOR = 2.0
+GAP_FLOOR_S = 0.002
+
+
+class Strategy(StrEnum):
+    """Peer-selection strategies; values are the schema's `knhk.mesh.peer.selection_strategy` members."""
+
+    RANDOM = "random"
+    LATENCY = "latency"
+    HYBRID = "hybrid"
+    GEOGRAPHIC = "geographic"
+
+
+class TopologyKind(StrEnum):
+    """Deployment topologies; values are the schema's `knhk.mesh.topology` members."""
+
+    SINGLE_REGION = "single_region"
+    MULTI_REGION = "multi_region"
+    HIERARCHICAL = "hierarchical"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One peer a strategy may pick: what it needs to know, nothing more."""
+
+    agent_id: AgentId
+    rtt: float  # seconds, EWMA of ping/pong; 0.0 = not measured yet
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A group of peers close to each other as seen from this node."""
+
+    id: str  # "<region>/<band>", "-" for peers without a region
+    region: str
+    members: tuple[AgentId, ...]
+    rtt: float  # median measured RTT of the members, seconds; inf when none is measured
+
+
+@dataclass(frozen=True)
+class Clustering:
+    clusters: tuple[Cluster, ...] = ()
+    rank: dict[AgentId, int] = field(default_factory=dict)  # member -> index of its cluster
+
+    def __len__(self) -> int:
+        return len(self.clusters)
+
+
+def cluster_peers(candidates: Iterable[Candidate]) -> Clustering:
+    """Deterministic clustering by region, then by natural breaks in RTT (see the module docstring)."""
+    by_region: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_region.setdefault(c.region, []).append(c)
+    found: list[Cluster] = []
+    for region in sorted(by_region):
+        peers = by_region[region]
+        measured = sorted((c for c in peers if c.rtt > 0.0), key=lambda c: (c.rtt, c.agent_id))
+        unmeasured = sorted(c.agent_id for c in peers if c.rtt <= 0.0)
+        bands: list[list[Candidate]] = []
+        for c in measured:
+            if bands and c.rtt <= bands[-1][-1].rtt * GAP_FACTOR + GAP_FLOOR_S:
+                bands[-1].append(c)
+            else:
+                bands.append([c])
+        label = region or "-"
+        if not bands:
+            found.append(Cluster(f"{label}/0", region, tuple(unmeasured), math.inf))
+            continue
+        for i, band in enumerate(bands):
+            members = tuple(sorted(c.agent_id for c in band)) + (tuple(unmeasured) if i == 0 else ())
+            rtts = [c.rtt for c in band]
+            found.append(Cluster(f"{label}/{i}", region, members, rtts[len(rtts) // 2]))
+    found.sort(key=lambda cl: (cl.rtt, cl.id))
+    rank = {agent: i for i, cl in enumerate(found) for agent in cl.members}
+    return Clustering(tuple(found), rank)
+
+
+class PeerSelector(Protocol):
+    """A peer-selection strategy: `select` is called every round, `rebalance` after each clustering."""
+
+    name: Strategy
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]: ...
+
+    def rebalance(self, clustering: Clustering) -> None: ...
+
+
+class RandomSelector:
+    """Uniform sampling: the Byzantine-robust default (an attacker cannot place itself 'near')."""
+
+    name = Strategy.RANDOM
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+        return [c.agent_id for c in rng.sample(list(candidates), min(k, len(candidates)))]
+
+    def rebalance(self, clustering: Clustering) -> None:
+        return None
+
+
+class _NearFirst:
+    """Shared machinery: `near` targets from the nearest candidates, the rest uniformly from the others."""
+
+    def __init__(self) -> None:
+        self.clustering = Clustering()
+
+    def rebalance(self, clustering: Clustering) -> None:
+        self.clustering = clustering
+
+    def _rank(self, c: Candidate) -> float:
+        """Lower is nearer: the cluster's rank after a rebalance, the raw RTT before (or for newcomers)."""
+        rank = self.clustering.rank.get(c.agent_id)
+        if rank is not None:
+            return float(rank)
+        if self.clustering.clusters:
+            return math.inf  # met since the last rebalance: not known to be near
+        return c.rtt if c.rtt > 0.0 else math.inf
+
+    def _pick(
+        self, candidates: Sequence[Candidate], near: int, k: int, rng: random.Random, *, bridge: bool
+    ) -> list[AgentId]:
+        """`near` nearest targets, the rest at random; a `bridge` rest lies beyond the nearest picked."""
+        pool = list(candidates)
+        k = min(k, len(pool))
+        near = min(near, k)
+        # nearest first; ties (members of one cluster) in random order so targets vary between rounds
+        order = sorted(((self._rank(c), rng.random(), c) for c in pool), key=lambda t: (t[0], t[1]))
+        picked = [(rank, c) for rank, _, c in order[:near] if rank != math.inf]
+        chosen = [c for _, c in picked]
+        taken = {c.agent_id for c in chosen}
+        rest = [c for _, _, c in order if c.agent_id not in taken]
+        if bridge and picked:
+            farthest = picked[-1][0]
+            beyond = [c for r, _, c in order if r > farthest]
+            if len(beyond) >= k - len(chosen):
+                rest = beyond
+        chosen += rng.sample(rest, k - len(chosen))
+        return [c.agent_id for c in chosen]
+
+
+class LatencySelector(_NearFirst):
+    """Lowest-RTT peers first (the nearest cluster, sampled at random), plus one bridge per round."""
+
+    name = Strategy.LATENCY
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+        return self._pick(candidates, _near_share(k, rng), k, rng, bridge=True)
+
+
+class HybridSelector(_NearFirst):
+    """Mostly random with a share (`nearest_fraction`) of the nearest peers: robust and somewhat fast."""
+
+    name = Strategy.HYBRID
+
+    def __init__(self, nearest_fraction: float) -> None:
+        super().__init__()
+        self.nearest_fraction = nearest_fraction
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+        exact = k * self.nearest_fraction
+        near = int(exact) + (1 if rng.random() < exact - int(exact) else 0)  # the fraction, on average
+        return self._pick(candidates, near, k, rng, bridge=False)
+
+
+class GeographicSelector(_NearFirst):
+    """Peers of this node's own region first, plus one bridge to another region per round."""
+
+    name = Strategy.GEOGRAPHIC
+
+    def __init__(self, region: str) -> None:
+        super().__init__()
+        self.region = region
+
+    def _rank(self, c: Candidate) -> float:
+        return 0.0 if c.region == self.region else 1.0 + super()._rank(c) / 1e6
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+        return self._pick(candidates, _near_share(k, rng), k, rng, bridge=True)
+
+
+def _near_share(k: int, rng: random.Random) -> int:
+    """k - 1 near targets and one bridge; with k = 1 the single target is a bridge one round in four."""
+    if k >= 2:
+        return k - 1
+    return 0 if rng.random() < 0.25 else 1
+
+
+def make_selector(
+    strategy: Strategy | str, *, region: str = "", nearest_fraction: float = 0.2
+) -> PeerSelector:
+    s = Strategy(strategy)
+    if s is Strategy.RANDOM:
+        return RandomSelector()
+    if s is Strategy.LATENCY:
+        return LatencySelector()
+    if s is Strategy.HYBRID:
+        return HybridSelector(nearest_fraction)
+    return GeographicSelector(region)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A measured link from the snapshot's node to a peer."""
+
+    peer: AgentId
+    rtt: float  # seconds (EWMA); 0.0 = not measured
+
+
+@dataclass(frozen=True)
+class TopologySnapshot:
+    """The topology one node sees after a rebalance: what the RDF store records.
+
+    `levels` and `leaders` are filled by multi-region / hierarchical code when it runs (agent ->
+    hierarchy level name; region -> leader agent); they stay empty in a flat mesh.
+    """
+
+    node: AgentId
+    region: str
+    round: int
+    time: float  # the engine clock at the rebalance (monotonic seconds)
+    topology: TopologyKind
+    strategy: Strategy
+    regions: dict[AgentId, str]  # every agent of the snapshot (the node included) -> its region
+    clusters: tuple[Cluster, ...]
+    links: tuple[Link, ...]
+    levels: dict[AgentId, str] = field(default_factory=dict)
+    leaders: dict[str, AgentId] = field(default_factory=dict)
+
+
+@dataclass
+class SelectionStats:
+    """Targets picked so far and their measured RTT (for benches and /status)."""
+
+    picks: int = 0
+    measured_picks: int = 0
+    rtt_sum: float = 0.0
+
+    @property
+    def mean_rtt(self) -> float:
+        return self.rtt_sum / self.measured_picks if self.measured_picks else 0.0
+
+
+class TopologyManager:
+    """Owns a node's strategy and its clustering; the engine calls `select` each round."""
+
+    def __init__(
+        self,
+        strategy: Strategy | str = Strategy.RANDOM,
+        *,
+        topology: TopologyKind | str = TopologyKind.SINGLE_REGION,
+        region: str = "",
+        nearest_fraction: float = 0.2,
+        rebalance_every_rounds: int = 100,
+    ) -> None:
+        self.strategy = Strategy(strategy)
+        self.topology = TopologyKind(topology)
+        self.region = region
+        self.rebalance_every_rounds = rebalance_every_rounds
+        self.selector: PeerSelector = make_selector(
+            self.strategy, region=region, nearest_fraction=nearest_fraction
+        )
+        self.clustering = Clustering()
+        self.rebalances = 0
+        self.stats = SelectionStats()
+
+    def due(self, round_no: int) -> bool:
+        return round_no > 0 and round_no % self.rebalance_every_rounds == 0
+
+    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+        targets = self.selector.select(candidates, k, rng)
+        self.count(targets, {c.agent_id: c.rtt for c in candidates}.__getitem__)
+        return targets
+
+    def count(self, targets: Sequence[AgentId], rtt_of: Callable[[AgentId], float]) -> None:
+        st = self.stats
+        st.picks += len(targets)
+        for t in targets:
+            rtt = rtt_of(t)
+            if rtt > 0.0:
+                st.measured_picks += 1
+                st.rtt_sum += rtt
+
+    def rebalance(self, clustering: Clustering) -> None:
+        """Adopt a clustering (from `cluster_peers`) and hand it to the strategy."""
+        self.clustering = clustering
+        self.selector.rebalance(clustering)
+        self.rebalances += 1
+
+    def snapshot(
+        self, node: AgentId, candidates: Sequence[Candidate], round_no: int, now: float
+    ) -> TopologySnapshot:
+        regions = {c.agent_id: c.region for c in candidates}
+        regions[node] = self.region
+        return TopologySnapshot(
+            node=node,
+            region=self.region,
+            round=round_no,
+            time=now,
+            topology=self.topology,
+            strategy=self.strategy,
+            regions=regions,
+            clusters=self.clustering.clusters,
+            links=tuple(Link(c.agent_id, c.rtt) for c in sorted(candidates, key=lambda c: c.agent_id)),
+        )
+
+    def ping_target(self, candidates: Sequence[Candidate], rng: random.Random) -> AgentId | None:
+        """Whom to ping: an unmeasured peer while there is one (latency needs every RTT), else any."""
+        if not candidates:
+            return None
+        unmeasured = [c for c in candidates if c.rtt <= 0.0]
+        return rng.choice(unmeasured or list(candidates)).agent_id
