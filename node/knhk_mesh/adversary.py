@@ -31,7 +31,7 @@ from knhk_mesh.core.messages import (
     entry_signed_bytes,
 )
 from knhk_mesh.core.security import Identity
-from knhk_mesh.core.wire import decode, encode_signed_part, envelope_message, frame
+from knhk_mesh.core.wire import decode, encode_signed_part, encoded_entry_size, envelope_message, frame
 
 
 class Attack(StrEnum):
@@ -169,7 +169,9 @@ class WithholdingRelay:
     def __init__(self, engine: MeshEngine) -> None:
         self.engine = engine
         self.address: Address = engine.address
-        self.withheld = 0
+        self.withheld = 0  # entries left out of frames
+        self.withheld_bytes = 0  # their encoded size, each (recipient, entry) counted once
+        self._withheld_from: set[tuple[Address, AgentId, str, int]] = set()
 
     @property
     def agent_id(self) -> AgentId:
@@ -179,9 +181,9 @@ class WithholdingRelay:
         self.engine.receive(address, data, now)
 
     def messages_to_send(self, now: float) -> list[tuple[Address, bytes]]:
-        return [(dst, self._thin(data)) for dst, data in self.engine.messages_to_send(now)]
+        return [(dst, self._thin(dst, data)) for dst, data in self.engine.messages_to_send(now)]
 
-    def _thin(self, data: bytes) -> bytes:
+    def _thin(self, dst: Address, data: bytes) -> bytes:
         env = decode(data)
         body = env.body
         if not isinstance(body, Push | SyncReply) or not body.entries:
@@ -192,6 +194,10 @@ class WithholdingRelay:
                 newest[e.agent] = e
         kept = tuple(e for e in body.entries if newest[e.agent] is e)
         self.withheld += len(body.entries) - len(kept)
+        for e in body.entries:
+            if newest[e.agent] is not e and (dst, e.agent, e.key, e.version) not in self._withheld_from:
+                self._withheld_from.add((dst, e.agent, e.key, e.version))
+                self.withheld_bytes += encoded_entry_size(e)
         thinned: Body = dataclasses.replace(body, entries=kept)
         signed = encode_signed_part(env.sender, env.recipient, env.nonce, thinned)
         return frame(signed, self.engine.identity.sign(envelope_message(signed)))

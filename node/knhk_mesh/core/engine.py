@@ -191,6 +191,8 @@ class MeshEngine:
             "bytes_fetched": 0,
             "bytes_served": 0,
             "entries_fetched": 0,
+            "bytes_sent": 0,  # every sync request and reply frame this agent sent, whole
+            "bytes_received": 0,  # every sync reply frame that reached it, whole (late ones too)
         }
         self.barred: set[AgentId] = set()  # proven equivocators: kept after pruning, never recovered
         self._roots: dict[AgentId, tuple[bytes, int]] = {}  # last root heard from a peer, and the round
@@ -837,6 +839,8 @@ class MeshEngine:
             signed = encode_signed_part(self.agent_id, peer or NO_RECIPIENT, nonce, body)
             data = frame(signed, self.identity.sign(envelope_message(signed)))
             scope.size(len(data))
+        if mtype is MessageType.SYNC_REQUEST or mtype is MessageType.SYNC_REPLY:
+            self.repair["bytes_sent"] += len(data)
         self._outbox.append((address, data))
         self._emit(MessageSent(peer, address, mtype, len(data)))
 
@@ -1058,6 +1062,7 @@ class MeshEngine:
             self._observe(sender, body.root)
             self._serve(sender, address, body)
         elif isinstance(body, SyncReply):
+            self.repair["bytes_received"] += size
             applied = self._merge(sender, entries, now)
             self._observe(sender, body.root)
             self._on_sync_reply(sender, body, applied, size)
