@@ -10,7 +10,7 @@ from typing import Any
 from knhk_mesh.adversary import fake_records, membership_frames, sybil_joins
 from knhk_mesh.cluster import Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
-from knhk_mesh.core.events import Offence, Rejection, ReputationChanged, RttMeasured
+from knhk_mesh.core.events import ByzantineDetected, Offence, Rejection, ReputationChanged, RttMeasured
 from knhk_mesh.core.messages import Ping, Pong, Push
 from knhk_mesh.core.security import Identity
 from knhk_mesh.core.wire import encode_signed_part, envelope_message, frame
@@ -190,6 +190,27 @@ def test_a_key_rotation_signed_by_the_previous_key_keeps_the_agent_and_its_entri
     forged = _frame(mallory, b.agent_id, 7, _membership_of(fake, a.agent_id))
     b.receive(a.address, forged, 2.1)
     assert b.registry.public_key(a.agent_id) == rotated.public_key
+
+
+def test_frames_under_a_rotated_key_that_overtake_its_announcement_are_not_penalised(
+    make_engines: EngineFactory, drain: Drain
+) -> None:
+    """The network reorders: a push signed with the new key arrives before the record announcing it.
+    It is held without penalty and merged as soon as the announcement arrives."""
+    from nacl.signing import SigningKey
+
+    a, b = make_engines(2)
+    a.rotate_key(a.identity.rotate(SigningKey(bytes(range(32)))))
+    announcement = a.messages_to_send(1.0)
+    entry = a.write("k", b"under the new key", 1.0)
+    push = a.messages_to_send(1.0)
+    assert len(announcement) == 1 and len(push) == 1
+    b.receive(a.address, push[0][1], 1.0)  # overtakes the announcement
+    assert b.state.get(a.agent_id, "k") is None and b.ignored["held_frame"] == 1
+    b.receive(a.address, announcement[0][1], 1.01)
+    assert b.state.get(a.agent_id, "k") == entry  # the held push went again, under the new key
+    assert b.registry.reputation(a.agent_id) == 1.0 and sum(b.offences.values()) == 0
+    assert not [e for e in drain(b) if isinstance(e, ByzantineDetected)]
 
 
 def _membership_of(record: Any, agent: bytes) -> Any:

@@ -42,6 +42,7 @@ class MeshConfig:
     challenge_tries: int = 3
     challenge_retry_rounds: int = 3
     join_interval: float = 1.0  # seconds between joins accepted from one source address
+    rejoin_after: float = 5.0  # seconds without a frame from any peer before re-announcing our record
     max_message_bytes: int = MAX_MESSAGE_BYTES
     region: str = ""
     jitter_start: bool = True  # spread first rounds over one interval; False gives lock-step rounds
@@ -68,6 +69,8 @@ class MeshConfig:
             raise ValueError(f"nearest_fraction must be within [0, 1], got {self.nearest_fraction}")
         if self.rebalance_every_rounds < 1:
             raise ValueError(f"rebalance_every_rounds must be >= 1, got {self.rebalance_every_rounds}")
+        if self.rejoin_after <= 0:
+            raise ValueError(f"rejoin_after must be > 0, got {self.rejoin_after}")
         if self.rate_per_second <= 0 or self.burst < 1:
             raise ValueError("rate_per_second must be > 0 and burst >= 1")
 

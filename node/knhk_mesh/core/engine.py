@@ -98,6 +98,10 @@ from knhk_mesh.core.wire import (
 log = logging.getLogger(__name__)
 
 _MAX_EVENTS = 100_000  # undrained events beyond this are dropped oldest-first (and logged)
+_HELD_PER_SENDER = 16  # frames held for a key not announced yet, per sender and ...
+_HELD_FRAMES = 256  # ... in all (beyond, such frames are dropped, still without penalty)
+_FALLBACK_ADDRESSES = 16  # addresses of pruned peers kept to knock on when nobody answers any more
+_REJOIN_BACKOFF = 8  # the wait between re-announcements doubles up to this many times rejoin_after
 _NODE_BYTES = 8  # encoded size of one (depth, prefix) pair, at most
 _CHILDREN_BYTES = CHILD_HASHES_BYTES + 2 * _NODE_BYTES
 
@@ -112,9 +116,12 @@ class ValueTooLarge(ValueError):
 
 @dataclass
 class _Pending:
-    """A record waiting for its member to answer a challenge sent to its address."""
+    """A member waiting to answer a challenge sent to its address: from its record, or (record None)
+    from the address a frame of a member we do not know came from; its answer brings the record."""
 
-    record: PeerRecord
+    agent: AgentId
+    address: Address
+    record: PeerRecord | None
     token: int
     relayer: AgentId | None
     join: bool  # the member asked to join through us: send it a membership sample once proven
@@ -184,6 +191,8 @@ class MeshEngine:
             "duplicate_frame": 0,
             "pending_full": 0,
             "join_limited": 0,
+            "held_frame": 0,  # signed by a key we do not know for its sender (yet)
+            "held_dropped": 0,
         }
         self.repair = {
             "requests": 0,
@@ -221,6 +230,14 @@ class MeshEngine:
         self._announce_round = -1  # the round of the last eager push (at most one per round)
         self._next_round: float | None = None
         self._joined = not self.seeds
+        self._held: dict[AgentId, list[tuple[Address, bytes]]] = {}  # frames awaiting a key rotation
+        self._held_count = 0
+        self._release: list[AgentId] = []  # senders whose key changed: their held frames go again
+        self._heard = 0.0  # when the last authenticated frame of a registered peer arrived
+        self._fallback: deque[Address] = deque(maxlen=_FALLBACK_ADDRESSES)
+        self._rejoin_next = 0.0
+        self._rejoin_wait = self.config.rejoin_after
+        self.rejoins = 0  # re-announcements sent after a silence
         self._offended: set[AgentId] = set()
         self._now = 0.0
 
@@ -311,6 +328,10 @@ class MeshEngine:
                 self._receive(address, data, now, scope, peer)
             except _Rejected:
                 pass
+        while self._release:  # bounded: each held frame is taken out before it is tried again
+            for held_at, held in self._held.pop(self._release.pop(), []):
+                self._held_count -= 1
+                self.receive(held_at, held, now)
 
     def messages_to_send(self, now: float) -> list[tuple[Address, bytes]]:
         out, self._outbox = self._outbox, []
@@ -325,6 +346,7 @@ class MeshEngine:
     def start(self, now: float) -> None:
         """Arm the round timer (first round one interval from now, jittered to spread the mesh)."""
         if self._next_round is None:
+            self._heard = now
             phase = self.rng.random() if self.config.jitter_start else 1.0
             self._next_round = now + self.config.round_interval * phase
         if not self._joined:
@@ -385,6 +407,7 @@ class MeshEngine:
             if self.seeds and len(self.registry) == 0 and self.round_no % 5 == 1:
                 for seed in self.seeds:  # not let in yet (a lost join, a busy seed): knock again
                     self._send(None, seed, Join(self.record))
+            self._rejoin(now)
             if self.round_no % cfg.prune_every_rounds == 0:
                 self._prune(now)
             if self.round_no % cfg.recovery_every_rounds == 0:
@@ -482,8 +505,35 @@ class MeshEngine:
             self._pings.pop(next(iter(self._pings)))
         self._send(peer, address, Ping(token))
 
+    def _rejoin(self, now: float) -> None:
+        """Silence from every peer for `rejoin_after` seconds means we were probably pruned (killed and
+        restarted, starved by loss, cut off) or pruned everyone ourselves: re-announce our signed record
+        to the seeds, a sample of known peers and the last addresses of pruned ones, so the mesh admits
+        us again through the usual address challenge. While the silence lasts the wait doubles, up to
+        _REJOIN_BACKOFF times, so a lone agent knocks rarely."""
+        cfg = self.config
+        if now - self._heard < cfg.rejoin_after:
+            self._rejoin_wait = cfg.rejoin_after
+            return
+        if now < self._rejoin_next:
+            return
+        self._rejoin_next = now + self._rejoin_wait
+        self._rejoin_wait = min(2 * self._rejoin_wait, _REJOIN_BACKOFF * cfg.rejoin_after)
+        targets: dict[Address, AgentId | None] = dict.fromkeys((*self.seeds, *self._fallback))
+        for agent in self._sample(cfg.fanout):
+            known_at = self.registry.address_of(agent)
+            if known_at is not None:
+                targets[known_at] = agent
+        if not targets:
+            return
+        self.rejoins += 1
+        join = Join(self.record)
+        for address, recipient in targets.items():
+            self._send(recipient, address, join)
+
     def _prune(self, now: float) -> None:
-        for agent in self.registry.prune_stale(now, self.config.stale_timeout):
+        for agent, address in self.registry.prune_stale_at(now, self.config.stale_timeout):
+            self._fallback.append(address)
             self._roots.pop(agent, None)
             self._windows.pop(agent, None)
             self._emit(PeerLeft(agent, "stale"))
@@ -491,6 +541,8 @@ class MeshEngine:
         for address in [a for a in self._buckets if self.registry.agent_at(a) is None]:
             del self._buckets[address]
         self._told.clear()
+        self._held.clear()  # frames whose key never came: dropped, as the network might have
+        self._held_count = 0
         self._orphans.clear()  # owners that never showed up: their entries come again with them
         self._orphan_count = 0
         for address in [a for a, b in self._join_buckets.items() if b.full(now)]:
@@ -746,7 +798,7 @@ class MeshEngine:
                 return  # a key chain that does not extend the one we know: not this member's
             if self.registry.address_of(agent) == record.address:
                 # same address, newer record (e.g. after a key rotation): take it at once
-                self.registry.set_public_key(agent, record.public_key)
+                self._set_key(agent, record.public_key)
                 self.registry.set_record(record)
                 return
         if len(self._pending) >= self.config.max_pending:
@@ -758,7 +810,9 @@ class MeshEngine:
                 self.ignored["pending_full"] += 1
                 return
         token = self.rng.getrandbits(63)
-        pending = self._pending[agent] = _Pending(record, token, relayer, join, 0, self.round_no)
+        pending = self._pending[agent] = _Pending(
+            agent, record.address, record, token, relayer, join, 0, self.round_no
+        )
         self._tokens[token] = agent
         if self._challenges_left > 0:
             self._challenge(pending)
@@ -767,7 +821,7 @@ class MeshEngine:
         self._challenges_left -= 1
         pending.tries += 1
         pending.next_round = self.round_no + self.config.challenge_retry_rounds
-        self._send(pending.record.agent, pending.record.address, Challenge(pending.token, self.record))
+        self._send(pending.agent, pending.address, Challenge(pending.token, self.record))
 
     def _challenge_pending(self) -> None:
         for agent, pending in list(self._pending.items()):
@@ -786,18 +840,41 @@ class MeshEngine:
         pending = self._pending.get(sender)
         if agent != sender or pending is None or pending.token != answer.token:
             return
+        claimed = pending.record
+        rec = answer.record if claimed is None or answer.record.seq >= claimed.seq else claimed
+        address = pending.address  # the address the token went to is the one proven
+        if claimed is None and (rec.agent != sender or rec.address != address or not verify_record(rec)):
+            return  # a stranger answering with a record of another address: that address is unproven
         del self._pending[sender]
         del self._tokens[answer.token]
-        rec = answer.record if answer.record.seq >= pending.record.seq else pending.record
-        address = pending.record.address  # the address the token went to is the one proven
         if pending.relayer is not None:
             self._relayers.setdefault(pending.relayer, _RelayerScore()).proven += 1
         self._register(sender, rec.public_key, address, rec.region, now)
-        self.registry.set_public_key(sender, rec.public_key)
+        self._set_key(sender, rec.public_key)
         if rec.address == address:
             self.registry.set_record(rec)
         if pending.join:
             self._send(sender, address, self._membership_sample())
+
+    def _challenge_stranger(self, agent: AgentId, address: Address) -> None:
+        """A frame from a member we do not know (we pruned it, or it restarted): challenge the address
+        it came from, so a correct member is admitted again as a joiner would be; limited like joins,
+        so strangers cannot make us send more than one challenge per address per join interval."""
+        full = len(self._pending) >= self.config.max_pending
+        if agent in self._pending or self._challenges_left <= 0 or full:
+            return
+        if self.registry.agent_at(address) is not None:
+            return  # the address belongs to a member we know: not a stranger's to prove
+        bucket = self._join_buckets.get(address)
+        if bucket is None:
+            rate = 1.0 / self.config.join_interval
+            bucket = self._join_buckets[address] = TokenBucket(rate, 1.0, self._now)
+        if not bucket.take(self._now):
+            return
+        token = self.rng.getrandbits(63)
+        pending = self._pending[agent] = _Pending(agent, address, None, token, None, True, 0, self.round_no)
+        self._tokens[token] = agent
+        self._challenge(pending)
 
     def _on_challenge(self, sender: AgentId, challenge: Challenge, now: float) -> None:
         rec = challenge.record
@@ -904,6 +981,7 @@ class MeshEngine:
             entries = self._validate_entries(env, address, scope)
         if env.sender in self.registry:
             self.registry.touch(env.sender, now)
+            self._heard = now
         self._emit(MessageReceived(env.sender, env.type, len(data)))
         self._dispatch(env, address, entries, now, scope, len(data))
 
@@ -948,17 +1026,21 @@ class MeshEngine:
             # Neither registered nor describing itself; unverifiable, so nobody's reputation can pay for it.
             self.offences[Offence.UNKNOWN_SENDER] += 1
             self._emit(ByzantineDetected(sender, Offence.UNKNOWN_SENDER, mtype, address))
+            self._challenge_stranger(sender, address)
             raise self._reject(scope, address, peer, Rejection.UNKNOWN_SENDER, sender.hex())
         if not verify(key, envelope_message(env.signed), env.signature):
             if peer is not None and peer != sender:
                 self._offence(peer, Offence.IMPERSONATION, mtype, address)
                 raise self._reject(scope, address, peer, Rejection.IMPERSONATION, f"claimed {sender.hex()}")
             if peer is not None:
-                self._offence(peer, Offence.INVALID_SIGNATURE, mtype, address)
+                # From the sender's own address, under a key we do not know for it: a correct peer does
+                # this when a frame overtakes the announcement of its key rotation. No penalty: held
+                # until a rotation of this sender arrives (then verified again), dropped when pruned.
+                self._hold(sender, address, frame(env.signed, env.signature))
             raise self._reject(scope, address, peer, Rejection.INVALID_SIGNATURE, "envelope")
         if rotated is not None and (peer is None or peer == sender):
             # the member moved to a key its previous one signed: take it (its address is unchanged)
-            self.registry.set_public_key(sender, rotated.public_key)
+            self._set_key(sender, rotated.public_key)
             if self.registry.address_of(sender) == rotated.address:
                 self.registry.set_record(rotated)
             self._remember_keys(rotated)
@@ -981,11 +1063,26 @@ class MeshEngine:
             self.ignored["duplicate_frame"] += 1
             raise self._reject(scope, address, peer, Rejection.DUPLICATE, f"nonce {env.nonce}")
 
+    def _hold(self, sender: AgentId, address: Address, data: bytes) -> None:
+        held = self._held.setdefault(sender, [])
+        if len(held) >= _HELD_PER_SENDER or self._held_count >= _HELD_FRAMES:
+            self.ignored["held_dropped"] += 1
+            return
+        held.append((address, data))
+        self._held_count += 1
+        self.ignored["held_frame"] += 1
+
+    def _set_key(self, agent: AgentId, public_key: bytes) -> None:
+        """Take a member's new key; frames held for it are tried again once this frame is done."""
+        if self.registry.public_key(agent) != public_key:
+            self.registry.set_public_key(agent, public_key)
+            if agent in self._held:
+                self._release.append(agent)
+
     def _entry_key(self, e: Entry) -> bytes | None:
         """The key that signed an entry: the owner's key of the entry's epoch."""
         if e.agent == self.agent_id:
-            me = self.identity
-            keys = (me.genesis_key, *(r.public_key for r in me.rotations))
+            keys = self.identity.keys
             return keys[e.epoch] if e.epoch < len(keys) else None
         rec = self.registry.record(e.agent) or self._known_records.get(e.agent)
         if rec is not None:

@@ -485,7 +485,13 @@ class PeerRegistry:
 
     def prune_stale(self, now: float, timeout: float) -> list[AgentId]:
         """Remove peers not seen for `timeout` seconds; returns their ids."""
-        stale = [self._id_at(s) for s in range(self._n) if now - self._last_seen[s] > timeout]
-        for agent_id in stale:
+        return [agent for agent, _ in self.prune_stale_at(now, timeout)]
+
+    def prune_stale_at(self, now: float, timeout: float) -> list[tuple[AgentId, Address]]:
+        """Remove peers not seen for `timeout` seconds; returns their ids and last addresses (so the
+        engine can knock there again if it finds itself alone)."""
+        seen = self._last_seen
+        stale = [(self._id_at(s), self._address_at(s)) for s in range(self._n) if now - seen[s] > timeout]
+        for agent_id, _ in stale:
             self.remove(agent_id)
         return stale

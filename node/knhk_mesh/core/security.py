@@ -69,6 +69,11 @@ class Identity:
     def epoch(self) -> int:
         return len(self.rotations)
 
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """Every public key this agent has had, by epoch (its old entries verify against these)."""
+        return (self.genesis_key, *(r.public_key for r in self.rotations))
+
     def sign(self, message: bytes) -> bytes:
         signature: bytes = self._key.sign(message).signature
         return signature
