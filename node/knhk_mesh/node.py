@@ -174,10 +174,12 @@ class MeshNode:
 
     def _reload_own(self, engine: MeshEngine) -> None:
         """Own entries back into the state: the next write takes a version above every one of them."""
-        for entry in self.store.load():
-            if not verify_entry(self.identity.public_key, entry):
+        keys = self.identity.keys  # entries written before a key rotation verify against older keys
+        for entry in self.store.load(keys):
+            if entry.epoch >= len(keys) or not verify_entry(keys[entry.epoch], entry):
                 raise PkiError(
-                    f"{self.store.path}: entry version {entry.version} is not signed by this node's key"
+                    f"{self.store.path}: entry version {entry.version} (key epoch {entry.epoch}) "
+                    "is not signed by this node's keys"
                 )
             engine.state.apply(entry)
         last = self.store.last_version()

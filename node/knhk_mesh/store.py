@@ -3,15 +3,18 @@
 Only the node's own writes are kept: everything else is other agents' and comes back by gossip.
 A write is committed before any frame carrying it leaves the node, so a version that anyone has
 seen is on disk, and a restarted node never signs a second entry for it (which would read as
-equivocation).
+equivocation). Each entry keeps the key epoch that signed it, so entries written before a key
+rotation still verify after a restart.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from knhk_mesh.core.messages import AgentId, Entry
+from knhk_mesh.core.security import verify_entry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -19,7 +22,8 @@ CREATE TABLE IF NOT EXISTS entries (
     version INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
     value BLOB NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    epoch INTEGER
 );
 """
 
@@ -39,6 +43,10 @@ class EntryStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+            if "epoch" not in columns:
+                # a store written before epochs were kept: its rows get NULL, resolved on load
+                self._db.execute("ALTER TABLE entries ADD COLUMN epoch INTEGER")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{self.path}: cannot open the node's store ({exc})") from None
         self.agent = agent
@@ -51,10 +59,30 @@ class EntryStore:
                 "(another identity key?)"
             )
 
-    def load(self) -> list[Entry]:
-        """Every own entry, oldest first (signatures as written; the caller may verify them)."""
-        rows = self._db.execute("SELECT version, key, value, signature FROM entries ORDER BY version")
-        return [Entry(self.agent, v, k, bytes(val), bytes(sig)) for v, k, val, sig in rows]
+    def load(self, keys: Sequence[bytes] = ()) -> list[Entry]:
+        """Every own entry, oldest first (signatures as written; the caller may verify them).
+
+        Rows from a store older than epochs have none: given the agent's keys by epoch, the epoch
+        whose key verifies the row is found and written back once; without keys they read as epoch 0.
+        """
+        rows = self._db.execute(
+            "SELECT version, key, value, signature, epoch FROM entries ORDER BY version"
+        ).fetchall()
+        out = []
+        for version, key, value, signature, epoch in rows:
+            entry = Entry(self.agent, version, key, bytes(value), bytes(signature), epoch or 0)
+            if epoch is None and keys:
+                entry = self._resolve_epoch(entry, keys)
+            out.append(entry)
+        return out
+
+    def _resolve_epoch(self, entry: Entry, keys: Sequence[bytes]) -> Entry:
+        for epoch, public_key in enumerate(keys):
+            candidate = Entry(entry.agent, entry.version, entry.key, entry.value, entry.signature, epoch)
+            if verify_entry(public_key, candidate):
+                self._db.execute("UPDATE entries SET epoch = ? WHERE version = ?", (epoch, entry.version))
+                return candidate
+        return entry  # no key verifies it: the caller's check names the row
 
     def last_version(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
@@ -68,8 +96,8 @@ class EntryStore:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                (entry.version, entry.key, entry.value, entry.signature),
+                "INSERT INTO entries (version, key, value, signature, epoch) VALUES (?, ?, ?, ?, ?)",
+                (entry.version, entry.key, entry.value, entry.signature, entry.epoch),
             )
             self._db.execute(
                 "INSERT INTO meta VALUES ('version', ?) "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
 from knhk_mesh import pki
 from knhk_mesh.core.security import Identity, verify_entry
@@ -86,6 +88,49 @@ def test_the_store_reloads_own_entries_and_refuses_another_identity(tmp_path: Pa
     again.close()
     with pytest.raises(StoreError, match="belongs to agent"):
         EntryStore(tmp_path, other.agent_id)
+
+
+def test_the_store_keeps_each_entry_s_key_epoch_across_a_rotation(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    before = Identity.generate(rng)
+    after = before.rotate(SigningKey(rng.randbytes(32)))
+    store = EntryStore(tmp_path, before.agent_id)
+    written = [before.sign_entry(1, "k", b"old key"), after.sign_entry(2, "k", b"new key")]
+    for e in written:
+        store.append(e)
+    store.close()
+    again = EntryStore(tmp_path, before.agent_id)
+    loaded = again.load()
+    again.close()
+    assert loaded == written and [e.epoch for e in loaded] == [0, 1]
+    assert all(verify_entry(after.keys[e.epoch], e) for e in loaded)
+
+
+def test_a_store_written_before_epochs_were_kept_still_loads(tmp_path: Path) -> None:
+    """The old table had no epoch column: it is added, and each row's epoch is found from the keys."""
+    rng = random.Random(5)
+    before = Identity.generate(rng)
+    after = before.rotate(SigningKey(rng.randbytes(32)))
+    written = [before.sign_entry(1, "k", b"old key"), after.sign_entry(2, "k", b"new key")]
+    db = sqlite3.connect(tmp_path / "entries.sqlite3")
+    db.executescript(
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE entries (version INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB NOT NULL, "
+        "signature BLOB NOT NULL);"
+    )
+    db.execute("INSERT INTO meta VALUES ('agent', ?)", (before.agent_id.hex(),))
+    db.executemany(
+        "INSERT INTO entries VALUES (?, ?, ?, ?)", [(e.version, e.key, e.value, e.signature) for e in written]
+    )
+    db.commit()
+    db.close()
+    old = EntryStore(tmp_path, before.agent_id)
+    assert old.load(after.keys) == written
+    old.append(after.sign_entry(3, "k", b"after the migration"))
+    old.close()
+    reopened = EntryStore(tmp_path, before.agent_id)
+    assert [e.epoch for e in reopened.load()] == [0, 1, 1]  # resolved once, then kept
+    reopened.close()
 
 
 @pytest.mark.parametrize(
