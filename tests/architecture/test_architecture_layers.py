@@ -150,6 +150,7 @@ LATER_STAGES = (
                 "knhk_otel.validate.index",
                 "knhk_otel.validate.findings",
                 "knhk_otel.validate.samples",
+                "knhk_otel.validate.entities",  # pure too: associations and resource keys in
             ),
         ),
     ],

@@ -25,7 +25,12 @@ from typing import Any
 from knhk_otel.schema import load_and_resolve
 from knhk_otel.validate.advice import AdvicePolicies
 from knhk_otel.validate.findings import Finding
-from knhk_otel.validate.samples import AttributeSample, MetricSample, from_weaver_samples
+from knhk_otel.validate.samples import (
+    AttributeSample,
+    EventSample,
+    MetricSample,
+    from_weaver_samples,
+)
 from knhk_otel.validate.validator import Validator
 
 HERE = Path(__file__).resolve().parent
@@ -39,6 +44,13 @@ class Expectation:
 
 
 def _validator(registry: str) -> Validator:
+    return _VALIDATORS.get(registry) or _VALIDATORS.setdefault(registry, _load(registry))
+
+
+_VALIDATORS: dict[str, Validator] = {}
+
+
+def _load(registry: str) -> Validator:
     resolved, diagnostics = load_and_resolve(HERE / "livecheck" / registry)
     errors = [d.render() for d in diagnostics if d.is_error]
     assert resolved is not None and not errors, errors
@@ -139,6 +151,200 @@ def _advised_attribute_ids(sample: str) -> Callable[[Path], list[str]]:
 WEAVER_CORE_IDS = frozenset({"missing_attribute", "type_mismatch", "undefined_enum_variant", "deprecated"})
 
 
+REQUIRED, RECOMMENDED, OPT_IN, CONDITIONAL, UNSATISFIED = (
+    "entity_required_attribute_not_present",
+    "entity_recommended_attribute_not_present",
+    "entity_opt_in_attribute_not_present",
+    "entity_conditionally_required_attribute_not_present",
+    "entity_association_not_satisfied",
+)
+
+
+def _resource(*names: str) -> dict[str, str]:
+    return {n: "x" for n in names}
+
+
+def _signal_findings(registry: str, signal: str, name: str, resource: dict[str, str] | None) -> list[Any]:
+    """All findings of one stable, attribute-less signal sample arriving with `resource`."""
+    if signal == "metric":
+        sample: EventSample | MetricSample = MetricSample(name, "gauge", "s", [{}], None, resource)
+    else:
+        sample = EventSample(name, {}, resource)
+    return _validator(registry).validate(sample)
+
+
+def _entity(
+    registry: str, name: str, resource: dict[str, str] | None, *, signal: str = "event", keep: str = "entity_"
+) -> Callable[[Path], list[tuple[str, str, str | None, tuple[str, ...]]]]:
+    """(id, level, attribute, entity types) of the findings whose id starts with `keep`, sorted."""
+
+    def measure(_data: Path) -> list[tuple[str, str, str | None, tuple[str, ...]]]:
+        found = _signal_findings(registry, signal, name, resource)
+        return sorted((f.id, f.level, f.attribute, f.entities) for f in found if f.id.startswith(keep))
+
+    return measure
+
+
+def _entity_ids(
+    registry: str, name: str, resource: dict[str, str] | None, ids: frozenset[str], signal: str = "event"
+) -> Callable[[Path], list[str]]:
+    """Which of `ids` the sample's findings have (what a Weaver `any`/`all` assertion looks at)."""
+
+    def measure(_data: Path) -> list[str]:
+        found = _signal_findings(registry, signal, name, resource)
+        return sorted({f.id for f in found} & ids)
+
+    return measure
+
+
+def _deployment_cases(registry: str) -> list[Expectation]:
+    """`run_entity_validation_test`: its four cases, on the v1 or the v2 registry."""
+    ctx = registry.removeprefix("entity_")
+    all_four = [
+        (CONDITIONAL, "information", "deployment.region", ("deployment",)),
+        (OPT_IN, "information", "deployment.tier", ("deployment",)),
+        (RECOMMENDED, "improvement", "deployment.environment", ("deployment",)),
+        (REQUIRED, "violation", "deployment.name", ("deployment",)),
+    ]
+    event = "deployment.started"
+    return [
+        # Weaver asserts exactly four findings (its TypeAdvisor only): so all of ours are compared
+        Expectation(f"{ctx}: empty resource", all_four, _entity(registry, event, {}, keep="")),
+        Expectation(
+            f"{ctx}: required present",
+            [RECOMMENDED],
+            _entity_ids(registry, event, _resource("deployment.name"), frozenset({REQUIRED, RECOMMENDED})),
+        ),
+        Expectation(
+            f"{ctx}: all present",
+            [],
+            _entity(
+                registry,
+                event,
+                _resource(
+                    "deployment.name", "deployment.environment", "deployment.tier", "deployment.region"
+                ),
+            ),
+        ),
+        Expectation(f"{ctx}: no resource", all_four, _entity(registry, event, None, keep="")),
+    ]
+
+
+def _livecheck_sample_entities(data: Path) -> list[list[tuple[str, str | None, tuple[str, ...]]]]:
+    """Weaver's `entity_associations.json` on its registry: each log's entity findings."""
+    model = data / "model" / "entity_associations"
+    resolved, diagnostics = load_and_resolve(model)
+    assert resolved is not None and not [d for d in diagnostics if d.is_error]
+    validator = Validator(resolved)
+    batch = from_weaver_samples(json.loads((data / "entity_associations.json").read_text(encoding="utf-8")))
+    return [
+        sorted((f.id, f.attribute, f.entities) for f in validator.validate(s) if f.id.startswith("entity_"))
+        for s in batch.samples
+    ]
+
+
+#: Weaver's `one_of`/`all_of` assertions: (label, what it expects, registry, event, resource keys).
+ASSOCIATION_CASES: list[tuple[str, Any, str, str, tuple[str, ...]]] = [
+    ("one_of satisfied by host", [], "entity_one_all", "one_of.evt", ("host.name",)),
+    (
+        "one_of unsatisfied: one aggregate",
+        [(UNSATISFIED, "violation", None, ("host", "container"))],
+        "entity_one_all",
+        "one_of.evt",
+        (),
+    ),
+    (
+        "all_of with host only: container's attribute",
+        [(REQUIRED, "violation", "container.id", ("container",))],
+        "entity_one_all",
+        "all_of.evt",
+        ("host.name",),
+    ),
+    ("all_of satisfied", [], "entity_one_all", "all_of.evt", ("host.name", "container.id")),
+    ("top-level all_of groups: the second satisfied", [], "entity_multi", "multi.evt", ("container.id",)),
+    (
+        "top-level all_of groups: the first satisfied",
+        [],
+        "entity_multi",
+        "multi.evt",
+        ("tenant.id", "host.name"),
+    ),
+    (
+        "top-level all_of groups: neither, one aggregate naming all",
+        [(UNSATISFIED, "violation", None, ("tenant", "host", "container"))],
+        "entity_multi",
+        "multi.evt",
+        (),
+    ),
+    (
+        "v2 entity of a dependency: missing",
+        [(REQUIRED, "violation", "host.id", ("host",))],
+        "entity_dependency_v2/plain",
+        "thing.happened",
+        (),
+    ),
+    ("v2 entity of a dependency: present", [], "entity_dependency_v2/plain", "thing.happened", ("host.id",)),
+]
+
+
+ENTITY_EXPECTATIONS: list[Expectation] = [
+    *_deployment_cases("entity_deployment"),
+    *_deployment_cases("entity_deployment_v2"),
+    *(
+        e
+        for registry in ("entity_metric", "entity_metric_v2")
+        for e in (
+            Expectation(
+                f"{registry.removeprefix('entity_')}: resource without host.name",
+                [REQUIRED],
+                _entity_ids(registry, "system.uptime", {}, frozenset({REQUIRED}), "metric"),
+            ),
+            Expectation(
+                f"{registry.removeprefix('entity_')}: resource with host.name",
+                [],
+                _entity_ids(
+                    registry, "system.uptime", _resource("host.name"), frozenset({REQUIRED}), "metric"
+                ),
+            ),
+        )
+    ),
+    *(
+        Expectation(label, expected, _entity(registry, event, _resource(*present) if present else {}))
+        for label, expected, registry, event, present in ASSOCIATION_CASES
+    ),
+    Expectation(
+        "v2 refinement of a dependency's entity",
+        [REQUIRED],
+        _entity_ids("entity_dependency_v2/top", "thing.happened", {}, frozenset({REQUIRED})),
+    ),
+    Expectation(
+        "v2 local entity wins over the dependency's",
+        ["host.name"],
+        lambda _d: sorted(
+            {str(f.attribute) for f in _signal_findings("entity_dependency_v2/top", "event", "local.evt", {})}
+        ),
+    ),
+    Expectation(
+        "v2 the dependency's signal keeps the dependency's entity",
+        ["host.id"],
+        lambda _d: sorted(
+            {
+                str(f.attribute)
+                for f in _signal_findings("entity_dependency_v2/top", "event", "dependency.evt", {})
+            }
+        ),
+    ),
+    Expectation(
+        "entity_associations.json (what its registry's comments state)",
+        [
+            [(UNSATISFIED, None, ("host", "container")), (REQUIRED, "tenant.id", ("tenant",))],
+            [(REQUIRED, "tenant.id", ("tenant",))],
+            [(RECOMMENDED, "container.name", ("container",))],
+        ],
+        _livecheck_sample_entities,
+    ),
+]
+
 EXPECTATIONS: list[Expectation] = [
     Expectation("custom rego: custom.string=hello", [], _advised_attribute_ids("custom.string=hello")),
     Expectation(
@@ -193,6 +399,7 @@ EXPECTATIONS: list[Expectation] = [
             ),
         ),
     ),
+    *ENTITY_EXPECTATIONS,
 ]
 
 #: expectation → why we still differ from Weaver there.

@@ -166,6 +166,36 @@ class Attribute:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityAssociation:
+    """Which entity a signal's resource must identify (Weaver's `entity_associations`).
+
+    A leaf (`kind == "entity"`) names an entity type or an entity refinement's id; `one_of` needs
+    one operand satisfied, `all_of` every one. Resolution binds each leaf to the entity it reaches
+    (`target`, a group id) and copies what telemetry is judged by (`requirements`: each attribute
+    with its level, identifying ones `required`), so a signal imported elsewhere keeps its answer.
+    """
+
+    kind: Literal["entity", "one_of", "all_of"]
+    entity: str = ""
+    operands: tuple[EntityAssociation, ...] = ()
+    source: Source | None = None
+    target: str | None = None
+    requirements: tuple[tuple[str, RequirementLevel], ...] = ()
+
+    def leaves(self) -> Iterator[EntityAssociation]:
+        if self.kind == "entity":
+            yield self
+        for operand in self.operands:
+            yield from operand.leaves()
+
+    def to_dict(self) -> Any:
+        """Weaver's form: a bare entity name, or `{one_of|all_of: [...]}`."""
+        if self.kind == "entity":
+            return self.entity
+        return {self.kind: [o.to_dict() for o in self.operands]}
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     """A resolved group: attributes carry every `ref` and `extends` already applied."""
 
@@ -188,6 +218,10 @@ class Group:
     extends: str | None = None
     annotations: Mapping[str, Any] = field(default_factory=dict)
     source: Source | None = None
+    #: signals: the entities their resource must identify (a list: any one of them will do)
+    entity_associations: tuple[EntityAssociation, ...] = ()
+    #: entities: the attributes that identify one (v2 `identity`; Weaver's role `identifying`)
+    identity: tuple[str, ...] = ()
 
     def attribute(self, name: str) -> Attribute | None:
         for a in self.attributes:
@@ -235,6 +269,8 @@ class Group:
             out["extends"] = self.extends
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.entity_associations:
+            out["entity_associations"] = [a.to_dict() for a in self.entity_associations]
         if self.source is not None:
             out["lineage"] = {"source_file": self.source.path}
         return out

@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from knhk_otel.schema.diagnostics import Diagnostic
 from knhk_otel.schema.loader import LoadedRegistry, document_format
-from knhk_otel.schema.model import Attribute, Group, ResolvedRegistry, Source
+from knhk_otel.schema.model import Attribute, EntityAssociation, Group, ResolvedRegistry, Source
 from knhk_otel.schema.published import read_published
 from knhk_otel.schema.specs import AttrRef, FileSpec, GroupRef, GroupSpec, ImportSpec, Reader
 from knhk_otel.schema.v1 import read_v1
@@ -38,6 +39,8 @@ _INHERITED_FIELDS = (
     "name",
     "display_name",
     "annotations",
+    "entity_associations",
+    "identity",
 )
 _SIGNAL_FIELDS = ("span_kind", "metric_name", "instrument", "unit", "name")
 
@@ -50,6 +53,9 @@ class _Resolved:
     own: list[Group]
     by_id: dict[str, Group]  # own groups and every group of every dependency (for extends/ref_group)
     attributes: dict[str, Attribute]  # own definitions first, then the dependencies'
+    #: what an entity association of a dependent may name here: entity type or refinement id →
+    #: the entity (own entities and those this registry imports; one hop, like `imports`)
+    entities: dict[str, Group]
 
 
 def resolve(loaded: LoadedRegistry) -> tuple[ResolvedRegistry, list[Diagnostic]]:
@@ -68,7 +74,8 @@ def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[
     if loaded.published is not None:
         groups, attributes, problems = read_published(loaded.published)
         diagnostics.extend(problems)
-        return _Resolved(groups=groups, own=groups, by_id={g.id: g for g in groups}, attributes=attributes)
+        entities = {g.signal_name: g for g in groups if g.type == "entity"}
+        return _Resolved(groups, groups, {g.id: g for g in groups}, attributes, entities)
     here = loaded.root.resolve()
     active = active | {here}
     deps = [_resolve(d, diagnostics, active) for d in loaded.dependencies if d.root.resolve() not in active]
@@ -97,12 +104,112 @@ def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[
     attributes = {**dep_attrs, **own_attrs}
     resolver = _GroupResolver(specs, dep_by_id, attributes, diagnostics)
     resolved = [g for g in (resolver.group(gid) for gid in order) if g is not None]
-    own = [g for g in resolved if not specs[g.id].internal]
     included = _included(deps, [i for f in files for i in f.imports], diagnostics)
+    entities = _entity_surface(resolved, specs, deps, included)
+    resolved = [_bind(g, entities, deps, diagnostics) for g in resolved]
+    own = [g for g in resolved if not specs[g.id].internal]
     own_ids = {g.id for g in own}
     groups = [g for g in included if g.id not in own_ids] + own
     by_id = {**dep_by_id, **{g.id: g for g in resolved}}
-    return _Resolved(groups=groups, own=own, by_id=by_id, attributes={**dep_attrs, **own_attrs})
+    exported = {k: g for k, g in entities.items() if not _excluded(g)}
+    return _Resolved(groups, own, by_id, {**dep_attrs, **own_attrs}, exported)
+
+
+def _excluded(group: Group) -> bool:
+    """`annotations: {dependency_resolution: {exclude: true}}`: kept from dependents (Weaver's)."""
+    rule = group.annotations.get("dependency_resolution")
+    return isinstance(rule, dict) and rule.get("exclude") is True
+
+
+def _entity_keys(group: Group, refinement: bool) -> list[str]:
+    """The names an association reaches an entity by: its type, or a refinement's id."""
+    if not refinement:
+        return [group.signal_name]
+    return list(dict.fromkeys([group.id, group.id.removeprefix("entity.")]))
+
+
+def _entity_surface(
+    resolved: list[Group], specs: dict[str, GroupSpec], deps: list[_Resolved], included: list[Group]
+) -> dict[str, Group]:
+    """Entities this registry defines (first definition per name), then those it imports."""
+    out: dict[str, Group] = {}
+    for g in resolved:
+        if g.type == "entity":
+            for key in _entity_keys(g, specs[g.id].refinement):
+                out.setdefault(key, g)
+    imported = {id(g) for g in included if g.type == "entity"}
+    for dep in deps:
+        for key, g in dep.entities.items():
+            if id(g) in imported:
+                out.setdefault(key, g)
+    return out
+
+
+def _bind(
+    group: Group, local: dict[str, Group], deps: list[_Resolved], diagnostics: list[Diagnostic]
+) -> Group:
+    """Bind each association leaf of `group` to the entity it names (already bound leaves stay)."""
+    if not group.entity_associations:
+        return group
+
+    def bind(expression: EntityAssociation) -> EntityAssociation:
+        if expression.kind != "entity":
+            return replace(expression, operands=tuple(bind(o) for o in expression.operands))
+        if expression.target is not None:
+            return expression  # bound where the signal was defined: it keeps that answer
+        entity = _find_entity(group, expression, local, deps, diagnostics)
+        if entity is None:
+            return expression
+        identity = set(entity.identity)
+        requirements = tuple(
+            (a.name, "required" if a.name in identity else a.requirement_level) for a in entity.attributes
+        )
+        return replace(expression, target=entity.id, requirements=requirements)
+
+    return replace(group, entity_associations=tuple(bind(a) for a in group.entity_associations))
+
+
+def _find_entity(
+    group: Group,
+    leaf: EntityAssociation,
+    local: dict[str, Group],
+    deps: list[_Resolved],
+    diagnostics: list[Diagnostic],
+) -> Group | None:
+    """The one entity `leaf` names: this registry's first, else exactly one dependency's."""
+    found = local.get(leaf.entity)
+    if found is not None:
+        return found
+    candidates: dict[tuple[str, str, int], Group] = {}
+    for dep in deps:
+        g = dep.entities.get(leaf.entity)
+        if g is not None:  # one definition reached by two paths (a diamond) is one candidate
+            at = (os.path.realpath(g.source.path), g.source.line) if g.source else ("", id(g))
+            candidates.setdefault((g.id, *at), g)
+    if len(candidates) == 1:
+        return next(iter(candidates.values()))
+    where = f"entity association `{leaf.entity}` of group `{group.id}`"
+    if not candidates:
+        known = set(local) | {k for dep in deps for k in dep.entities}
+        diagnostics.append(
+            Diagnostic(
+                "unresolved_entity",
+                f"{where}: no entity of this registry or of its dependencies has that type "
+                "(nor a refinement that id)",
+                leaf.source,
+                hint=_did_you_mean(leaf.entity, known),
+            )
+        )
+    else:
+        places = ", ".join(sorted(str(g.source) for g in candidates.values()))
+        diagnostics.append(
+            Diagnostic(
+                "ambiguous_entity",
+                f"{where}: several dependencies define it ({places}); define or import one here",
+                leaf.source,
+            )
+        )
+    return None
 
 
 def _read(doc: YamlDoc, root: Path, diagnostics: list[Diagnostic]) -> FileSpec:
@@ -285,7 +392,11 @@ class _GroupResolver:
         attrs: dict[str, Attribute] = {}
         fields: dict[str, Any] = {}
         if spec.extends is not None:
-            parent = self._lookup(spec.extends, spec.extends_source, "extends")
+            if spec.refinement and spec.extends == spec.id and spec.id in self.dep_groups:
+                # a refinement may keep the id of the dependency's signal it refines
+                parent: Group | None = self.dep_groups[spec.id]
+            else:
+                parent = self._lookup(spec.extends, spec.extends_source, "extends")
             if parent is not None:
                 attrs = {a.name: a for a in parent.attributes}
                 names = _INHERITED_FIELDS if spec.refinement else _SIGNAL_FIELDS
@@ -351,6 +462,8 @@ class _GroupResolver:
             attrs[member.name] = replace(base, **member.overrides, source=member.source)
         if spec.extends is not None:
             fields["extends"] = spec.extends
+        if spec.identity:
+            fields["identity"] = spec.identity
         if spec.refinement and spec.type == "entity":
             self._check_identity(spec)
         return Group(

@@ -16,6 +16,7 @@ from knhk_otel.schema.model import (
     Attribute,
     AttributeType,
     Deprecated,
+    EntityAssociation,
     EnumMember,
     EnumType,
     GroupType,
@@ -319,7 +320,43 @@ class Reader:
         annotations = self.mapping(obj, "annotations", path)
         if annotations is not None:
             out["annotations"] = annotations
+        if obj.get("entity_associations") is not None:
+            key = (*path, "entity_associations")
+            associations = self._associations(obj["entity_associations"], key)
+            if associations is not None:
+                out["entity_associations"] = associations
         return out
+
+    def _associations(self, value: Any, path: PathKey) -> tuple[EntityAssociation, ...] | None:
+        """A list of association expressions (an entity name, `one_of: [...]`, `all_of: [...]`)."""
+        if not isinstance(value, list):
+            self.invalid(f"`{path[-1]}` must be a list, not {_kind(value)}", path)
+            return None
+        out: list[EntityAssociation] = []
+        for i, item in enumerate(value):
+            expression = self._association(item, (*path, i))
+            if expression is not None:
+                out.append(expression)
+        return tuple(out) if len(out) == len(value) else None
+
+    def _association(self, item: Any, path: PathKey) -> EntityAssociation | None:
+        if isinstance(item, str) and item:
+            return EntityAssociation("entity", entity=item, source=self.at(path))
+        if isinstance(item, dict) and len(item) == 1:
+            ((kind, operands),) = item.items()
+            if kind in ("one_of", "all_of"):
+                if isinstance(operands, list) and not operands:
+                    self.invalid(f"`{kind}` needs at least one entity", (*path, kind))
+                    return None
+                parsed = self._associations(operands, (*path, kind))
+                if parsed is None:
+                    return None
+                return EntityAssociation(kind, operands=parsed, source=self.at(path))
+        self.invalid(
+            f"an entity association is an entity name, `one_of: [...]` or `all_of: [...]`, not {_kind(item)}",
+            path,
+        )
+        return None
 
     def choice(self, obj: dict[str, Any], name: str, path: PathKey, allowed: frozenset[str]) -> str | None:
         value = self.text(obj, name, path)

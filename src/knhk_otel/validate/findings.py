@@ -35,6 +35,14 @@ SPAN_KIND_MISMATCH: Final = "span_kind_mismatch"
 UNEXPECTED_ATTRIBUTE: Final = "unexpected_attribute"
 BUCKET_BOUNDARIES_MISMATCH: Final = "bucket_boundaries_mismatch"
 INVALID_REQUEST: Final = "invalid_request"
+# Weaver's entity findings: the resource a signal arrived with, against its entity associations.
+ENTITY_REQUIRED_ATTRIBUTE_NOT_PRESENT: Final = "entity_required_attribute_not_present"
+ENTITY_RECOMMENDED_ATTRIBUTE_NOT_PRESENT: Final = "entity_recommended_attribute_not_present"
+ENTITY_OPT_IN_ATTRIBUTE_NOT_PRESENT: Final = "entity_opt_in_attribute_not_present"
+ENTITY_CONDITIONALLY_REQUIRED_ATTRIBUTE_NOT_PRESENT: Final = (
+    "entity_conditionally_required_attribute_not_present"
+)
+ENTITY_ASSOCIATION_NOT_SATISFIED: Final = "entity_association_not_satisfied"
 
 #: The level of every id (docs/findings.md explains each choice).
 DEFAULT_LEVELS: Final[dict[str, Level]] = {
@@ -59,6 +67,11 @@ DEFAULT_LEVELS: Final[dict[str, Level]] = {
     UNEXPECTED_ATTRIBUTE: "violation",
     BUCKET_BOUNDARIES_MISMATCH: "improvement",
     INVALID_REQUEST: "violation",
+    ENTITY_REQUIRED_ATTRIBUTE_NOT_PRESENT: "violation",
+    ENTITY_RECOMMENDED_ATTRIBUTE_NOT_PRESENT: "improvement",
+    ENTITY_OPT_IN_ATTRIBUTE_NOT_PRESENT: "information",
+    ENTITY_CONDITIONALLY_REQUIRED_ATTRIBUTE_NOT_PRESENT: "information",
+    ENTITY_ASSOCIATION_NOT_SATISFIED: "violation",
 }
 
 #: Resource attributes come from the SDK and the deployment, not from instrumented code, so a
@@ -74,11 +87,21 @@ class Finding:
     signal_type: str
     signal_name: str | None = None
     attribute: str | None = None
+    #: entity findings: the entity type (one), or every candidate of an unsatisfied association
+    entities: tuple[str, ...] = ()
     # Reports group samples by their tuple of findings: hash each finding once, not per sample.
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        key = (self.id, self.level, self.message, self.signal_type, self.signal_name, self.attribute)
+        key = (
+            self.id,
+            self.level,
+            self.message,
+            self.signal_type,
+            self.signal_name,
+            self.attribute,
+            self.entities,
+        )
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
@@ -94,6 +117,9 @@ class Finding:
         }
         if self.attribute is not None:
             out["attribute"] = self.attribute
+        if self.entities:
+            aggregate = self.id == ENTITY_ASSOCIATION_NOT_SATISFIED
+            out["entity_type"] = list(self.entities) if aggregate else self.entities[0]
         return out
 
     def sort_key(self) -> tuple[int, str, str, str]:

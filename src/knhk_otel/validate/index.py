@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from knhk_otel.schema.model import Attribute, Deprecated, EnumType, Group, ResolvedRegistry
+from knhk_otel.schema.model import Attribute, Deprecated, EntityAssociation, EnumType, Group, ResolvedRegistry
 
 TypeCheck = Callable[[object], bool]
 
@@ -50,6 +50,8 @@ _CHECKS: dict[str, TypeCheck] = {
     **{f"{name}[]": _array_of(fn) for name, fn in _SCALAR.items()},
     "any": _anything,
 }
+
+
 def _is_enum_value(v: object) -> bool:
     """Weaver's rule: an enum value is a string or an int; membership is judged separately."""
     return type(v) is str or type(v) is int
@@ -118,6 +120,7 @@ class SignalRule:
     unit: str | None
     bucket_boundaries: tuple[float, ...] | None
     deprecated: Deprecated | None
+    associations: tuple[EntityAssociation, ...] = ()
 
 
 def _bucket_boundaries(annotations: Mapping[str, Any]) -> tuple[float, ...] | None:
@@ -147,6 +150,7 @@ def signal_rule(signal_type: str, group: Group) -> SignalRule:
         unit=group.unit,
         bucket_boundaries=_bucket_boundaries(group.annotations),
         deprecated=group.deprecated,
+        associations=group.entity_associations,
     )
 
 
@@ -183,9 +187,7 @@ class RegistryIndex:
         self.undeprecated: frozenset[str] = frozenset(
             n for n, r in self.attributes.items() if r.deprecated is None
         )
-        self.namespaces: frozenset[str] = frozenset(
-            ns for n in self.attributes for ns in namespaces_of(n)
-        )
+        self.namespaces: frozenset[str] = frozenset(ns for n in self.attributes for ns in namespaces_of(n))
         self.spans: dict[str, SignalRule] = {}
         self.metrics: dict[str, SignalRule] = {}
         self.events: dict[str, SignalRule] = {}

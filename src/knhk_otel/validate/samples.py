@@ -45,6 +45,8 @@ class SpanSample:
     attributes: Attrs
     events: Sequence[SpanEventSample] = ()
     links: Sequence[Attrs] = ()
+    #: the attributes of the resource it arrived with (its entity associations are judged on them)
+    resource: Attrs | None = None
     signal_type = "span"
 
 
@@ -57,6 +59,7 @@ class MetricSample:
     unit: str | None
     points: Sequence[Attrs] = ()
     bucket_boundaries: tuple[float, ...] | None = None
+    resource: Attrs | None = None  # as for spans
     signal_type = "metric"
 
 
@@ -66,6 +69,7 @@ class EventSample:
 
     name: str
     attributes: Attrs
+    resource: Attrs | None = None  # as for spans
     signal_type = "event"
 
 
@@ -131,8 +135,9 @@ def from_otlp_traces(request: Any) -> Batch:
     append = batch.samples.append
     kinds = KIND_BY_NUMBER
     for rs in request.resource_spans:
+        resource = kv_attributes(rs.resource.attributes)
         if rs.HasField("resource"):
-            batch.resources.append(ResourceSample(kv_attributes(rs.resource.attributes)))
+            batch.resources.append(ResourceSample(resource))
         for ss in rs.scope_spans:
             for span in ss.spans:
                 # The attribute loop is `_kv` inlined: this is the receiver's hot path.
@@ -156,11 +161,11 @@ def from_otlp_traces(request: Any) -> Batch:
                 links: Sequence[Attrs] = (
                     [kv_attributes(link.attributes) for link in span_links] if span_links else ()
                 )
-                append(SpanSample(span.name, kinds.get(span.kind), attrs, events, links))
+                append(SpanSample(span.name, kinds.get(span.kind), attrs, events, links, resource))
     return batch
 
 
-def _metric_from_otlp(metric: Any) -> MetricSample:
+def _metric_from_otlp(metric: Any, resource: Attrs | None = None) -> MetricSample:
     which = metric.WhichOneof("data")
     bounds: tuple[float, ...] | None = None
     if which == "sum":
@@ -179,29 +184,32 @@ def _metric_from_otlp(metric: Any) -> MetricSample:
     else:
         instrument, points = None, ()
     return MetricSample(
-        metric.name, instrument, metric.unit, [kv_attributes(p.attributes) for p in points], bounds
+        metric.name, instrument, metric.unit, [kv_attributes(p.attributes) for p in points], bounds, resource
     )
 
 
 def from_otlp_metrics(request: Any) -> Batch:
     batch = Batch()
     for rm in request.resource_metrics:
+        resource = kv_attributes(rm.resource.attributes)
         if rm.HasField("resource"):
-            batch.resources.append(ResourceSample(kv_attributes(rm.resource.attributes)))
+            batch.resources.append(ResourceSample(resource))
         for sm in rm.scope_metrics:
-            batch.samples.extend(_metric_from_otlp(m) for m in sm.metrics)
+            batch.samples.extend(_metric_from_otlp(m, resource) for m in sm.metrics)
     return batch
 
 
 def from_otlp_logs(request: Any) -> Batch:
     batch = Batch()
     for rl in request.resource_logs:
+        resource = kv_attributes(rl.resource.attributes)
         if rl.HasField("resource"):
-            batch.resources.append(ResourceSample(kv_attributes(rl.resource.attributes)))
+            batch.resources.append(ResourceSample(resource))
         for sl in rl.scope_logs:
             for record in sl.log_records:
                 if record.event_name:
-                    batch.samples.append(EventSample(record.event_name, kv_attributes(record.attributes)))
+                    attrs = kv_attributes(record.attributes)
+                    batch.samples.append(EventSample(record.event_name, attrs, resource))
                 else:
                     batch.log_records_without_event += 1
     return batch
@@ -373,10 +381,15 @@ def _weaver_sample(obj: Any, where: str) -> Sample:
 
 
 def from_weaver_samples(items: Sequence[Any]) -> Batch:
+    """A sample array; a resource applies to the signals after it (Weaver's JSON samples)."""
     batch = Batch()
+    resource: Attrs | None = None
     for i, obj in enumerate(items):
         sample = _weaver_sample(obj, f"[{i}]")
+        if isinstance(sample, SpanSample | MetricSample | EventSample):
+            sample.resource = resource
         if isinstance(sample, ResourceSample):
+            resource = sample.attributes
             batch.resources.append(sample)
         elif isinstance(sample, EventSample) and not sample.name:
             batch.log_records_without_event += 1
@@ -403,7 +416,8 @@ def from_sdk_span(span: Any) -> SpanSample:
     """A `ReadableSpan` (what span processors get in `on_end`)."""
     events = [SpanEventSample(e.name, e.attributes or {}) for e in span.events] if span.events else ()
     links = [link.attributes or {} for link in span.links] if span.links else ()
-    return SpanSample(span.name, span.kind.name.lower(), span.attributes or {}, events, links)
+    resource = dict(span.resource.attributes) if span.resource is not None else None
+    return SpanSample(span.name, span.kind.name.lower(), span.attributes or {}, events, links, resource)
 
 
 def from_sdk_metrics(metrics_data: Any) -> Iterator[tuple[ResourceSample, MetricSample]]:
@@ -434,7 +448,10 @@ def from_sdk_metrics(metrics_data: Any) -> Iterator[tuple[ResourceSample, Metric
                 else:
                     instrument = None
                 points = [p.attributes or {} for p in data.data_points]
-                yield resource, MetricSample(metric.name, instrument, metric.unit, points, bounds)
+                yield (
+                    resource,
+                    MetricSample(metric.name, instrument, metric.unit, points, bounds, resource.attributes),
+                )
 
 
 def from_sdk_log(log_record: Any) -> EventSample | None:
@@ -443,4 +460,6 @@ def from_sdk_log(log_record: Any) -> EventSample | None:
     name = getattr(record, "event_name", None)
     if not name:
         return None
-    return EventSample(name, dict(record.attributes or {}))
+    resource = getattr(record, "resource", None)
+    attrs = dict(resource.attributes) if resource is not None else None
+    return EventSample(name, dict(record.attributes or {}), attrs)

@@ -236,17 +236,29 @@ class ValidatingSpanProcessor(SpanProcessor):
             # unless the first one is a violation.
             if verdict.findings and (_recorders or hook.mode != "strict" or verdict.violation):
                 hook.handle(list(verdict.findings))
+            if name in hook.validator.spans_with_entities:
+                validator = hook.validator
+                rule = validator.index.spans.get(name)
+                entities = validator.entity_findings(rule, _resource_attributes(span))
+                if entities:
+                    hook.handle(list(entities))
         else:
             kind_word = _KIND_WORDS.get(id(span._kind))
             events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
             links = [link.attributes or {} for link in span._links]
-            found = hook.validator.validate_span(SpanSample(span._name, kind_word, attrs, events, links))
+            sample = SpanSample(span._name, kind_word, attrs, events, links, _resource_attributes(span))
+            found = hook.validator.validate_span(sample)
             if found:
                 hook.handle(list(found))
         resource = span._resource
         if resource is not None and resource is not hook.last_resource:
             hook.last_resource = resource
             hook.handle(hook.resource(resource.attributes))
+
+
+def _resource_attributes(span: ReadableSpan) -> Any:
+    resource = span._resource
+    return resource.attributes if resource is not None else None
 
 
 class ValidatingLogProcessor(LogRecordProcessor):

@@ -29,6 +29,7 @@ from knhk_otel.validate.samples import (
     Batch,
     MetricSample,
     ResourceSample,
+    SpanSample,
     any_value,
     convert_otlp,
     from_otlp_traces,
@@ -100,13 +101,18 @@ class Checker:
         get_shape = self.validator.otlp_span_shapes.get
         tally: dict[SpanVerdict, int] = {}
         general = Batch()
+        with_entities = self.validator.spans_with_entities
         for rs in request.resource_spans:
+            resource = kv_attributes(rs.resource.attributes)
             if rs.HasField("resource"):
-                general.resources.append(ResourceSample(kv_attributes(rs.resource.attributes)))
+                general.resources.append(ResourceSample(resource))
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    if span.events or span.links:
-                        general.samples.extend(from_otlp_traces(_only(span)).samples)
+                    if span.events or span.links or span.name in with_entities:
+                        for sample in from_otlp_traces(_only(span)).samples:
+                            if isinstance(sample, SpanSample):  # its entities are judged on it
+                                sample.resource = resource
+                            general.samples.append(sample)
                         continue
                     attributes = span.attributes
                     shape_key: list[Any] = [span.name, span.kind]

@@ -20,6 +20,7 @@ from typing import Any
 
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate import findings as F
+from knhk_otel.validate.entities import entity_findings
 from knhk_otel.validate.findings import Finding
 from knhk_otel.validate.index import AttrRule, RegistryIndex, SignalRule, match_template, namespaces_of
 from knhk_otel.validate.samples import (
@@ -163,6 +164,11 @@ class Validator:
         self.otlp_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
         self._interned: dict[tuple[str, str, str, str | None, str | None], Finding] = {}
         self._advice: dict[tuple[str, str, str | None], tuple[Finding, ...]] = {}
+        self._entities: dict[tuple[str, str, frozenset[str]], tuple[Finding, ...]] = {}
+        #: span names whose definition has entity associations: their verdict depends on the resource
+        self.spans_with_entities: frozenset[str] = frozenset(
+            name for name, rule in self.index.spans.items() if rule.associations
+        )
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -187,10 +193,33 @@ class Validator:
                 out.extend(self._span_event(span.name, event))
             for link in span.links:
                 self._attributes("span", span.name, None, link, out, registry_only=True)
-            out.sort(key=_level_first)
-            return out
-        attrs = span.attributes
-        return list(self.judge_span(span.name, span.kind, tuple(attrs), tuple(attrs.values())))
+        else:
+            attrs = span.attributes
+            out = list(self.judge_span(span.name, span.kind, tuple(attrs), tuple(attrs.values())))
+            if span.name not in self.spans_with_entities:
+                return out
+        out.extend(self.entity_findings(self.index.spans.get(span.name), span.resource))
+        out.sort(key=_level_first)
+        return out
+
+    def entity_findings(
+        self, rule: SignalRule | None, resource: Mapping[str, Any] | None
+    ) -> tuple[Finding, ...]:
+        """The signal's entity findings for this resource (none given: an empty one, as Weaver).
+
+        They depend on which keys the resource has, not on values: memoised per key set.
+        """
+        if rule is None or not rule.associations:
+            return ()
+        keys = frozenset(resource or ())
+        cache_key = (rule.signal_type, rule.name, keys)
+        found = self._entities.get(cache_key)
+        if found is None:
+            found = tuple(entity_findings(rule.associations, keys, rule.signal_type, rule.name))
+            if len(self._entities) >= _SHAPE_CACHE_LIMIT:
+                self._entities.clear()
+            self._entities[cache_key] = found
+        return found
 
     def judge_span(
         self, name: str, kind: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
@@ -372,6 +401,7 @@ class Validator:
             unstable = self._not_stable(rule)
             if unstable is not None:
                 out.append(unstable)
+            out.extend(self.entity_findings(rule, metric.resource))
         return out
 
     def validate_event(self, event: EventSample) -> list[Finding]:
@@ -392,6 +422,7 @@ class Validator:
             unstable = self._not_stable(rule)
             if unstable is not None:
                 out.append(unstable)
+            out.extend(self.entity_findings(rule, event.resource))
         self._attributes("event", event.name, rule, event.attributes, out)
         return out
 
