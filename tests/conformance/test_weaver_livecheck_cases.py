@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from knhk_otel.schema import load_and_resolve
-from knhk_otel.validate.advice import AdvicePolicies
+from knhk_otel.validate.advice import AdvicePolicies, AdvisedValidator
 from knhk_otel.validate.findings import Finding
 from knhk_otel.validate.samples import (
     AttributeSample,
@@ -133,7 +133,7 @@ def _total_without_span_matching(registry: str, data: str) -> Callable[[Path], i
 
 
 def _advised_attribute_ids(sample: str) -> Callable[[Path], list[str]]:
-    """Weaver's `run_custom_rego_test`: its custom advice policies, and only them, on an attribute."""
+    """Weaver's `run_custom_rego_test`: its custom advice policies (in place of the default advice)."""
 
     def ids(weaver_data: Path) -> list[str]:
         resolved, _ = load_and_resolve(HERE / "livecheck" / "custom")
@@ -141,14 +141,9 @@ def _advised_attribute_ids(sample: str) -> Callable[[Path], list[str]]:
         name, eq, value = sample.partition("=")
         attribute = AttributeSample(name, _typed(value) if eq else None, bool(eq))
         advice = AdvicePolicies([weaver_data / "policies" / "live_check_advice"], resolved)
-        ours = [f for f in Validator(resolved).validate(attribute) if f.id in WEAVER_CORE_IDS]
-        return sorted(f.id for f in [*ours, *advice.findings(attribute)])
+        return sorted(f.id for f in AdvisedValidator(resolved, advice).validate(attribute))
 
     return ids
-
-
-#: With custom advice policies Weaver runs them instead of its default one (the built-in advice).
-WEAVER_CORE_IDS = frozenset({"missing_attribute", "type_mismatch", "undefined_enum_variant", "deprecated"})
 
 
 REQUIRED, RECOMMENDED, OPT_IN, CONDITIONAL, UNSATISFIED = (

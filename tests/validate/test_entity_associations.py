@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from knhk_otel.schema import load_and_resolve
 from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.validate.samples import SpanSample
 from knhk_otel.validate.sdk import ValidatingSpanProcessor, ValidationHook
 from knhk_otel.validate.server import Checker
 
@@ -202,3 +203,29 @@ def test_sample_file_links_each_signal_to_the_resource_before_it(
         ("entity_required_attribute_not_present", "cluster.name"),
         ("entity_required_attribute_not_present", "node.id"),
     ]
+
+
+def test_advice_policies_see_the_resource_and_the_associations(
+    registry: ResolvedRegistry, tmp_path: Path
+) -> None:
+    """Weaver's advice input: `input.resource` (null without one) and the group's associations."""
+    from knhk_otel.validate.advice import AdvicePolicies
+
+    (tmp_path / "entities.rego").write_text(
+        """package live_check_advice
+import rego.v1
+deny contains {"id": "zone_named", "level": "information", "message": attr.value} if {
+    input.registry_group.entity_associations[0] == "node"
+    some attr in input.resource.attributes
+    attr.name == "node.zone"
+}
+deny contains {"id": "no_resource", "level": "information", "message": "none"} if {
+    input.sample.span
+    input.resource == null
+}
+"""
+    )
+    advice = AdvicePolicies([tmp_path], registry)
+    with_zone = advice.findings(SpanSample("work", "internal", {}, resource={"node.zone": "eu-1"}))
+    assert [(f.id, f.message) for f in with_zone] == [("zone_named", "eu-1")]
+    assert [f.id for f in advice.findings(SpanSample("work", "internal", {}))] == ["no_resource"]

@@ -124,3 +124,18 @@ def test_a_folder_without_advice_package_is_refused(shop: ResolvedRegistry, tmp_
     (tmp_path / "p.rego").write_text("package after_resolution\n", encoding="utf-8")
     with pytest.raises(AdvicePolicyError, match="live_check_advice"):
         AdvicePolicies([tmp_path], shop)
+
+
+def test_advice_policies_take_the_place_of_the_default_advice(shop: ResolvedRegistry) -> None:
+    """As in Weaver: a custom advice folder replaces the default advice policy (key-name advice),
+    while the checks that are no policy (missing, type, template, required) keep running."""
+    bare = AttributeSample("Nodot", "v", True)
+    plain = Checker(shop).validator.validate(bare)
+    assert {f.id for f in plain} == {"missing_attribute", "missing_namespace", "invalid_format"}
+    advised = Checker(shop, AdvicePolicies([HERE / "advice"], shop)).validator.validate(bare)
+    assert {f.id for f in advised} == {"missing_attribute"}
+    metric = MetricSample("Shop-Orders", "counter", "{order}", [])
+    assert {f.id for f in Checker(shop).validator.validate(metric)} == {"invalid_format", "missing_metric"}
+    assert {
+        f.id for f in Checker(shop, AdvicePolicies([HERE / "advice"], shop)).validator.validate(metric)
+    } == {"missing_metric"}

@@ -107,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--advice-policies",
         metavar="DIR",
         help="Weaver `live_check_advice` Rego policies (a folder of .rego files, or one) run on every "
-        "sample; needs the 'rego' extra",
+        "sample in place of the default advice (as in Weaver); needs the 'rego' extra",
     )
     parser.add_argument(
         "--ports-file", metavar="FILE", help="write the bound ports as JSON to this file once listening"

@@ -170,9 +170,13 @@ class AdvicePolicies:
             attribute_sets.append(sample.attributes)
         elif isinstance(sample, AttributeSample):
             attribute_sets.append({sample.name: sample.value} if sample.has_value else {sample.name: None})
+        signal = isinstance(sample, SpanSample | MetricSample | EventSample)
+        resource = sample.resource if isinstance(sample, SpanSample | MetricSample | EventSample) else None
         for doc, _, _ in docs:
             if group is not None:
                 doc["registry_group"] = group
+            if signal:  # Weaver's input: the resource the signal arrived with, or null
+                doc["resource"] = None if resource is None else {"attributes": _attributes(resource)}
         for attrs in attribute_sets:
             for item in _attributes(attrs):
                 if item["value"] is None:
@@ -227,10 +231,14 @@ def _finding(value: Any, signal_type: str, signal_name: str | None) -> Finding:
 
 
 class AdvisedValidator(Validator):
-    """Our findings plus those of the advice policies, for every sample."""
+    """Our findings plus those of the advice policies, for every sample.
+
+    The policies take the place of the default advice (as in Weaver, where a custom advice
+    folder replaces its default policy); every other finding stays.
+    """
 
     def __init__(self, registry: ResolvedRegistry | RegistryIndex, advice: AdvicePolicies) -> None:
-        super().__init__(registry)
+        super().__init__(registry, default_advice=False)
         self.advice = advice
 
     def validate(self, sample: Sample) -> list[Finding]:

@@ -152,8 +152,11 @@ def _describe(value: Any) -> str:
 class Validator:
     """Checks samples against one compiled registry. Thread-safe: its caches only grow or reset."""
 
-    def __init__(self, registry: ResolvedRegistry | RegistryIndex) -> None:
+    def __init__(self, registry: ResolvedRegistry | RegistryIndex, *, default_advice: bool = True) -> None:
         self.index = registry if isinstance(registry, RegistryIndex) else RegistryIndex(registry)
+        #: Weaver's default advice policy (missing_namespace, invalid_format, illegal_namespace,
+        #: extends_namespace): Weaver runs custom advice policies instead of it, and so do we
+        self.default_advice = default_advice
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._spans: dict[tuple[Any, ...], SpanShape] = {}
         #: Span shapes by the keys the hot paths can build cheapest:
@@ -353,6 +356,12 @@ class Validator:
         rule = self.index.metrics.get(metric.name)
         out: list[Finding] = []
         name = metric.name
+        if self.default_advice and not _NAME_FORMAT.match(name):
+            out.append(
+                _finding(
+                    F.INVALID_FORMAT, f"Metric name `{name}` does not match the name format.", "metric", name
+                )
+            )
         if rule is None:
             out.append(
                 _finding(F.MISSING_METRIC, f"Metric `{name}` is not defined in the registry.", "metric", name)
@@ -465,28 +474,32 @@ class Validator:
         template = None if key in index.attributes else index.attribute(key)
         if template is not None:
             add(F.TEMPLATE_ATTRIBUTE, f"Attribute `{key}` is a template (`{template.name}`).")
-        if "." not in key:
-            add(F.MISSING_NAMESPACE, f"Attribute key `{key}` must include a namespace (`namespace.key`).")
-        if template is None and not _NAME_FORMAT.match(key):
-            add(F.INVALID_FORMAT, f"Attribute key `{key}` does not match the name format (`a.b_c`).")
-        spaces = namespaces_of(key)
-        # Weaver also flags keys the registry itself defines under another attribute's name; that
-        # is the registry's doing (a check-time matter), not the emitter's, so live-check does not.
-        for ns in spaces if key not in index.attributes else ():
-            if ns in index.undeprecated:
-                add(F.ILLEGAL_NAMESPACE, f"Namespace `{ns}` of `{key}` is an existing attribute.")
-        if template is None and spaces and key not in index.attributes:
-            inside = [ns for ns in spaces if ns in index.namespaces]
-            if inside:
-                add(
-                    F.EXTENDS_NAMESPACE,
-                    f"Attribute key `{key}` extends the existing namespace `{inside[-1]}`.",
-                )
+        if self.default_advice:
+            self._default_advice(key, template is not None, add)
         result = tuple(out)
         if len(self._advice) >= _SHAPE_CACHE_LIMIT:
             self._advice.clear()
         self._advice[cache_key] = result
         return result
+
+    def _default_advice(self, key: str, templated: bool, add: Callable[[str, str], None]) -> None:
+        """What Weaver's default `live_check_advice` policy says about a key's name."""
+        index = self.index
+        if "." not in key:
+            add(F.MISSING_NAMESPACE, f"Attribute key `{key}` must include a namespace (`namespace.key`).")
+        if not templated and not _NAME_FORMAT.match(key):
+            add(F.INVALID_FORMAT, f"Attribute key `{key}` does not match the name format (`a.b_c`).")
+        if key in index.attributes:
+            # Weaver also flags keys the registry itself defines under another attribute's name;
+            # that is the registry's doing (a check-time matter), not the emitter's.
+            return
+        spaces = namespaces_of(key)
+        for ns in spaces:
+            if ns in index.undeprecated:
+                add(F.ILLEGAL_NAMESPACE, f"Namespace `{ns}` of `{key}` is an existing attribute.")
+        inside = [ns for ns in spaces if ns in index.namespaces]
+        if not templated and inside:
+            add(F.EXTENDS_NAMESPACE, f"Attribute key `{key}` extends the existing namespace `{inside[-1]}`.")
 
     # -- attributes ---------------------------------------------------------------------------
 
