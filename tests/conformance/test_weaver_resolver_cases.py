@@ -1,13 +1,16 @@
 """Weaver's own resolver cases, resolved by us and compared with what Weaver's tests expect.
 
 Each folder of `weaver-tests/crates/weaver_resolver/data/` with a `registry/` is one case: either
-`expected-registry.json` (+ `expected-attribute-catalog.json`: the groups Weaver resolves) or
-`expected-errors.json` (Weaver refuses the registry). A registry case passes when we resolve it
-without an error and every group matches Weaver's on what telemetry depends on: id, type, signal
-fields (span kind, metric name, instrument, unit, event name) and, per attribute, its name, type
-(enum members by value), requirement level, stability and deprecation reason. Briefs, notes,
-examples and lineage are not compared (whitespace folding and provenance paths differ by design).
-An error case passes when we report an error with the id that corresponds to Weaver's error.
+`expected-registry.json` (+ `expected-attribute-catalog.json`: the groups Weaver resolves),
+`expected-schema.yaml` (Weaver's v2 resolved output) or `expected-errors.json` (Weaver refuses the
+registry). A registry case passes when we resolve it without an error and every group matches
+Weaver's on what telemetry depends on: id, type, signal fields (span kind, metric name,
+instrument, unit, event name, entity associations) and, per attribute, its name, type (enum
+members by value), requirement level, stability and deprecation reason. A v2 expectation is
+compared signal by signal (spans, metrics, events, entities) and per attribute group it lists.
+Briefs, notes, examples and lineage are not compared (whitespace folding and provenance paths
+differ by design). An error case passes when we report an error with the id that corresponds to
+Weaver's error.
 
 `KNOWN_DIFFERENCES` lists the cases that still differ, each with its reason; the test fails when a
 case leaves that list (update it) or a new one joins it (a regression).
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from knhk_otel.check.runner import run_checks
 from knhk_otel.schema.model import Attribute, EnumType, Group
@@ -37,11 +41,9 @@ ERROR_IDS: dict[str, str] = {
 
 #: case → why we still differ from Weaver there.
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "registry-test-published-1": "Weaver gives the span's `ref: a` the requirement level `required` "
-    "that a metric of the published dependency gives `a`; the ref sets none, so ours is the default, "
-    "recommended",
-    "registry-test-v2-5-published": "Weaver's expectation is its v2 resolved output "
-    "(expected-schema.yaml), a form we do not produce",
+    "registry-test-published-1": "Weaver gives the span's bare `ref: a` the requirement level "
+    "`required`, which a metric of the published dependency sets for `a` (the published catalog "
+    "entry itself has none); the ref sets none, so ours is the default, recommended",
 }
 
 _STABILITY = {"experimental": "development"}
@@ -105,6 +107,7 @@ def _signal(raw: dict[str, Any]) -> tuple[str, ...]:
         raw.get("instrument") or "",
         raw.get("unit") or "",
         (raw.get("name") or "") if kind in ("event", "entity", "resource") else "",
+        json.dumps(raw.get("entity_associations") or [], sort_keys=True),
     )
 
 
@@ -118,6 +121,7 @@ def _our_signal(group: Group) -> tuple[str, ...]:
             "instrument": group.instrument,
             "unit": group.unit,
             "name": group.name,
+            "entity_associations": [a.to_dict() for a in group.entity_associations],
         }
     )
 
@@ -139,15 +143,69 @@ def expected_groups(case: Path) -> dict[str, tuple[tuple[str, ...], list[tuple[s
     return out
 
 
+def _v2_attribute(catalog: list[dict[str, Any]], ref: dict[str, Any]) -> tuple[str, ...]:
+    base = catalog[ref["base"]]
+    return _weaver_attribute({**base, "name": base["key"], **{k: v for k, v in ref.items() if k != "base"}})
+
+
+#: v2 list → (our group type, field naming the signal)
+_V2_SIGNALS = {
+    "spans": ("span", "type"),
+    "metrics": ("metric", "name"),
+    "events": ("event", "name"),
+    "entities": ("entity", "type"),
+}
+
+
+def expected_v2(case: Path) -> dict[tuple[str, str], list[tuple[str, ...]]]:
+    """Weaver's v2 resolved output (`expected-schema.yaml`): each signal (by type and name) and each
+    attribute group (by id) with its attributes. The v2 form lists the attribute groups a registry
+    publishes, not those of its dependencies; those are compared through the signals using them."""
+    doc = yaml.safe_load((case / "expected-schema.yaml").read_text(encoding="utf-8"))
+    catalog, registry = doc["attribute_catalog"], doc["registry"]
+    out: dict[tuple[str, str], list[tuple[str, ...]]] = {}
+    for key, (kind, name_key) in _V2_SIGNALS.items():
+        for signal in registry.get(key) or []:
+            refs = [
+                *signal.get("attributes", []),
+                *signal.get("identity", []),
+                *signal.get("description", []),
+            ]
+            out[(kind, signal[name_key])] = sorted(_v2_attribute(catalog, r) for r in refs)
+    for group in registry.get("attribute_groups") or []:
+        out[("attribute_group", group["id"])] = sorted(_v2_attribute(catalog, r) for r in group["attributes"])
+    return out
+
+
+def _compare_v2(case: Path, registry: Any) -> list[str]:
+    expected = expected_v2(case)
+    ours = {
+        (g.type, g.id if g.type == "attribute_group" else g.signal_name): sorted(
+            _our_attribute(a) for a in g.attributes
+        )
+        for g in registry.groups
+    }
+    problems = [f"{kind} {name} missing" for kind, name in sorted(set(expected) - set(ours))]
+    problems += [
+        f"extra {kind} {name}"
+        for kind, name in sorted(set(ours) - set(expected))
+        if kind != "attribute_group"
+    ]
+    for key in sorted(set(expected) & set(ours)):
+        if expected[key] != ours[key]:
+            problems.append(f"{key[0]} {key[1]}: attributes {ours[key]} != Weaver's {expected[key]}")
+    return problems
+
+
 def _refinement_name(gid: str, weaver: tuple[str, ...], ours: tuple[str, ...], group: Group | None) -> bool:
     """Deliberate: a refined event or entity keeps the name its telemetry carries (the refined
     signal's); Weaver's v1 view names it after the refinement's id."""
     return (
         group is not None
         and group.extends is not None
-        and weaver[:-1] == ours[:-1]
-        and weaver[-1] == gid
-        and ours[-1] == group.extends.split(".", 1)[-1]
+        and weaver[:6] + weaver[7:] == ours[:6] + ours[7:]  # all but the name (6th field)
+        and weaver[6] == gid
+        and ours[6] == group.extends.split(".", 1)[-1]
     )
 
 
@@ -161,8 +219,13 @@ def run_case(case: Path) -> tuple[bool, str]:
         os.chdir(cwd)
     registry = report.registry
     errors = [d for d in report.diagnostics if d.is_error]
+    if (case / "expected-schema.yaml").is_file() and not (case / "expected-registry.json").is_file():
+        if errors:
+            return False, f"we refuse it: {errors[0].render()}"
+        problems = _compare_v2(case, registry)
+        return not problems, "; ".join(problems)
     if not (case / "expected-registry.json").is_file() and not (case / "expected-errors.json").is_file():
-        return False, "no expectation in Weaver's v1 form (expected-registry.json) to compare with"
+        return False, "no expectation to compare with"
     if (case / "expected-errors.json").is_file():
         expected = json.loads((case / "expected-errors.json").read_text(encoding="utf-8"))
         items = expected.get("CompoundError", [expected])

@@ -75,6 +75,7 @@ def _resolve(loaded: LoadedRegistry, diagnostics: list[Diagnostic], active: set[
         groups, attributes, problems = read_published(loaded.published)
         diagnostics.extend(problems)
         entities = {g.signal_name: g for g in groups if g.type == "entity"}
+        groups = [_bind(g, entities, [], diagnostics) for g in groups]
         return _Resolved(groups, groups, {g.id: g for g in groups}, attributes, entities)
     here = loaded.root.resolve()
     active = active | {here}

@@ -342,6 +342,13 @@ class Reader:
     def _association(self, item: Any, path: PathKey) -> EntityAssociation | None:
         if isinstance(item, str) and item:
             return EntityAssociation("entity", entity=item, source=self.at(path))
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and set(item) <= {"type", "provenance"}
+        ):
+            # a resolved registry's leaf (`resolved/2.0`): the entity type, and where it is defined
+            return EntityAssociation("entity", entity=item["type"], source=self.at(path))
         if isinstance(item, dict) and len(item) == 1:
             ((kind, operands),) = item.items()
             if kind in ("one_of", "all_of"):
