@@ -93,10 +93,21 @@ def test_live_check_cli_runs_advice_policies_on_a_sample_file(tmp_path: Path, sh
     assert ids["checkout_kind"] == 1 and ids["legacy_key"] == 1
 
 
-def test_a_broken_advice_policy_is_one_line_and_exit_2(tmp_path: Path, shop_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("policies", "where"),
+    [
+        ("advice_broken", "advice_broken/bad.rego:6:"),  # a Rego syntax error: file and line
+        ("no_such_folder", "no_such_folder:0:0: error[policy_file_invalid]: policy file does not exist"),
+        ("empty", "empty:0:0: error[policy_file_invalid]: policy folder holds no .rego file"),
+    ],
+)
+def test_a_broken_advice_policy_is_one_line_and_exit_2(
+    tmp_path: Path, shop_dir: Path, policies: str, where: str
+) -> None:
     samples = tmp_path / "samples.json"
     samples.write_text(json.dumps(SAMPLES), encoding="utf-8")
-    broken = HERE / "advice_broken"
+    (tmp_path / "empty").mkdir()
+    folder = HERE / policies if (HERE / policies).is_dir() else tmp_path / policies
     done = subprocess.run(
         [
             sys.executable,
@@ -108,7 +119,7 @@ def test_a_broken_advice_policy_is_one_line_and_exit_2(tmp_path: Path, shop_dir:
             "--input-source",
             str(samples),
             "--advice-policies",
-            str(broken),
+            str(folder),
         ],
         capture_output=True,
         text=True,
@@ -116,8 +127,23 @@ def test_a_broken_advice_policy_is_one_line_and_exit_2(tmp_path: Path, shop_dir:
         check=False,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    line = done.stderr.strip().splitlines()[-1]
-    assert f"{broken / 'bad.rego'}:6:" in line and "policy_file_invalid" in line
+    [line] = done.stderr.strip().splitlines()
+    assert f"{folder.parent}/{where}" in line and "policy_file_invalid" in line
+
+
+def test_a_value_that_is_not_a_finding_names_the_policy_file_and_line(
+    shop: ResolvedRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "p.rego").write_text(
+        'package live_check_advice\nimport rego.v1\n\ndeny contains "just text" if {\n'
+        "  input.sample.attribute\n}\n",
+        encoding="utf-8",
+    )
+    [found] = AdvicePolicies([tmp_path], shop).findings(AttributeSample("shop.order.id", "o", True))
+    assert found.id == "advice_policy_failed" and found.level == "violation"
+    assert found.message.startswith(
+        f'{tmp_path / "p.rego"}:4:1: the `live_check_advice` policy returned "just text"'
+    )
 
 
 def test_a_folder_without_advice_package_is_refused(shop: ResolvedRegistry, tmp_path: Path) -> None:

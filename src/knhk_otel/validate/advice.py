@@ -9,12 +9,13 @@ unchanged; their findings join ours on the sample. The Rego engine lives in `che
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from knhk_otel.check import rego
-from knhk_otel.schema.model import ResolvedRegistry
+from knhk_otel.schema.model import ResolvedRegistry, Source
 from knhk_otel.validate.findings import LEVEL_RANK, Finding
 from knhk_otel.validate.index import RegistryIndex
 from knhk_otel.validate.samples import (
@@ -200,11 +201,21 @@ class AdvicePolicies:
                     Finding("advice_policy_failed", "violation", error.render(), signal_type, signal_name)
                 )
             for value in values:
-                out.append(_finding(value, signal_type, signal_name))
+                out.append(_finding(value, signal_type, signal_name, self._deny_at))
         return out
 
+    @property
+    def _deny_at(self) -> str:
+        """Where the `deny` rule is (file:line:col), to name it when it returns no finding."""
+        policies = self.policies
+        return str(Source(policies.deny_files.get(STAGE, ""), policies.deny_lines.get(STAGE, 0), 1))
 
-def _finding(value: Any, signal_type: str, signal_name: str | None) -> Finding:
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)[:120]
+
+
+def _finding(value: Any, signal_type: str, signal_name: str | None, where: str) -> Finding:
     """A `deny` value: Weaver's finding (`id`, `level`, `message`) or its advice form."""
     if isinstance(value, dict):
         fid = value.get("id", value.get("advice_type"))
@@ -224,7 +235,8 @@ def _finding(value: Any, signal_type: str, signal_name: str | None) -> Finding:
     return Finding(
         "advice_policy_failed",
         "violation",
-        f"a `{STAGE}` policy returned {str(value)[:120]}, not a finding with `id`, `level` and `message`",
+        f"{where}: the `{STAGE}` policy returned {_shown(value)}, not a finding: an object with string "
+        f"`id` and `message` (or `advice_type`) and a `level` of {', '.join(LEVEL_RANK)}",
         signal_type,
         signal_name,
     )
