@@ -1,6 +1,6 @@
-"""The node's admin endpoint on loopback: health, status, digest, put/get, entries, stop (JSON over HTTP/1.1).
+"""The node's admin endpoint on loopback: health, status, peers, digest, put/get, entries, faults, stop.
 
-Minimal on purpose (one request per connection, bodies up to 1 MiB): it serves `knhk-mesh
+JSON over HTTP/1.1, minimal on purpose (one request per connection, bodies up to 1 MiB): it serves `knhk-mesh
 put/get/status`, `knhk-mesh up` and tests on the same machine, never the network.
 """
 
@@ -38,6 +38,20 @@ class AdminTarget(Protocol):
     def request_stop(self) -> None: ...
 
     def arrival(self, agent: bytes, version: int) -> float | None: ...
+
+    def set_faults(self, drop: frozenset[Address]) -> None: ...
+
+    def peers(self) -> list[dict[str, object]]: ...
+
+
+def _address(text: object) -> Address | None:
+    if not isinstance(text, str):
+        return None
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return (host, int(port))
 
 
 class AdminServer:
@@ -105,6 +119,8 @@ class AdminServer:
             return 200, {"status": "ok", "node_id": node.node_id, "round": engine.round_no}
         if method == "GET" and path == "/status":
             return 200, node.status()
+        if method == "GET" and path == "/peers":
+            return 200, {"peers": node.peers()}
         if method == "GET" and path == "/digest":
             return 200, {"digest": engine.state.digest.hex(), "entries": len(engine.state)}
         if method == "GET" and path == "/entries":
@@ -156,7 +172,25 @@ class AdminServer:
                 log.error("node %s: put %r failed: %s", node.node_id, key, exc)
                 return 500, {"error": f"write not durable: {exc}"}
             return 200, {"agent": node.node_id, "key": key, "version": entry.version, "durable": True}
+        if method == "POST" and path == "/faults":
+            return self._faults(body)
         if method == "POST" and path == "/stop":
             node.request_stop()
             return 200, {"stopping": True}
         return 404, {"error": f"no route {method} {path}"}
+
+    def _faults(self, body: bytes) -> tuple[int, Any]:
+        """`{"drop": ["HOST:PORT", ...]}`: frames to and from those peers are dropped; `[]` heals."""
+        try:
+            doc = json.loads(body or b"{}")
+        except json.JSONDecodeError as exc:
+            return 400, {"error": f"body is not JSON ({exc.msg})"}
+        drop = doc.get("drop") if isinstance(doc, dict) else None
+        if not isinstance(drop, list):
+            return 400, {"error": 'expected {"drop": ["HOST:PORT", ...]}'}
+        addresses = [_address(a) for a in drop]
+        bad = [a for a, parsed in zip(drop, addresses, strict=True) if parsed is None]
+        if bad:
+            return 400, {"error": f"{bad[0]!r} is not HOST:PORT"}
+        self.node.set_faults(frozenset(a for a in addresses if a is not None))
+        return 200, {"drop": sorted(str(a) for a in drop)}

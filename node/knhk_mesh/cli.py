@@ -443,7 +443,7 @@ def run_node(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from knhk_mesh.node import MeshNode
+    from knhk_mesh.node import MeshNode, resume_identity
     from knhk_mesh.node_config import NodeConfigError, load_node_config
     from knhk_mesh.pki import Credentials, PkiError
     from knhk_mesh.store import StoreError
@@ -457,6 +457,7 @@ def run_node(args: argparse.Namespace) -> int:
         config = load_node_config(args.config)
         credentials = Credentials(config.pki)
         credentials.check_own()
+        resume_identity(config, credentials)
         node_id = credentials.identity.hex_id
         tconfig = TelemetryConfig.from_env(
             validation=config.validation, export=config.export, service_name=config.service_name
@@ -467,7 +468,7 @@ def run_node(args: argparse.Namespace) -> int:
             resource_attributes=(*tconfig.resource_attributes, *node_resource(node_id))
         )
         tick_ns = tick_ns_from_env(os.environ)
-    except (NodeConfigError, PkiError, ConfigError, ValueError) as exc:
+    except (NodeConfigError, PkiError, StoreError, ConfigError, ValueError) as exc:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     providers = build_providers(tconfig)

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 
 from knhk_mesh import pki
 from knhk_mesh.adversary import Attack
-from knhk_mesh.node_config import dump_node_config
+from knhk_mesh.node_config import WITHHOLDING_RELAY, dump_node_config
 
 HOST = "127.0.0.1"
 
@@ -30,6 +30,16 @@ HOST = "127.0.0.1"
 def region_names(nodes: int, regions: int) -> tuple[str, ...]:
     """Node i's region when `nodes` are spread round-robin over `regions` ("" for all: one region)."""
     return tuple(f"region-{i % regions}" for i in range(nodes)) if regions > 1 else ()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.5) -> bool:
+    """Poll `check` until it holds or `timeout` seconds pass (then one last look); never unbounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(poll)
+    return check()
 
 
 class ClusterError(Exception):
@@ -44,6 +54,7 @@ class NodeProcess:
     log: Path
     ports_file: Path
     attack: Attack | None
+    withholding: bool = False  # a gap-making relay (Byzantine, but not an attacker of frames)
     process: subprocess.Popen[bytes] | None = None
     quic_port: int = 0
     admin_port: int = 0
@@ -52,7 +63,11 @@ class NodeProcess:
 
     @property
     def honest(self) -> bool:
-        return self.attack is None
+        return self.attack is None and not self.withholding
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.quic_port}"
 
     @property
     def alive(self) -> bool:
@@ -63,6 +78,7 @@ class NodeProcess:
 class ClusterSpec:
     nodes: int
     attacks: Sequence[Attack | None] = ()  # one per node (None = honest); shorter = the rest honest
+    withholding: Sequence[int] = ()  # indexes of nodes that relay with gaps (`byzantine: withholding_relay`)
     fanout: int = 4
     round_interval: float = 0.25
     stale_timeout: float = 30.0
@@ -92,20 +108,33 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.pki_dir / pki.CA_KEY).exists():
             pki.init_ca(self.pki_dir)
-        attacks = list(self.spec.attacks) + [None] * (self.spec.nodes - len(self.spec.attacks))
-        for i in range(self.spec.nodes):
-            name = f"node-{i:02d}"
-            issued = pki.issue_node(self.pki_dir, name, self.pki_dir)
-            node = NodeProcess(
-                index=i,
-                name=name,
-                config=self.workdir / f"{name}.yaml",
-                log=self.workdir / f"{name}.log",
-                ports_file=self.workdir / f"{name}.ports.json",
-                attack=attacks[i],
-                node_id=issued.agent_id,
-            )
-            self.nodes.append(node)
+        for _ in range(self.spec.nodes):
+            self._new_node()
+
+    def _new_node(self) -> NodeProcess:
+        i = len(self.nodes)
+        attacks = list(self.spec.attacks)
+        name = f"node-{i:02d}"
+        issued = pki.issue_node(self.pki_dir, name, self.pki_dir)
+        node = NodeProcess(
+            index=i,
+            name=name,
+            config=self.workdir / f"{name}.yaml",
+            log=self.workdir / f"{name}.log",
+            ports_file=self.workdir / f"{name}.ports.json",
+            attack=attacks[i] if i < len(attacks) else None,
+            withholding=i in self.spec.withholding,
+            node_id=issued.agent_id,
+        )
+        self.nodes.append(node)
+        return node
+
+    def add_node(self, timeout: float = 60.0) -> NodeProcess:
+        """A late joiner: a new certified honest node that joins through node 0."""
+        node = self._new_node()
+        self._spawn(node, (self.nodes[0].quic_port,))
+        self._await_ports(node, time.monotonic() + timeout)
+        return node
 
     def _write_config(self, node: NodeProcess, seeds: Sequence[int]) -> None:
         spec = self.spec
@@ -134,6 +163,8 @@ class LocalCluster:
         }
         if node.attack is not None:
             doc["byzantine"] = node.attack.value
+        elif node.withholding:
+            doc["byzantine"] = WITHHOLDING_RELAY
         node.config.write_text(dump_node_config(doc))
 
     def _spawn(self, node: NodeProcess, seeds: Sequence[int]) -> None:
@@ -162,18 +193,39 @@ class LocalCluster:
             time.sleep(0.05)
         raise ClusterError(f"{node.name} did not start listening in time (log {node.log})")
 
-    def start(self, timeout: float = 120.0) -> None:
-        """Node 0 first (it is every other node's seed), then the rest, then wait for all of them."""
+    def start(self, timeout: float = 120.0, *, batch: int = 0) -> None:
+        """Node 0 first (every other node's seed), then the rest, then wait for all of them.
+
+        With `batch`, the rest start `batch` at a time, each batch seeded by node 0 and a node admitted
+        before it, and the next batch waits until this one is admitted (holds a peer): a large mesh
+        on a busy machine then does not storm one seed with every join at once."""
         if not self.nodes:
             self.prepare()
         deadline = time.monotonic() + timeout
         first = self.nodes[0]
         self._spawn(first, ())
         self._await_ports(first, deadline)
-        for node in self.nodes[1:]:
-            self._spawn(node, (first.quic_port,))
-        for node in self.nodes[1:]:
-            self._await_ports(node, deadline)
+        rest = self.nodes[1:]
+        step = batch if batch > 0 else len(rest) or 1
+        for b in range(0, len(rest), step):
+            group = rest[b : b + step]
+            admitted = self.nodes[: b + 1]
+            for i, node in enumerate(group):
+                extra = admitted[1 + (i % (len(admitted) - 1))] if len(admitted) > 1 else first
+                seeds = (first.quic_port,) if extra is first else (first.quic_port, extra.quic_port)
+                self._spawn(node, seeds)
+            for node in group:
+                self._await_ports(node, deadline)
+            if batch > 0:
+                self._await_admitted(group, deadline)
+
+    def _await_admitted(self, group: Sequence[NodeProcess], deadline: float) -> None:
+        while time.monotonic() < deadline:
+            st = self.statuses(group)
+            if len(st) == len(group) and all(s["peers"] >= 1 for s in st.values()):
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"{', '.join(n.name for n in group)} not admitted to the mesh in time")
 
     def tail(self, node: NodeProcess, lines: int = 3) -> str:
         try:
@@ -233,6 +285,18 @@ class LocalCluster:
         return len(digests) == 1 and all(s["entries"] >= min_entries for s in st.values())
 
     # --- faults and shutdown ------------------------------------------------------------------------
+
+    def partition(self, groups: Sequence[Sequence[NodeProcess]]) -> None:
+        """Split the mesh: each node drops every frame to or from the nodes outside its group."""
+        for group in groups:
+            outside = [n.address for n in self.nodes if n not in group]
+            for node in group:
+                self.call(node, "POST", "/faults", {"drop": outside})
+
+    def heal(self) -> None:
+        for node in self.nodes:
+            if node.alive:
+                self.call(node, "POST", "/faults", {"drop": []})
 
     def kill(self, node: NodeProcess, sig: int = signal.SIGKILL) -> None:
         if node.process is not None and node.alive:

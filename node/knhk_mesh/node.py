@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from knhk_mesh.admin import AdminServer
-from knhk_mesh.adversary import Adversary
+from knhk_mesh.adversary import Adversary, WithholdingRelay
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import (
@@ -37,9 +38,9 @@ from knhk_mesh.core.events import (
 from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address, AgentId, Entry, agent_id_of
 from knhk_mesh.core.security import verify_entry
-from knhk_mesh.node_config import NodeConfig
+from knhk_mesh.node_config import WITHHOLDING_RELAY, NodeConfig
 from knhk_mesh.pki import Credentials, PkiError, Refusal
-from knhk_mesh.store import EntryStore
+from knhk_mesh.store import EntryStore, read_key_chain
 from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ RELOAD_EVERY_S = 1.0
 ARRIVALS_KEPT = 256  # per agent: enough for the writes a bench or test waits on
 CERTIFICATE_REFUSALS = frozenset({Refusal.REVOKED.value, Refusal.EXPIRED.value})
 ADVERSARY_START_S = 8.0
+RECONNECT_AFTER_ROTATION_S = 1.0
+CHALLENGE_RETRY_S = 2.0  # between address challenges of one newcomer (three tries)
+
+
+def resume_identity(config: NodeConfig, credentials: Credentials) -> None:
+    """A node that rotated its key before this start is the same agent under its newest key."""
+    chain = read_key_chain(config.data_dir)
+    if chain is not None:
+        credentials.adopt_chain(*chain)
 
 
 class TransportObserver(Protocol):
@@ -93,6 +103,7 @@ class MeshNode:
         self.config = config
         self.credentials = credentials
         credentials.check_own()
+        resume_identity(config, credentials)
         self.identity = credentials.identity
         self.observer = observer or _NoObserver()
         self.tick_report = tick_report
@@ -108,7 +119,7 @@ class MeshNode:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.engine: MeshEngine | None = None
-        self.node: MeshEngine | Adversary | None = None
+        self.node: MeshEngine | Adversary | WithholdingRelay | None = None
         self.transport: QuicTransport | None = None
         self.admin_address: Address | None = None
         self.started = time.monotonic()
@@ -127,14 +138,19 @@ class MeshNode:
             on_frame=self._on_frame,
             on_refused=self._on_refused,
             on_queue=self.observer.queue_changed,
+            successor=self._successor,
             limits=TransportLimits(queue_limit=cfg.queue_limit, idle_timeout=cfg.idle_timeout),
         )
         address = await self.transport.start()
+        self.transport.drop_traffic(cfg.drop)
         mesh_config = MeshConfig(
             fanout=cfg.fanout,
             round_interval=cfg.round_interval,
             stale_timeout=cfg.stale_timeout,
             prune_every_rounds=max(1, round(cfg.stale_timeout / cfg.round_interval / 4)),
+            # an address challenge may first have to open a QUIC connection (seconds on a busy
+            # machine): retries are spaced in time, not rounds, so short rounds do not give up early
+            challenge_retry_rounds=max(3, math.ceil(CHALLENGE_RETRY_S / cfg.round_interval)),
             region=cfg.region,
             peer_selection=cfg.peer_selection,
             nearest_fraction=cfg.nearest_fraction,
@@ -158,6 +174,8 @@ class MeshNode:
             # attack once membership has spread (a few seconds in), for three rounds
             start = max(2, round(ADVERSARY_START_S / cfg.round_interval))
             self.node = Adversary(engine, random.Random(), [], cfg.byzantine, start_round=start)
+        elif cfg.withholding_relay:
+            self.node = WithholdingRelay(engine)
         admin = AdminServer(self)
         self.admin_address = await admin.start(cfg.admin)
         self._tasks.append(asyncio.get_running_loop().create_task(self._drive()))
@@ -232,8 +250,47 @@ class MeshNode:
                     log.info("node %s: credentials reloaded", self.node_id)
                     assert self.transport is not None
                     self.transport.credentials_reloaded()
+                    engine = self.engine
+                    if engine is not None and self.credentials.identity.epoch > engine.identity.epoch:
+                        self._rotate()
             except (PkiError, OSError) as exc:
                 log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
+
+    def _rotate(self) -> None:
+        """Move to the key the new certificate covers: the chain is made durable first, then peers
+        hear the rotation (signed by the previous key) and every connection is re-made under the new
+        certificate, so the old one may be revoked without cutting this node off."""
+        assert self.engine is not None and self.transport is not None
+        identity = self.credentials.identity
+        self.store.save_key_chain(identity.genesis_key, identity.rotations)
+        self.identity = identity
+        self.engine.rotate_key(identity)
+        self._pump()  # the rotation goes out over the connections made under the old certificate
+        # then new connections under the new one: by then the peers know the new key as ours
+        transport = self.transport
+        asyncio.get_running_loop().call_later(
+            RECONNECT_AFTER_ROTATION_S, transport.reconnect_all, "key rotated"
+        )
+        log.info("node %s: identity key rotated (epoch %d)", self.node_id, identity.epoch)
+
+    def _successor(self, old_key: bytes, new_key: bytes) -> bool:
+        """`new_key` is the current key of the member whose key chain holds `old_key` (a rotation)."""
+        engine = self.engine
+        if engine is None:
+            return False
+        for info in engine.registry.peers():
+            if info.public_key == new_key:
+                record = engine.registry.record(info.agent_id)
+                return record is not None and old_key in record.keys
+        return False
+
+    def _agent_of_key(self, key: bytes) -> AgentId:
+        """The agent a certificate's key belongs to: after a rotation it is not the key's own id."""
+        if self.engine is not None:
+            for info in self.engine.registry.peers():
+                if info.public_key == key:
+                    return info.agent_id
+        return agent_id_of(key)
 
     def _on_frame(self, address: Address, data: bytes) -> None:
         if self.node is None:
@@ -245,7 +302,7 @@ class MeshNode:
         self.refusals[refused.reason] += 1
         if refused.reason in CERTIFICATE_REFUSALS and refused.peer_key is not None:
             # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
-            self.banned.add(agent_id_of(refused.peer_key))
+            self.banned.add(self._agent_of_key(refused.peer_key))
             self._forget_banned()
         log.warning(
             "node %s: refused %s:%d at the handshake: %s (%s)",
@@ -332,6 +389,30 @@ class MeshNode:
         self._pump()
         return entry
 
+    def set_faults(self, drop: frozenset[Address]) -> None:
+        """Fault injection at run time: drop every frame to or from `drop` (empty: heal)."""
+        assert self.transport is not None
+        self.transport.drop_traffic(drop)
+        log.warning("node %s: dropping frames to and from %d peer address(es)", self.node_id, len(drop))
+
+    def peers(self) -> list[dict[str, object]]:
+        """Membership as this node sees it: whom it gossips with, under which key, how trusted."""
+        assert self.engine is not None
+        return [
+            {
+                "agent": p.agent_id.hex(),
+                "address": f"{p.address[0]}:{p.address[1]}",
+                "public_key": p.public_key.hex(),
+                "reputation": p.reputation,
+            }
+            for p in sorted(self.engine.registry.peers(), key=lambda p: p.agent_id)
+        ]
+
+    def _byzantine(self) -> str | None:
+        if self.config.byzantine is not None:
+            return self.config.byzantine.value
+        return WITHHOLDING_RELAY if self.config.withholding_relay else None
+
     def status(self) -> dict[str, object]:
         assert self.engine is not None and self.transport is not None
         engine, transport = self.engine, self.transport
@@ -340,12 +421,16 @@ class MeshNode:
         return {
             "node_id": self.node_id,
             "address": f"{engine.address[0]}:{engine.address[1]}",
-            "byzantine": self.config.byzantine.value if self.config.byzantine else None,
+            "byzantine": self._byzantine(),
+            "withheld": self.node.withheld if isinstance(self.node, WithholdingRelay) else 0,
+            "faults": {"drop": sorted(f"{h}:{p}" for h, p in transport.dropped)},
             "uptime_s": round(time.monotonic() - self.started, 3),
             "round": engine.round_no,
             "digest": digest,
             "entries": len(engine.state),
             "own_version": engine.state.version_of(engine.agent_id),
+            "key_epoch": self.identity.epoch,
+            "public_key": self.identity.public_key.hex(),
             "stored_entries": self.store.count(),
             "peers": len(engine.registry),
             "connected": transport.connected_peers(),

@@ -2,6 +2,11 @@
 
 Errors name the file, the line and the field (`nodes/a.yaml:4: listen: ...`), one line each.
 Relative paths in the file are relative to the file's folder.
+
+Two settings exist for tests and drills, never for production: `byzantine` (this node attacks its
+peers, or relays with gaps) and `faults` (fault injection: `drop: [HOST:PORT, ...]` drops every frame
+to or from those peers, as a firewall DROP rule would, to split a mesh of processes without root;
+the admin endpoint's `POST /faults` changes the list at run time).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from knhk_mesh.adversary import Attack
 from knhk_mesh.core.messages import Address
 from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.pki import PkiPaths
+
+WITHHOLDING_RELAY = "withholding_relay"  # `byzantine:` value for a relay that leaves gaps
 
 
 class NodeConfigError(Exception):
@@ -39,6 +46,8 @@ class NodeConfig:
     export: bool = True  # OTLP export, configured by the OTEL_* variables
     service_name: str = "knhk-mesh"
     byzantine: Attack | None = None  # for demos and tests: this node attacks its peers
+    withholding_relay: bool = False  # for tests: this node relays only each owner's newest entry
+    drop: frozenset[Address] = frozenset()  # fault injection: frames to or from these peers are dropped
     ports_file: Path | None = None  # written once listening: {"quic": port, "admin": port, "node_id": hex}
     peer_selection: Strategy = Strategy.RANDOM  # core.topology strategies
     nearest_fraction: float = 0.2  # hybrid's share of nearest targets
@@ -66,6 +75,7 @@ _FIELDS = {
     "nearest_fraction",
     "rebalance_every_rounds",
     "topology",
+    "faults",
 }
 _IDENTITY = {"key", "certificate", "ca", "crl"}
 _TELEMETRY = {"validation", "export", "service_name"}
@@ -179,13 +189,20 @@ def load_node_config(path: Path) -> NodeConfig:
         raise r.error("telemetry.export", f"expected true or false, got {export!r}")
     byz = doc.get("byzantine")
     attack: Attack | None = None
-    if byz is not None:
+    if byz is not None and byz != WITHHOLDING_RELAY:
         try:
             attack = Attack(byz)
         except ValueError:
             raise r.error(
-                "byzantine", f"expected one of {', '.join(a.value for a in Attack)}, got {byz!r}"
+                "byzantine",
+                f"expected one of {', '.join([*(a.value for a in Attack), WITHHOLDING_RELAY])}, got {byz!r}",
             ) from None
+    faults = doc.get("faults") or {}
+    if not isinstance(faults, dict) or set(map(str, faults)) - {"drop"}:
+        raise r.error("faults", "expected a mapping with one setting, drop: [HOST:PORT, ...]")
+    drop_raw = faults.get("drop") or []
+    if not isinstance(drop_raw, list):
+        raise r.error("faults.drop", "expected a list of HOST:PORT")
     region = doc.get("region", "")
     if not isinstance(region, str):
         raise r.error("region", f"expected a string, got {region!r}")
@@ -225,6 +242,8 @@ def load_node_config(path: Path) -> NodeConfig:
         export=export,
         service_name=str(tele.get("service_name", "knhk-mesh")),
         byzantine=attack,
+        withholding_relay=byz == WITHHOLDING_RELAY,
+        drop=frozenset(r.address("faults.drop", a) for a in drop_raw),
         ports_file=r.path_of("ports_file", doc["ports_file"]) if doc.get("ports_file") else None,
         source=path,
     )

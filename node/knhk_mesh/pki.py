@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 from nacl.signing import SigningKey
 
+from knhk_mesh.core.messages import Rotation
 from knhk_mesh.core.security import Identity
 
 # Every node certificate names this DNS name: clients verify the server against it and the mesh CA
@@ -90,12 +91,17 @@ def load_certificate(path: Path) -> x509.Certificate:
         raise PkiError(f"{path}: not a PEM certificate ({exc})") from None
 
 
-def identity_of(key: ed25519.Ed25519PrivateKey) -> Identity:
-    """The mesh identity (PyNaCl) behind a cryptography ed25519 key: same seed, same public key."""
+def signing_key_of(key: ed25519.Ed25519PrivateKey) -> SigningKey:
+    """The PyNaCl key behind a cryptography ed25519 key: same seed, same public key."""
     seed = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    return Identity(SigningKey(seed))
+    return SigningKey(seed)
+
+
+def identity_of(key: ed25519.Ed25519PrivateKey) -> Identity:
+    """The mesh identity whose genesis key is `key`."""
+    return Identity(signing_key_of(key))
 
 
 def public_key_bytes(cert: x509.Certificate) -> bytes:
@@ -303,16 +309,22 @@ class Credentials:
             raise PkiError(f"{self.paths.node_cert}: certificate is not for the key in {self.paths.node_key}")
         identity = identity_of(node_key)
         if hasattr(self, "identity") and identity.public_key != self.identity.public_key:
-            raise PkiError(
-                f"{self.paths.node_key}: the identity key changed under a running node "
-                f"({self.identity.hex_id} -> {identity.hex_id}); restart it to change identity"
-            )
+            # a key rotation: the new key is covered by the new certificate (checked above) and
+            # the rotation is signed by the key in use until now, so the agent id stays
+            identity = self.identity.rotate(signing_key_of(node_key))
         self.ca_cert, self.ca_pem, self.crl = ca_cert, ca_pem, crl
         self.node_cert, self.node_key, self.identity = node_cert, node_key, identity
         self.node_cert_der = node_cert.public_bytes(serialization.Encoding.DER)
         self._stamp = stamp
         self.generation += 1
         return True
+
+    def adopt_chain(self, genesis_key: bytes, rotations: tuple[Rotation, ...]) -> None:
+        """Resume an identity that rotated before a restart: the key file holds its newest key."""
+        if not rotations or rotations[-1].public_key != self.identity.public_key:
+            raise PkiError(f"{self.paths.node_key}: not the newest key of the node's recorded key chain")
+        key = signing_key_of(self.node_key)
+        self.identity = Identity(key, genesis_key=genesis_key, rotations=rotations)
 
     def check_own(self) -> None:
         """Refuse to run on an own certificate that peers would refuse."""

@@ -13,9 +13,12 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from knhk_mesh.core.messages import AgentId, Entry
+import msgpack
+
+from knhk_mesh.core.messages import AgentId, Entry, Rotation
 from knhk_mesh.core.security import verify_entry
 
+STORE_FILE = "entries.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
@@ -28,6 +31,27 @@ CREATE TABLE IF NOT EXISTS entries (
 """
 
 
+def read_key_chain(folder: Path) -> tuple[bytes, tuple[Rotation, ...]] | None:
+    """The genesis key and rotations a node recorded in `folder` once it rotated its key (else None).
+
+    Read before the store is opened: a rotated node's key file alone names another agent id."""
+    path = folder / STORE_FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name = 'key_chain'").fetchone()
+        finally:
+            db.close()
+        if row is None:
+            return None
+        genesis, rotations = msgpack.unpackb(bytes.fromhex(row[0]), raw=False)
+        return bytes(genesis), tuple(Rotation(bytes(k), bytes(sig)) for k, sig in rotations)
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        raise StoreError(f"{path}: the recorded key chain is unreadable ({exc})") from None
+
+
 class StoreError(Exception):
     """The data folder cannot be used; the message names it."""
 
@@ -36,7 +60,7 @@ class EntryStore:
     """Own entries by version, and the highest version ever signed."""
 
     def __init__(self, folder: Path, agent: AgentId) -> None:
-        self.path = folder / "entries.sqlite3"
+        self.path = folder / STORE_FILE
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -103,6 +127,17 @@ class EntryStore:
                 "INSERT INTO meta VALUES ('version', ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                 (str(entry.version),),
+            )
+
+    def save_key_chain(self, genesis_key: bytes, rotations: tuple[Rotation, ...]) -> None:
+        """Commit the key chain (returns once on disk): a restart resumes the rotated identity."""
+        packed = msgpack.packb([genesis_key, [[r.public_key, r.signature] for r in rotations]])
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO meta VALUES ('key_chain', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (packed.hex(),),
             )
 
     def count(self) -> int:

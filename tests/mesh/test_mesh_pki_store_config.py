@@ -10,9 +10,9 @@ import pytest
 from nacl.signing import SigningKey
 
 from knhk_mesh import pki
-from knhk_mesh.core.security import Identity, verify_entry
+from knhk_mesh.core.security import Identity, verify_entry, verify_record
 from knhk_mesh.node_config import NodeConfigError, load_node_config
-from knhk_mesh.store import EntryStore, StoreError
+from knhk_mesh.store import EntryStore, StoreError, read_key_chain
 
 
 def _paths(folder: Path, name: str) -> pki.PkiPaths:
@@ -34,15 +34,31 @@ def test_a_renewed_certificate_keeps_the_identity_and_reloads_without_restart(tm
     assert creds.node_cert.serial_number != serial and creds.identity.hex_id == first.agent_id
 
 
-def test_a_new_identity_key_under_a_running_node_is_refused(tmp_path: Path) -> None:
+def test_a_new_key_under_a_running_node_is_a_rotation_signed_by_the_old_key(tmp_path: Path) -> None:
     pki.init_ca(tmp_path)
     pki.issue_node(tmp_path, "a", tmp_path)
     creds = pki.Credentials(_paths(tmp_path, "a"))
+    genesis = creds.identity
     (tmp_path / "a.key").unlink()
     pki.issue_node(tmp_path, "a", tmp_path)  # a new key, and a certificate for it
-    with pytest.raises(pki.PkiError, match="identity key changed"):
-        creds.reload_if_changed()
-    assert creds.identity.hex_id == creds.identity.hex_id  # the old credentials stay in force
+    assert creds.reload_if_changed()
+    rotated = creds.identity
+    assert rotated.agent_id == genesis.agent_id and rotated.epoch == 1
+    assert rotated.public_key == pki.public_key_bytes(creds.node_cert) != genesis.public_key
+    assert verify_record(rotated.record("127.0.0.1", 1, "", 1))  # the chain is signed by the old key
+    # a restart resumes the chain recorded in the node's store; a key not at its end is refused
+    store = EntryStore(tmp_path / "data", rotated.agent_id)
+    store.save_key_chain(rotated.genesis_key, rotated.rotations)
+    store.close()
+    fresh = pki.Credentials(_paths(tmp_path, "a"))
+    chain = read_key_chain(tmp_path / "data")
+    assert chain == (genesis.public_key, rotated.rotations)
+    fresh.adopt_chain(*chain)
+    assert (fresh.identity.agent_id, fresh.identity.epoch) == (genesis.agent_id, 1)
+    (tmp_path / "a.key").unlink()
+    pki.issue_node(tmp_path, "a", tmp_path)
+    with pytest.raises(pki.PkiError, match="not the newest key"):
+        pki.Credentials(_paths(tmp_path, "a")).adopt_chain(*chain)
 
 
 def test_revocation_is_checked_against_the_ca_signed_crl(tmp_path: Path) -> None:
@@ -154,6 +170,16 @@ def test_a_store_written_before_epochs_were_kept_still_loads(tmp_path: Path) -> 
         (
             "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\nbyzantine: evil\n",
             ":4: byzantine: expected one of",
+        ),
+        (
+            "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\n"
+            "faults: {drop: [x]}\n",
+            ":4: faults.drop: expected HOST:PORT",
+        ),
+        (
+            "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\n"
+            "faults: {cut: []}\n",
+            ":4: faults: expected a mapping with one setting",
         ),
     ],
 )

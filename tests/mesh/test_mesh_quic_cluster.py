@@ -5,29 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from knhk_mesh import pki
 from knhk_mesh.localcluster import ClusterSpec, LocalCluster
+from knhk_mesh.localcluster import wait_until as _wait
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wait(check: Callable[[], bool], timeout: float, poll: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(poll)
-    return check()
 
 
 @pytest.mark.slow
@@ -155,3 +148,76 @@ def test_a_revoked_node_is_cut_off_and_leaves_membership(four_nodes: LocalCluste
     assert _wait(lambda: cluster.converged(others, min_entries=1), 30)
     value = cluster.call(others[2], "GET", f"/get?key=after-revocation&agent={doc['agent']}")
     assert value["value"] == "still here"
+
+    # its record is no longer gossiped: a newcomer meets every member but never hears of it (had it
+    # heard, it would have challenged it and been refused at the handshake)
+    joiner = cluster.add_node()
+    members = {n.node_id for n in others}
+    assert _wait(lambda: members <= {p["agent"] for p in cluster.call(joiner, "GET", "/peers")["peers"]}, 30)
+    time.sleep(3.0)  # several membership rounds (every 5 rounds of 0.2 s) with every member
+    known = {p["agent"] for p in cluster.call(joiner, "GET", "/peers")["peers"]}
+    status = cluster.call(joiner, "GET", "/status")
+    assert revoked.node_id not in known and status["handshake_refusals"] == {} and status["banned"] == []
+
+
+@pytest.mark.slow
+def test_a_key_rotation_over_quic_keeps_the_agent_and_its_standing(four_nodes: LocalCluster) -> None:
+    """Rotate a node's key under a new certificate (files replaced, reloaded without a restart): the
+    others keep the same member, now under the new key; its old certificate can then be revoked."""
+    cluster = four_nodes
+    node = cluster.nodes[1]
+    others = [n for n in cluster.nodes if n is not node]
+    assert cluster.wait_for_membership(timeout=30)
+    first = cluster.put(node, "before-rotation", "old key")
+
+    def view(of: LocalCluster) -> dict[str, dict[str, object]]:
+        out = {}
+        for n in others:
+            rows = [p for p in of.call(n, "GET", "/peers")["peers"] if p["agent"] == node.node_id]
+            out[n.name] = rows[0] if rows else {}
+        return out
+
+    before = view(cluster)
+    joined_before = {n: s["peers_joined"] for n, s in cluster.statuses(others).items()}
+    old_key = cluster.call(node, "GET", "/status")["public_key"]
+    assert all(v.get("public_key") == old_key for v in before.values())
+
+    old_cert = cluster.pki_dir / f"{node.name}.old.pem"
+    old_cert.write_bytes((cluster.pki_dir / f"{node.name}.pem").read_bytes())
+    new_key = cluster.pki_dir / f"{node.name}.next.key"
+    pki.issue_node(cluster.pki_dir, node.name, cluster.pki_dir, key_path=new_key)  # new cert, new key
+    new_key.replace(cluster.pki_dir / f"{node.name}.key")
+
+    def rotated() -> bool:
+        st = cluster.call(node, "GET", "/status")
+        return st["key_epoch"] == 1 and st["public_key"] != old_key
+
+    assert _wait(rotated, 30)
+    new_public = cluster.call(node, "GET", "/status")["public_key"]
+    assert cluster.call(node, "GET", "/status")["node_id"] == node.node_id  # the same agent id
+    assert _wait(lambda: all(v.get("public_key") == new_public for v in view(cluster).values()), 30)
+    after = view(cluster)
+    for name, row in after.items():  # the same member: same id and address, its reputation kept
+        assert row["agent"] == node.node_id and row["address"] == before[name]["address"]
+        assert row["reputation"] == before[name]["reputation"]
+    assert {n: s["peers_joined"] for n, s in cluster.statuses(others).items()} == joined_before
+
+    # connections were re-made under the new certificate: revoking the old one cuts nothing off
+    pki.revoke(cluster.pki_dir, old_cert)
+    second = cluster.put(node, "after-rotation", "new key")
+    assert second["version"] == first["version"] + 1
+    assert _wait(lambda: cluster.converged(min_entries=2), 30)
+    for s in cluster.statuses(others).values():
+        assert s["banned"] == [] and s["peers"] == 3 and s["handshake_refusals"] == {}
+    for n in others:
+        doc = cluster.call(n, "GET", f"/get?key=after-rotation&agent={node.node_id}")
+        assert doc["value"] == "new key"
+
+    # a restart resumes the rotated identity: same agent, newest key, versions go on
+    cluster.kill(node, signal.SIGTERM)
+    cluster.restart(node)
+    status = cluster.call(node, "GET", "/status")
+    assert (status["node_id"], status["key_epoch"], status["public_key"]) == (node.node_id, 1, new_public)
+    assert status["stored_entries"] == 2
+    assert cluster.put(node, "after-restart", "still rotated")["version"] == second["version"] + 1
+    assert _wait(lambda: cluster.converged(min_entries=3), 30)

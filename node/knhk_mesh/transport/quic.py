@@ -78,7 +78,7 @@ class TransportLimits:
     queue_limit: int = 1024  # frames waiting per peer; beyond it the oldest is dropped (counted)
     stream_buffer_bytes: int = 1 << 20  # stop writing into QUIC while this much is unsent (backpressure)
     idle_timeout: float = 30.0  # QUIC idle timeout: a silent connection is closed
-    handshake_timeout: float = 5.0
+    handshake_timeout: float = 15.0  # a starved peer (a loaded machine) may take seconds per round trip
     backoff_initial: float = 0.2  # reconnect backoff doubles per failure up to backoff_max (jittered)
     backoff_max: float = 10.0
 
@@ -117,6 +117,7 @@ class Stats:
     refused: int = 0
     accepted: int = 0
     closed_revoked: int = 0
+    dropped_fault: int = 0  # frames dropped to or from a peer listed by fault injection
 
 
 def _key_or_none(cert: Any) -> bytes | None:
@@ -212,6 +213,9 @@ class _Conn(QuicConnectionProtocol):
         if kind == Kind.FRAME:
             if not self.authenticated or self.peer_address is None:
                 raise ConnectionClosed("frame before the mesh handshake")
+            if self.peer_address in self.mesh.dropped:
+                self.mesh.stats.dropped_fault += 1
+                return
             self.mesh.stats.frames_received += 1
             self.mesh.on_frame(self.peer_address, payload)
             return
@@ -284,7 +288,7 @@ class _Conn(QuicConnectionProtocol):
             )
             return
         holder = mesh.holder_of(claimed)
-        if holder is not None and holder != key:
+        if holder is not None and holder != key and not mesh.successor(holder, key):
             self._refuse(
                 HandshakeReason.IMPERSONATION, f"{host}:{port} belongs to another node", claimed, key
             )
@@ -410,6 +414,7 @@ class QuicTransport:
         on_frame: Callable[[Address, bytes], None],
         on_refused: Callable[[Refused], None] = lambda r: None,
         on_queue: Callable[[int], None] = lambda delta: None,
+        successor: Callable[[bytes, bytes], bool] = lambda old, new: False,
         limits: TransportLimits | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -418,6 +423,9 @@ class QuicTransport:
         self.on_frame = on_frame
         self.on_refused = on_refused
         self.on_queue = on_queue
+        # (old key, new key) -> True when the new key is a rotation of the same member: it may take
+        # over the address the old key's connection holds (the mesh knows key chains, TLS does not)
+        self.successor = successor
         self.limits = limits or TransportLimits()
         self.rng = rng or random.Random()
         self.stats = Stats()
@@ -427,6 +435,9 @@ class QuicTransport:
         self._inbound: set[_Conn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        # fault injection (tests, drills): every frame to or from these peer addresses is dropped, as a
+        # firewall DROP rule would, so a mesh of processes can be split and healed without root
+        self.dropped: frozenset[Address] = frozenset()
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -470,6 +481,11 @@ class QuicTransport:
                 self.stats.closed_revoked += 1
                 self.on_refused(Refused(exc.reason.value, exc.detail, conn.peer_address, conn.peer_key))
                 conn.close_now(f"certificate no longer accepted: {exc}")
+
+    def reconnect_all(self, reason: str) -> None:
+        """Close every connection; queued and later frames open new ones (under the current credentials)."""
+        for conn in list(self._connections()):
+            conn.close_now(reason)
 
     async def close(self) -> None:
         """Close every connection and the listening socket (queued frames are dropped)."""
@@ -524,6 +540,16 @@ class QuicTransport:
                     peer.conn = other
                     break
 
+    def drop_traffic(self, addresses: frozenset[Address]) -> None:
+        """Fault injection: from now on drop every frame to or from `addresses` (empty: heal)."""
+        self.dropped = addresses
+        for address in addresses:
+            peer = self._peers.get(address)
+            if peer is not None and peer.queue:
+                self.stats.dropped_fault += len(peer.queue)
+                self.on_queue(-len(peer.queue))
+                peer.queue.clear()
+
     def queued(self) -> int:
         return sum(len(p.queue) for p in self._peers.values())
 
@@ -535,6 +561,9 @@ class QuicTransport:
     def send(self, address: Address, data: bytes) -> None:
         """Queue one frame for `address` (connecting if needed); never blocks."""
         if self._closing:
+            return
+        if address in self.dropped:
+            self.stats.dropped_fault += 1
             return
         if len(data) > self.limits.max_frame_bytes:
             self.stats.dropped_oversized += 1
