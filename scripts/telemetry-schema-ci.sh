@@ -14,7 +14,8 @@
 #   FAIL_ON             violation | improvement | information | none (default: violation)
 #   TELEMETRY_EMITTER   the real emitter: a command that emits to $OTEL_EXPORTER_OTLP_ENDPOINT, run once
 #                       per protocol (default: `knhk-mesh up` over the memory transport with Byzantine
-#                       agents, exporting over OTLP/HTTP, then over OTLP/gRPC)
+#                       agents, exporting over OTLP/HTTP, then over OTLP/gRPC, then a 3-process QUIC
+#                       drill, `python -m knhk_mesh.drill`, over OTLP/gRPC)
 #   EXPECT_SIGNALS      what the real emitter must emit: a list file or `all-own` (default:
 #                       scripts/expected-signals.txt, reviewed; it says which signals are not yet emitted)
 #   REPORT_DIR          where the reports go: selftest/ and emitters/ (default: a temporary directory)
@@ -91,6 +92,12 @@ for protocol in http/protobuf grpc; do
             --seed 7 "${membership[@]}" --export >/dev/null
     fi
 done
+if [[ -z "${TELEMETRY_EMITTER:-}" ]]; then
+    # the QUIC-only signals (send-queue size, refused handshakes) from real node processes: 3 nodes
+    # write, converge, then one is revoked and refused
+    step "knhk-mesh drill (3 QUIC node processes, one revoked and refused) exporting over grpc"
+    over grpc "$BIN/python" -m knhk_mesh.drill --nodes 3 --timeout 30
+fi
 finish emitters
 
 # Per kind, the coverage line and its never-seen names: signals the schema promises and no component sends.
