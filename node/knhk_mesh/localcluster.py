@@ -196,9 +196,9 @@ class LocalCluster:
     def start(self, timeout: float = 120.0, *, batch: int = 0) -> None:
         """Node 0 first (every other node's seed), then the rest, then wait for all of them.
 
-        With `batch`, the rest start `batch` at a time, each batch seeded by node 0 and a node admitted
-        before it, and the next batch waits until this one is admitted (holds a peer): a large mesh
-        on a busy machine then does not storm one seed with every join at once."""
+        With `batch`, the rest start `batch` at a time, each node seeded by two nodes admitted before
+        it (spread over all of them), and the next batch waits until this one is admitted (holds a
+        peer): a large mesh on a busy machine then does not storm one seed with every join at once."""
         if not self.nodes:
             self.prepare()
         deadline = time.monotonic() + timeout
@@ -211,9 +211,11 @@ class LocalCluster:
             group = rest[b : b + step]
             admitted = self.nodes[: b + 1]
             for i, node in enumerate(group):
-                extra = admitted[1 + (i % (len(admitted) - 1))] if len(admitted) > 1 else first
-                seeds = (first.quic_port,) if extra is first else (first.quic_port, extra.quic_port)
-                self._spawn(node, seeds)
+                if batch > 0 and len(admitted) > 1:
+                    picks = {admitted[(2 * i) % len(admitted)], admitted[(2 * i + 1) % len(admitted)]}
+                    self._spawn(node, tuple(n.quic_port for n in sorted(picks, key=lambda n: n.index)))
+                else:
+                    self._spawn(node, (first.quic_port,))
             for node in group:
                 self._await_ports(node, deadline)
             if batch > 0:
