@@ -23,6 +23,7 @@ from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
     EntriesMerged,
+    HierarchyCounted,
     MeshEvent,
     MessageReceived,
     MessageRejected,
@@ -114,6 +115,7 @@ class MeshTelemetry:
         self.queue_size = M.QueueSize(meter)
         self.rebalances = M.TopologyRebalances(meter)
         self.clusters = M.TopologyClusters(meter)
+        self.hierarchy_agents = M.HierarchyAgents(meter)
         # Counters of enum-labelled families start at 0: a series Prometheus first sees at 498 has no
         # increase for rate(), so a burst between two scrapes would never fire an alert.
         for kind in A.ByzantineKind:
@@ -432,3 +434,6 @@ class NodeTelemetry:
         elif isinstance(event, TopologyRebalanced):
             h.rebalances.add(1, topology=h.topology)
             h.clusters.set(len(event.snapshot.clusters), topology=h.topology)
+        elif isinstance(event, HierarchyCounted):
+            for level, region, agents in event.counts:
+                h.hierarchy_agents.set(agents, hierarchy_level=A.HierarchyLevel(level), region=region or None)

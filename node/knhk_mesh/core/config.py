@@ -45,6 +45,9 @@ class MeshConfig:
     rejoin_after: float = 5.0  # seconds without a frame from any peer before re-announcing our record
     max_message_bytes: int = MAX_MESSAGE_BYTES
     region: str = ""
+    liveness_rounds: int = 20  # a region member unheard from this long is not live (for the leader rule)
+    cross_region_fanout: int = 3  # other regions' leaders a leader pushes to each round
+    summary_every_rounds: int = 5  # hierarchical: how often aggregators and the coordinator summarise
     jitter_start: bool = True  # spread first rounds over one interval; False gives lock-step rounds
     nonce_base: int = 0  # first envelope nonce; transports derive it from a clock so restarts move on
     peer_selection: Strategy = Strategy.RANDOM  # how round targets are chosen (core.topology)
@@ -71,6 +74,8 @@ class MeshConfig:
             raise ValueError(f"rebalance_every_rounds must be >= 1, got {self.rebalance_every_rounds}")
         if self.rejoin_after <= 0:
             raise ValueError(f"rejoin_after must be > 0, got {self.rejoin_after}")
+        if self.liveness_rounds < 1 or self.cross_region_fanout < 1 or self.summary_every_rounds < 1:
+            raise ValueError("liveness_rounds, cross_region_fanout and summary_every_rounds must be >= 1")
         if self.rate_per_second <= 0 or self.burst < 1:
             raise ValueError("rate_per_second must be > 0 and burst >= 1")
 

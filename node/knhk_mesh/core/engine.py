@@ -17,7 +17,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.errors import ProtocolError
@@ -26,6 +26,7 @@ from knhk_mesh.core.events import (
     ByzantineDetected,
     Converged,
     EntriesMerged,
+    HierarchyCounted,
     MeshEvent,
     MessageReceived,
     MessageRejected,
@@ -68,6 +69,7 @@ from knhk_mesh.core.messages import (
     SyncRequest,
     agent_id_of,
 )
+from knhk_mesh.core.regions import GLOBAL_SUMMARY_KEY, GlobalSummary, RegionalRole
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.security import (
     PENALTIES,
@@ -79,7 +81,7 @@ from knhk_mesh.core.security import (
     verify_record,
 )
 from knhk_mesh.core.state import EMPTY, Applied, State
-from knhk_mesh.core.topology import Candidate, Strategy, TopologyManager, cluster_peers
+from knhk_mesh.core.topology import Candidate, Strategy, TopologyKind, TopologyManager, cluster_peers
 from knhk_mesh.core.wire import (
     CHILD_HASHES_BYTES,
     FRAME_OVERHEAD,
@@ -240,6 +242,19 @@ class MeshEngine:
         self.rejoins = 0  # re-announcements sent after a silence
         self._offended: set[AgentId] = set()
         self._now = 0.0
+        self.regions: RegionalRole | None = None  # multi-region and hierarchical meshes
+        layout = self.config.topology
+        if layout is not TopologyKind.SINGLE_REGION:
+            cfg = self.config
+            self.regions = RegionalRole(
+                layout,
+                cfg.region,
+                fanout=cfg.fanout,
+                round_interval=cfg.round_interval,
+                liveness_rounds=cfg.liveness_rounds,
+                cross_region_fanout=cfg.cross_region_fanout,
+                summary_every_rounds=cfg.summary_every_rounds,
+            )
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -414,19 +429,43 @@ class MeshEngine:
                 self._recover()
             if self.topology.due(self.round_no):
                 self._rebalance(now)
+            if self.regions is not None:
+                self._summarise(now)
 
     def _candidates(self) -> list[Candidate]:
         """The peers a strategy may choose from (eligible ones, with RTT and region)."""
         return self.registry.candidates(exclude=self.agent_id, min_reputation=self.config.min_reputation)
 
     def _select(self, k: int) -> list[AgentId]:
-        """This round's targets by the configured strategy; random keeps the registry's O(k) sampler."""
+        """This round's targets: by region in a multi-region or hierarchical mesh (core.regions, the
+        strategy choosing among the region's members), else by the configured strategy; random keeps
+        the registry's O(k) sampler."""
         topo = self.topology
+        regions = self.regions
+        if regions is not None:
+            regions.observe(
+                self.agent_id,
+                self.registry,
+                self.barred,
+                round_no=self.round_no,
+                now=self._now,
+                min_reputation=self.config.min_reputation,
+            )
+            choose = None if topo.strategy is Strategy.RANDOM else self._choose_among
+            peers = regions.targets(k, self.rng, self.agent_id, choose)
+            topo.count(peers, self.registry.rtt)
+            return peers
         if topo.strategy is Strategy.RANDOM:
             peers = self._sample(k)
             topo.count(peers, self.registry.rtt)
             return peers
         return topo.select(self._candidates(), k, self.rng)
+
+    def _choose_among(self, members: list[AgentId], k: int) -> list[AgentId]:
+        """The configured strategy, narrowed to `members` (this agent's region)."""
+        allowed = set(members)
+        candidates = [c for c in self._candidates() if c.agent_id in allowed]
+        return self.topology.selector.select(candidates, k, self.rng)
 
     def _ping_target(self, peers: list[AgentId]) -> AgentId:
         """Random selection pings a target it gossips with anyway; the others explore unmeasured peers."""
@@ -440,9 +479,22 @@ class MeshEngine:
         clustering = cluster_peers(candidates)
         with self.instr.rebalance(len(clustering)):
             self.topology.rebalance(clustering)
-            self._emit(
-                TopologyRebalanced(self.topology.snapshot(self.agent_id, candidates, self.round_no, now))
-            )
+            snapshot = self.topology.snapshot(self.agent_id, candidates, self.round_no, now)
+            if self.regions is not None:  # leaders and hierarchy levels as this agent sees them
+                leaders, levels = self.regions.roles(snapshot.regions)
+                snapshot = replace(snapshot, leaders=leaders, levels=levels)
+            self._emit(TopologyRebalanced(snapshot))
+
+    def _summarise(self, now: float) -> None:
+        """Hierarchical aggregators and coordinator write their summaries as ordinary signed entries."""
+        assert self.regions is not None
+        for key, value in self.regions.summaries(self.agent_id, self.state, self.round_no):
+            self.write(key, value, now)
+            self.regions.written(key, value)
+            summary = GlobalSummary.decode(value) if key == GLOBAL_SUMMARY_KEY else None
+            if summary is not None:
+                counts = tuple((lv.value, r, n) for lv, r, n in summary.agents_per_level())
+                self._emit(HierarchyCounted(counts))
 
     def _sample(self, k: int) -> list[AgentId]:
         return self.registry.random_peers(

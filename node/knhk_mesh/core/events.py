@@ -132,6 +132,13 @@ class TopologyRebalanced:
     snapshot: TopologySnapshot
 
 
+@dataclass(frozen=True, slots=True)
+class HierarchyCounted:
+    """The coordinator's count of agents per (level, region), from the summaries its aggregators sent up."""
+
+    counts: tuple[tuple[str, str, int], ...]  # (level, region, agents)
+
+
 MeshEvent = (
     PeerJoined
     | PeerLeft
@@ -145,4 +152,5 @@ MeshEvent = (
     | EntriesMerged
     | RttMeasured
     | TopologyRebalanced
+    | HierarchyCounted
 )

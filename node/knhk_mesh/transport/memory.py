@@ -120,6 +120,12 @@ class MemoryNetwork:
         self._timers[node.address] = None
         self._after_activity(node)
 
+    def remove(self, address: Address) -> Node:
+        """Take a node off the network, as a crash would: frames to it are unroutable, its timers stop."""
+        node = self.nodes.pop(address)
+        self._timers.pop(address, None)
+        return node
+
     # --- faults -------------------------------------------------------------------------------------
 
     def partition(self, groups: Iterable[Iterable[Address]]) -> None:
