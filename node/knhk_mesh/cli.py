@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import BASE_PORT, MAX_AGENTS, MEMORY_HOST, Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.localcluster import region_names
 from knhk_mesh.sim import command as sim_command
@@ -118,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary", type=Path, default=None, help="quic: JSON summary file (default: in workdir)"
     )
     _add_topology_options(up)
+    up.add_argument(
+        "--topology",
+        choices=[t.value for t in TopologyKind],
+        default=TopologyKind.SINGLE_REGION.value,
+        help="memory: single_region (one flat mesh, default), multi_region (regional meshes whose "
+        "leaders gossip across regions) or hierarchical (edge, aggregator, coordinator); the last two "
+        "need --regions R >= 2",
+    )
     _add_network_commands(sub)
     simulate = sub.add_parser(
         "simulate", help="simulate one write spreading through up to millions of agents (no sockets)"
@@ -206,6 +215,16 @@ def _validate(args: argparse.Namespace) -> None:
         )
     if args.nodes < 2:
         raise UsageError("--nodes must be at least 2 for a mesh")
+    if args.transport == "quic" and args.topology != TopologyKind.SINGLE_REGION:
+        raise UsageError(
+            f"--topology {args.topology}: `up --transport quic` runs single-region meshes only "
+            "(use --transport memory)"
+        )
+    if args.topology != TopologyKind.SINGLE_REGION and not 2 <= args.regions <= args.nodes:
+        raise UsageError(
+            f"--topology {args.topology} needs --regions R with 2 <= R <= --nodes ({args.nodes}), "
+            f"got {args.regions}"
+        )
     if args.transport == "memory" and args.nodes > MAX_AGENTS:
         raise UsageError(
             f"--nodes {args.nodes}: the memory transport addresses at most {MAX_AGENTS:,} agents "
@@ -276,7 +295,7 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
         peer_selection=Strategy(args.peer_selection),
         nearest_fraction=args.nearest_fraction,
         rebalance_every_rounds=args.rebalance_every,
-        topology=TopologyKind.MULTI_REGION if regions else TopologyKind.SINGLE_REGION,
+        topology=TopologyKind(args.topology),
     )
     hub = MeshTelemetry.for_config(
         config,
@@ -321,8 +340,9 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
     honest = result.cluster.honest
     say(
         f"knhk-mesh up: {args.nodes} agents ({len(honest)} honest, {args.byzantine} Byzantine), "
-        f"fanout {args.fanout}, seed {args.seed}, {args.rounds} rounds, memory transport"
+        f"fanout {args.fanout}, seed {args.seed}, {args.rounds} rounds, memory transport, {args.topology}"
     )
+    _say_regions(say, result.cluster)
     if result.coverage_rounds is None:
         say(f"convergence: the first write did NOT reach every honest agent in {args.rounds} rounds")
     else:
@@ -368,6 +388,23 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
     )
     ok = result.coverage_rounds is not None and result.identical_after is not None and not violations
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _say_regions(say: Callable[[str], None], cluster: Cluster) -> None:
+    """Each region's leader (and level) as its members see it: one line per region."""
+    by_region: dict[str, list[MeshEngine]] = defaultdict(list)
+    for engine in cluster.honest:
+        if engine.regions is not None:
+            by_region[engine.config.region].append(engine)
+    for region, members in sorted(by_region.items()):
+        views = {m.agent_id: m.regions.view for m in members if m.regions is not None and m.regions.view}
+        leaders = {v.leader for v in views.values() if v.leader is not None}
+        names = ", ".join(sorted(lead.hex() for lead in leaders)) or "none"
+        agreed = len(leaders) == 1 and len(views) == len(members)
+        agree = "every member agrees" if agreed else "members DISAGREE"
+        own = views.get(next(iter(leaders))) if len(leaders) == 1 else None
+        role = f" ({own.level.value})" if own is not None and own.level is not None else ""
+        say(f"region {region}: {len(members)} honest agents, leader {names}{role}, {agree}")
 
 
 def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
