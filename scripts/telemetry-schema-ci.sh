@@ -79,17 +79,18 @@ finish selftest
 
 step "[2/2] the real emitters, expected to emit everything in $EXPECT"
 livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR/emitters" "$STEP_TIMEOUT" --expect-signals "$EXPECT"
-# Over HTTP the agents start with a static membership; over gRPC they join through agent 0, so
-# registration and membership gossip emit too.
+# Over HTTP the agents start with a static membership in a hierarchical mesh of 3 regions (so the
+# coordinator sets knhk.mesh.hierarchy.agents from its aggregators' summaries); over gRPC they form
+# one flat mesh and join through agent 0, so registration and membership gossip emit too.
 for protocol in http/protobuf grpc; do
     if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
         step "TELEMETRY_EMITTER over $protocol"
         over "$protocol" bash -c "$TELEMETRY_EMITTER"
     else
-        membership=(); [[ $protocol == grpc ]] && membership=(--join)
-        step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine, ${membership[*]:-static membership}) exporting over $protocol"
+        shape=(--topology hierarchical --regions 3); [[ $protocol == grpc ]] && shape=(--join)
+        step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine, ${shape[*]}) exporting over $protocol"
         over "$protocol" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
-            --seed 7 "${membership[@]}" --export >/dev/null
+            --seed 7 "${shape[@]}" --export >/dev/null
     fi
 done
 if [[ -z "${TELEMETRY_EMITTER:-}" ]]; then
