@@ -180,6 +180,17 @@ def _find_entity(
     """The one entity `leaf` names: this registry's first, else exactly one dependency's."""
     found = local.get(leaf.entity)
     if found is not None:
+        if _excluded(found) and not _excluded(group):
+            diagnostics.append(
+                Diagnostic(
+                    "private_entity",
+                    f"entity association `{leaf.entity}` of group `{group.id}`: the entity is kept from "
+                    "dependents (`dependency_resolution: {exclude: true}`) but the signal is not, so a "
+                    "registry importing the signal could not follow it; exclude the signal too, or publish "
+                    "the entity",
+                    leaf.source,
+                )
+            )
         return found
     candidates: dict[tuple[str, str, int], Group] = {}
     for dep in deps:
