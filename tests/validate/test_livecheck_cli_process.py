@@ -153,6 +153,12 @@ def test_weaver_samples_on_stdin(shop_dir: Path) -> None:
         ('{"resourceSpans": 3}', "not a valid OTLP JSON traces request"),
         ('[{"nothing": 1}]', "[0]: expected one of span, metric, event, resource, attribute"),
         ('{"resourceSpans": []}\n{oops\n', "in.json:2: not JSON"),
+        ('[{"log": {"event_name": ["a"]}}]', "[0].event: `event_name` must be a string, got an array"),
+        ('[{"span": {"name": 7}}]', "[0].span: `name` must be a string, got the number 7"),
+        (
+            '[{"resource": {"attributes": [{"name": 3}]}}]',
+            "[0].attributes[0]: expected an object with a string",
+        ),
     ],
 )
 def test_bad_input_files_are_one_line_errors(

@@ -299,10 +299,29 @@ def _sample_attrs(items: Any, where: str) -> dict[str, Any]:
         raise SampleFormatError(f"{where}: attributes must be a list of {{name, value}} objects")
     out: dict[str, Any] = {}
     for i, item in enumerate(items):
-        if not isinstance(item, Mapping) or "name" not in item:
-            raise SampleFormatError(f"{where}.attributes[{i}]: expected an object with `name`")
-        out[str(item["name"])] = _json_value(item.get("value"))
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise SampleFormatError(f"{where}.attributes[{i}]: expected an object with a string `name`")
+        out[item["name"]] = _json_value(item.get("value"))
     return out
+
+
+def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
+    """A name field: a string (absent is empty, which the validator reports as undefined)."""
+    value = obj.get(key, "")
+    if not isinstance(value, str):
+        raise SampleFormatError(f"{where}: `{key}` must be a string, got {_json_kind(value)}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    """A JSON value's kind, as a sample file's author would name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _json_value(v: Any) -> Any:
@@ -342,7 +361,7 @@ def _weaver_sample(obj: Any, where: str) -> Sample:
         ]
         kind = s.get("kind")
         return SpanSample(
-            str(s.get("name", "")),
+            _text(s, "name", f"{where}.span"),
             str(kind).lower() if kind else None,
             _sample_attrs(s.get("attributes"), where),
             events,
@@ -362,12 +381,17 @@ def _weaver_sample(obj: Any, where: str) -> Sample:
                     raise SampleFormatError(f"{where}.metric.data_points: explicit_bounds must be numbers")
                 bounds = tuple(float(b) for b in raw)
                 break
-        return MetricSample(str(m.get("name", "")), m.get("instrument"), m.get("unit"), points, bounds)
+        return MetricSample(
+            _text(m, "name", f"{where}.metric"), m.get("instrument"), m.get("unit"), points, bounds
+        )
     if "event" in obj or "log" in obj:
         e = _mapping(obj.get("event") or obj.get("log") or {}, f"{where}.event")
-        return EventSample(
-            str(e.get("event_name") or e.get("name") or ""), _sample_attrs(e.get("attributes"), where)
-        )
+        name = e.get("event_name") or e.get("name") or ""
+        if not isinstance(name, str):
+            raise SampleFormatError(
+                f"{where}.event: `event_name` must be a string, got {_json_kind(name)}"
+            )
+        return EventSample(name, _sample_attrs(e.get("attributes"), where))
     if "resource" in obj:
         return ResourceSample(
             _sample_attrs(_mapping(obj["resource"], f"{where}.resource").get("attributes"), where)
