@@ -459,7 +459,7 @@ class MeshEngine:
             peers = self._sample(k)
             topo.count(peers, self.registry.rtt)
             return peers
-        return topo.select(self._candidates(), k, self.rng)
+        return topo.select(self._candidates(), k, self.rng, self.registry.rtt)
 
     def _choose_among(self, members: list[AgentId], k: int) -> list[AgentId]:
         """The configured strategy, narrowed to `members` (this agent's region)."""

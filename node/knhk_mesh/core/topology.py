@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from knhk_mesh.core.messages import AgentId
 
@@ -49,9 +49,8 @@ class TopologyKind(StrEnum):
     HIERARCHICAL = "hierarchical"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One peer a strategy may pick: what it needs to know, nothing more."""
+class Candidate(NamedTuple):
+    """One peer a strategy may pick: what it needs to know, nothing more (a tuple: cheap to build)."""
 
     agent_id: AgentId
     rtt: float  # seconds, EWMA of ping/pong; 0.0 = not measured yet
@@ -150,21 +149,28 @@ class _NearFirst:
         self, candidates: Sequence[Candidate], near: int, k: int, rng: random.Random, *, bridge: bool
     ) -> list[AgentId]:
         """`near` nearest targets, the rest at random; a `bridge` rest lies beyond the nearest picked."""
-        pool = list(candidates)
-        k = min(k, len(pool))
+        k = min(k, len(candidates))
         near = min(near, k)
-        # nearest first; ties (members of one cluster) in random order so targets vary between rounds
-        order = sorted(((self._rank(c), rng.random(), c) for c in pool), key=lambda t: (t[0], t[1]))
-        picked = [(rank, c) for rank, _, c in order[:near] if rank != math.inf]
-        chosen = [c for _, c in picked]
-        taken = {c.agent_id for c in chosen}
-        rest = [c for _, _, c in order if c.agent_id not in taken]
-        if bridge and picked:
-            farthest = picked[-1][0]
-            beyond = [c for r, _, c in order if r > farthest]
+        by_rank: dict[float, list[Candidate]] = {}
+        for c in candidates:
+            by_rank.setdefault(self._rank(c), []).append(c)
+        ranks = sorted(by_rank)
+        chosen: list[Candidate] = []
+        farthest = -math.inf
+        for rank in ranks:  # nearest first; inside one rank (a cluster) at random, so targets vary
+            if len(chosen) >= near or rank == math.inf:
+                break
+            group = by_rank[rank]
+            chosen += rng.sample(group, min(len(group), near - len(chosen)))
+            farthest = rank
+        if len(chosen) < k:
+            taken = {c.agent_id for c in chosen}
+            beyond = [c for r in ranks if r > farthest for c in by_rank[r]] if bridge and chosen else []
             if len(beyond) >= k - len(chosen):
                 rest = beyond
-        chosen += rng.sample(rest, k - len(chosen))
+            else:
+                rest = [c for c in candidates if c.agent_id not in taken]
+            chosen += rng.sample(rest, k - len(chosen))
         return [c.agent_id for c in chosen]
 
 
@@ -296,9 +302,12 @@ class TopologyManager:
     def due(self, round_no: int) -> bool:
         return round_no > 0 and round_no % self.rebalance_every_rounds == 0
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+    def select(
+        self, candidates: Sequence[Candidate], k: int, rng: random.Random, rtt_of: Callable[[AgentId], float]
+    ) -> list[AgentId]:
+        """The strategy's targets among `candidates`, counted in `stats` (RTT looked up by `rtt_of`)."""
         targets = self.selector.select(candidates, k, rng)
-        self.count(targets, {c.agent_id: c.rtt for c in candidates}.__getitem__)
+        self.count(targets, rtt_of)
         return targets
 
     def count(self, targets: Sequence[AgentId], rtt_of: Callable[[AgentId], float]) -> None:
