@@ -80,14 +80,17 @@ finish selftest
 step "[2/2] the real emitters, expected to emit everything in $EXPECT"
 livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR/emitters" "$STEP_TIMEOUT" --expect-signals "$EXPECT"
 # Over HTTP the agents start with a static membership in a hierarchical mesh of 3 regions (so the
-# coordinator sets knhk.mesh.hierarchy.agents from its aggregators' summaries); over gRPC they form
+# coordinator sets knhk.mesh.hierarchy.agents from its aggregators' summaries) and rebalance their
+# topology (hybrid selection); over gRPC they form
 # one flat mesh and join through agent 0, so registration and membership gossip emit too.
 for protocol in http/protobuf grpc; do
     if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
         step "TELEMETRY_EMITTER over $protocol"
         over "$protocol" bash -c "$TELEMETRY_EMITTER"
     else
-        shape=(--topology hierarchical --regions 3); [[ $protocol == grpc ]] && shape=(--join)
+        # hybrid selection and a rebalance every 5 rounds: knhk.mesh.topology.* from the real engines
+        shape=(--topology hierarchical --regions 3 --peer-selection hybrid --rebalance-every 5)
+        [[ $protocol == grpc ]] && shape=(--join)
         step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine, ${shape[*]}) exporting over $protocol"
         over "$protocol" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
             --seed 7 "${shape[@]}" --export >/dev/null
