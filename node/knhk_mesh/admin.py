@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.messages import Address, Entry
+from knhk_mesh.topology_rdf import TopologyQueryError, TopologyStore
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -38,6 +39,9 @@ class AdminTarget(Protocol):
     def request_stop(self) -> None: ...
 
     def arrival(self, agent: bytes, version: int) -> float | None: ...
+
+    @property
+    def topology_store(self) -> TopologyStore | None: ...
 
     def set_faults(self, drop: frozenset[Address]) -> None: ...
 
@@ -174,10 +178,36 @@ class AdminServer:
             return 200, {"agent": node.node_id, "key": key, "version": entry.version, "durable": True}
         if method == "POST" and path == "/faults":
             return self._faults(body)
+        if path in ("/topology", "/topology/sparql"):
+            return self._topology(method, path, query, body)
         if method == "POST" and path == "/stop":
             node.request_stop()
             return 200, {"stopping": True}
         return 404, {"error": f"no route {method} {path}"}
+
+    def _topology(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The node's topology graph (docs/topology-rdf.md): a Turtle/N-Triples export, or a SPARQL query."""
+        store = self.node.topology_store
+        if store is None:
+            return 503, {"error": "the topology store is closed"}
+        if method == "GET" and path == "/topology":
+            fmt = query.get("format", "turtle")
+            if fmt not in ("turtle", "ntriples"):
+                return 400, {"error": f"format {fmt!r}: expected turtle or ntriples"}
+            return 200, {"format": fmt, "data": store.export(fmt), "triples": len(store)}
+        if method == "POST" and path == "/topology/sparql":
+            try:
+                doc = json.loads(body or b"{}")
+            except json.JSONDecodeError as exc:
+                return 400, {"error": f"body is not JSON ({exc.msg})"}
+            sparql = doc.get("query") if isinstance(doc, dict) else None
+            if not isinstance(sparql, str) or not sparql.strip():
+                return 400, {"error": 'expected {"query": "SPARQL text"}'}
+            try:
+                return 200, store.query(sparql).as_json()
+            except TopologyQueryError as exc:
+                return 400, {"error": str(exc), "sparql": True}
+        return 405, {"error": f"{method} {path}: use GET /topology or POST /topology/sparql"}
 
     def _faults(self, body: bytes) -> tuple[int, Any]:
         """`{"drop": ["HOST:PORT", ...]}`: frames to and from those peers are dropped; `[]` heals."""

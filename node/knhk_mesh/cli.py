@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from knhk_mesh.adversary import Adversary, Attack, adversary
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "need --regions R >= 2",
     )
     _add_network_commands(sub)
+    _add_topology_command(sub)
     simulate = sub.add_parser(
         "simulate", help="simulate one write spreading through up to millions of agents (no sockets)"
     )
@@ -199,6 +200,17 @@ def _add_network_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
             p.add_argument("value", metavar="VALUE")
         if name == "get":
             p.add_argument("--agent", default=None, help="whose entry (agent id hex; default the node's own)")
+
+
+def _add_topology_command(sub: argparse._SubParsersAction[_Parser]) -> None:
+    topo = sub.add_parser(
+        "topology", help="a node's topology as RDF (docs/topology-rdf.md): export it, or ask it in SPARQL"
+    )
+    where = topo.add_mutually_exclusive_group()
+    where.add_argument("--admin", metavar="HOST:PORT", help="a running node's admin endpoint")
+    where.add_argument("--data-dir", type=Path, metavar="DIR", help="a stopped node's data folder")
+    topo.add_argument("--format", choices=["turtle", "ntriples"], default="turtle", help="export format")
+    topo.add_argument("--sparql", metavar="QUERY", help="a SPARQL query (prefixes kt: and rdf: predeclared)")
 
 
 @dataclass
@@ -602,6 +614,80 @@ def run_admin_client(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_topology(args: argparse.Namespace) -> int:
+    """Export a node's topology graph or answer a SPARQL query over it: from a running node (admin
+    endpoint) or a stopped node's store. A query that does not parse is a usage error (exit 2)."""
+    from knhk_mesh.topology_rdf import Answer, TopologyQueryError, TopologyStore
+
+    if args.admin is None and args.data_dir is None:
+        raise UsageError("topology: give --admin or --data-dir (which node's topology)")
+    if args.data_dir is not None:
+        try:
+            store = TopologyStore(args.data_dir, read_only=True)
+        except TopologyQueryError as exc:
+            print(f"knhk-mesh: error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if args.sparql is None:
+            print(store.export(args.format), end="")
+            return EXIT_OK
+        try:
+            answer = store.query(args.sparql)
+        except TopologyQueryError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        if args.sparql is None:
+            status, doc = _admin_call(args.admin, f"/topology?format={args.format}", None)
+        else:
+            status, doc = _admin_call(args.admin, "/topology/sparql", {"query": args.sparql})
+        if status != 200:
+            if doc.get("sparql"):
+                raise UsageError(str(doc.get("error")))
+            print(f"knhk-mesh: error: {args.admin}: {doc.get('error', status)}", file=sys.stderr)
+            return EXIT_FAILED
+        if args.sparql is None:
+            print(doc["data"], end="")
+            return EXIT_OK
+        answer = Answer(
+            variables=tuple(doc.get("variables", ())),
+            rows=tuple(tuple(r) for r in doc.get("rows", ())),
+            boolean=doc.get("boolean"),
+            turtle=doc.get("turtle"),
+        )
+    if answer.boolean is not None:
+        print("true" if answer.boolean else "false")
+    elif answer.turtle is not None:
+        print(answer.turtle, end="")
+    else:
+        print("\t".join(answer.variables))
+        for row in answer.rows:
+            print("\t".join("" if v is None else v for v in row))
+    return EXIT_OK
+
+
+def _admin_call(admin: str, path: str, body: object) -> tuple[int, dict[str, Any]]:
+    """One admin request: (HTTP status, JSON answer); a node that does not answer is status 0."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    host, _, port = admin.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--admin {admin!r}: expected HOST:PORT")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            doc = json.loads(exc.read())
+        except ValueError:
+            doc = {"error": exc.reason}
+        return exc.code, doc if isinstance(doc, dict) else {"error": exc.reason}
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, {"error": f"no node answers ({getattr(exc, 'reason', exc)})"}
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     try:
         return sim_command.run(args)
@@ -631,6 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_admin_client(args)
         if args.command == "simulate":
             return run_simulate(args)
+        if args.command == "topology":
+            return run_topology(args)
     except UsageError as exc:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -34,13 +34,15 @@ from knhk_mesh.core.events import (
     PeerJoined,
     PeerLeft,
     RoundStarted,
+    TopologyRebalanced,
 )
 from knhk_mesh.core.instrument import NOOP, Instrumentation
 from knhk_mesh.core.messages import Address, AgentId, Entry, agent_id_of
 from knhk_mesh.core.security import verify_entry
 from knhk_mesh.node_config import WITHHOLDING_RELAY, NodeConfig
 from knhk_mesh.pki import Credentials, PkiError, Refusal
-from knhk_mesh.store import EntryStore, read_key_chain
+from knhk_mesh.store import EntryStore, StoreError, read_key_chain
+from knhk_mesh.topology_rdf import TopologyQueryError, TopologyStore
 from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,11 @@ class MeshNode:
         self.observer = observer or _NoObserver()
         self.tick_report = tick_report
         self.store = EntryStore(config.data_dir, self.identity.agent_id)
+        try:
+            self.topology_store: TopologyStore | None = TopologyStore(config.data_dir)
+        except TopologyQueryError as exc:
+            self.store.close()
+            raise StoreError(str(exc)) from None
         self.counts = Counts()
         self.detections: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
@@ -223,6 +230,7 @@ class MeshNode:
         if self.transport is not None:
             await self.transport.close()
         self.store.close()
+        self.topology_store = None  # releases the store's lock on its folder
 
     # --- the engine's clock and frames -------------------------------------------------------------
 
@@ -352,8 +360,19 @@ class MeshNode:
                 c.joined += 1
             elif isinstance(event, PeerLeft):
                 c.left += 1
+            elif isinstance(event, TopologyRebalanced):
+                self._write_topology(event)
         if merged:
             self._note_versions()
+
+    def _write_topology(self, event: TopologyRebalanced) -> None:
+        """The rebalanced topology into the RDF store (a failure is logged: gossip goes on without it)."""
+        if self.topology_store is None:
+            return
+        try:
+            self.topology_store.write(event.snapshot)
+        except OSError as exc:
+            log.error("node %s: topology not written to %s: %s", self.node_id, self.topology_store.path, exc)
 
     def _note_versions(self) -> None:
         """When each agent's newest version first arrived here (for write-propagation figures)."""
