@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--topology",
         choices=[t.value for t in TopologyKind],
         default=TopologyKind.SINGLE_REGION.value,
-        help="memory: single_region (one flat mesh, default), multi_region (regional meshes whose "
+        help="single_region (one flat mesh, default), multi_region (regional meshes whose "
         "leaders gossip across regions) or hierarchical (edge, aggregator, coordinator); the last two "
         "need --regions R >= 2",
     )
@@ -227,11 +227,6 @@ def _validate(args: argparse.Namespace) -> None:
         )
     if args.nodes < 2:
         raise UsageError("--nodes must be at least 2 for a mesh")
-    if args.transport == "quic" and args.topology != TopologyKind.SINGLE_REGION:
-        raise UsageError(
-            f"--topology {args.topology}: `up --transport quic` runs single-region meshes only "
-            "(use --transport memory)"
-        )
     if args.topology != TopologyKind.SINGLE_REGION and not 2 <= args.regions <= args.nodes:
         raise UsageError(
             f"--topology {args.topology} needs --regions R with 2 <= R <= --nodes ({args.nodes}), "

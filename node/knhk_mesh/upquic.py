@@ -142,7 +142,7 @@ def run_up_quic(
         peer_selection=args.peer_selection,
         nearest_fraction=args.nearest_fraction,
         rebalance_every_rounds=args.rebalance_every,
-        topology=args.topology,  # single_region: `_validate` refuses the others over QUIC
+        topology=args.topology,
         export=True,
         env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent, MessageSent, TopologyRebalanced
 from knhk_mesh.core.messages import Address, Entry
 from knhk_mesh.core.regions import (
+    GLOBAL_SUMMARY_KEY,
     REGION_SUMMARY_PREFIX,
     GlobalSummary,
     Level,
@@ -27,7 +29,7 @@ from knhk_mesh.core.regions import (
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.security import Identity
 from knhk_mesh.core.topology import TopologyKind, TopologySnapshot
-from knhk_mesh.localcluster import region_names
+from knhk_mesh.localcluster import ClusterSpec, LocalCluster, region_names, wait_until
 from knhk_otel.semconv import attributes as A
 from knhk_otel.semconv import metrics as M
 
@@ -316,7 +318,6 @@ def test_up_runs_a_hierarchical_mesh_and_names_each_regions_leader(monkeypatch: 
     [
         ("--topology ring", "invalid choice: 'ring'"),
         ("--topology multi_region --regions 1", "got 1"),
-        ("--topology hierarchical --regions 2 --transport quic", "runs single-region meshes only"),
         ("--topology hierarchical", "needs --regions R with 2 <= R <= --nodes (5), got 1"),
         ("--topology multi_region --regions 6", "got 6"),
         ("--regions 0", "--regions: 0 must be at least 1"),
@@ -328,3 +329,28 @@ def test_bad_topologies_and_regions_are_one_line_and_exit_2(
     assert cli.main(["up", "--transport", "memory", "--nodes", "5", *extra.split()]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("knhk-mesh: error:") and message in err
+
+
+@pytest.mark.slow
+def test_a_hierarchical_mesh_of_node_processes_over_quic_summarises_every_region(tmp_path: Path) -> None:
+    """The node's YAML topology reaches the engine: six processes in three regions, summaries over QUIC."""
+    regions = list(region_names(6, 3))
+    spec = ClusterSpec(
+        nodes=6, fanout=2, round_interval=0.2, idle_timeout=3.0, regions=regions, topology="hierarchical"
+    )
+    cluster = LocalCluster(tmp_path / "mesh", spec)
+    try:
+        cluster.prepare()
+        cluster.start()
+        assert cluster.wait_for_membership(60)
+        cluster.put(cluster.nodes[4], "edge/reading", "17")  # node 4: region-1
+        wanted = {"edge/reading", GLOBAL_SUMMARY_KEY} | {REGION_SUMMARY_PREFIX + r for r in set(regions)}
+
+        def summarised() -> bool:
+            keys = [{row[1] for row in cluster.call(n, "GET", "/entries")["entries"]} for n in cluster.nodes]
+            return all(wanted <= held for held in keys) and cluster.converged()
+
+        assert wait_until(summarised, 60)
+    finally:
+        codes = cluster.stop()
+    assert set(codes.values()) == {0}
