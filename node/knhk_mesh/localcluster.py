@@ -212,8 +212,8 @@ class LocalCluster:
             admitted = self.nodes[: b + 1]
             for i, node in enumerate(group):
                 if batch > 0 and len(admitted) > 1:
-                    picks = {admitted[(2 * i) % len(admitted)], admitted[(2 * i + 1) % len(admitted)]}
-                    self._spawn(node, tuple(n.quic_port for n in sorted(picks, key=lambda n: n.index)))
+                    picks = sorted({(2 * i) % len(admitted), (2 * i + 1) % len(admitted)})
+                    self._spawn(node, tuple(admitted[j].quic_port for j in picks))
                 else:
                     self._spawn(node, (first.quic_port,))
             for node in group:

@@ -84,7 +84,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     cluster = LocalCluster(Path(tmp_path_factory.mktemp("quic-repair")) / "mesh", spec)
     try:
         cluster.prepare()
-        cluster.start()
+        cluster.start(batch=3)  # admitted 3 at a time, each seeded by two members (as the bench starts 32)
         assert cluster.wait_for_membership(timeout=60), cluster.statuses()
         yield Mesh(cluster)
     finally:
