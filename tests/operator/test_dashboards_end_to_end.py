@@ -38,8 +38,6 @@ EXPECTED_EMPTY: dict[str, str] = {
     "knhk.mesh.partition.status": _ISSUE_12.format(what="partition detector"),
     "knhk.mesh.partitions.detected": _ISSUE_12.format(what="partition detector"),
     "knhk.mesh.partition.recovery.duration": _ISSUE_12.format(what="partition detector"),
-    "knhk.mesh.topology.rebalances": _ISSUE_12.format(what="topology manager"),
-    "knhk.mesh.topology.clusters": _ISSUE_12.format(what="topology manager"),
     "knhk.mesh.hierarchy.agents": _ISSUE_12.format(what="hierarchy"),
     "knhk.mesh.queue.size": "only the QUIC transport has a send queue; this mesh runs in memory",
     "knhk.mesh.schema.findings": (
