@@ -258,13 +258,11 @@ class RegionalRole:
             self.region: [(self._rank(self.region, me), me, now)]
         }
         region_of: dict[AgentId, str] = {me: self.region}
-        for info in registry.peers():
-            region_of[info.agent_id] = info.region
-            if info.agent_id in barred or info.reputation < min_reputation - 1e-9:
+        for agent, region, last_seen, reputation in registry.standings():
+            region_of[agent] = region
+            if agent in barred or reputation < min_reputation - 1e-9:
                 continue
-            groups.setdefault(info.region, []).append(
-                (self._rank(info.region, info.agent_id), info.agent_id, info.last_seen)
-            )
+            groups.setdefault(region, []).append((self._rank(region, agent), agent, last_seen))
         leaders: dict[str, AgentId] = {}
         live_ranked: dict[str, list[AgentId]] = {}
         for region, group in groups.items():

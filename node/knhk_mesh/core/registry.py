@@ -295,6 +295,14 @@ class PeerRegistry:
         for slot in range(self._n):
             yield self._id_at(slot)
 
+    def standings(self) -> Iterator[tuple[AgentId, str, float, float]]:
+        """(agent id, region, last seen, reputation) of every peer, straight from the columns: what the
+        leader rule reads every round, without building a PeerInfo (address, key) per peer."""
+        regions, seen, rep = self._regions, self._last_seen, self._reputation
+        region_ref = self._region
+        for slot in range(self._n):
+            yield self._id_at(slot), regions[region_ref[slot]], seen[slot], round(rep[slot], 6)
+
     def peers(self) -> Iterator[PeerInfo]:
         for slot in range(self._n):
             yield self._info(slot)
