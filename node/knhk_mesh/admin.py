@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from knhk_mesh.core.engine import MeshEngine
+from knhk_mesh.core.errors import PartitionedError
 from knhk_mesh.core.messages import Address, Entry
 from knhk_mesh.topology_rdf import TopologyQueryError, TopologyStore
 
@@ -172,6 +173,8 @@ class AdminServer:
                 return 413, {"error": f"value of {len(value.encode())} bytes exceeds {MAX_VALUE_BYTES}"}
             try:
                 entry = node.put(key, value.encode())
+            except PartitionedError as exc:  # read-only until the partition heals: refused, not failed
+                return 503, {"error": str(exc)}
             except Exception as exc:  # the store failed: the caller must know the write is not accepted
                 log.error("node %s: put %r failed: %s", node.node_id, key, exc)
                 return 500, {"error": f"write not durable: {exc}"}

@@ -452,6 +452,7 @@ class MeshNode:
             "public_key": self.identity.public_key.hex(),
             "stored_entries": self.store.count(),
             "peers": len(engine.registry),
+            "partition": engine.partition.status.value,
             "connected": transport.connected_peers(),
             "queued": transport.queued(),
             "messages_sent": c.sent,

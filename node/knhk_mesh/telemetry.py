@@ -28,6 +28,7 @@ from knhk_mesh.core.events import (
     MessageReceived,
     MessageRejected,
     MessageSent,
+    PartitionChanged,
     PeerJoined,
     PeerLeft,
     Rejection,
@@ -35,10 +36,12 @@ from knhk_mesh.core.events import (
     RoundStarted,
     RttMeasured,
     TopologyRebalanced,
+    WriteRefused,
 )
 from knhk_mesh.core.instrument import Operation
 from knhk_mesh.core.messages import Address, AgentId, agent_id_of
 from knhk_mesh.core.messages import MessageType as WireType
+from knhk_mesh.core.partition import PartitionStatus
 from knhk_otel.runtime.ticks import TickClock, schema_budgets
 from knhk_otel.semconv import attributes as A
 from knhk_otel.semconv import events as E
@@ -52,6 +55,7 @@ DISTRUST_BELOW = MeshConfig().min_reputation
 _TYPES = {t: A.MessageType(t.label) for t in WireType}
 _OPS = {op: A.TickOperation(op.value) for op in Operation}
 _REJECTIONS = {r: A.RejectionReason(r.value) for r in Rejection}
+_STATUSES = {s: A.PartitionStatus(s.value) for s in PartitionStatus}
 
 
 def node_resource(node_id: str) -> tuple[tuple[str, str], ...]:
@@ -116,6 +120,10 @@ class MeshTelemetry:
         self.rebalances = M.TopologyRebalances(meter)
         self.clusters = M.TopologyClusters(meter)
         self.hierarchy_agents = M.HierarchyAgents(meter)
+        self.partition_status = _StatusCounts(M.PartitionStatus(meter))
+        self.partitions_detected = M.PartitionsDetected(meter)
+        self.partition_recovery = M.PartitionRecoveryDuration(meter)
+        self.partitions_detected.add(0)  # a series from the start, so the first detection is an increase
         # Counters of enum-labelled families start at 0: a series Prometheus first sees at 498 has no
         # increase for rate(), so a burst between two scrapes would never fire an alert.
         for kind in A.ByzantineKind:
@@ -129,6 +137,7 @@ class MeshTelemetry:
         self.detections: Counter[tuple[str, str]] = Counter()  # (kind, peer hex) for summaries
 
     def for_node(self, node_id: str) -> NodeTelemetry:
+        self.partition_status.move(None, PartitionStatus.HEALTHY)  # every engine starts healthy
         return NodeTelemetry(self, node_id)
 
     def export_failed(self, signal: str) -> None:
@@ -157,6 +166,24 @@ class _SmallestPeerCount:
         else:
             return
         self._gauge.set(self._min)
+
+
+class _StatusCounts:
+    """`knhk.mesh.partition.status` of a process: how many of its agents are in each status (1 and 0s
+    for a process of one agent), every status always reported so a panel shows the zeros too."""
+
+    __slots__ = ("_counts", "_gauge")
+
+    def __init__(self, gauge: M.PartitionStatus) -> None:
+        self._gauge = gauge
+        self._counts = dict.fromkeys(PartitionStatus, 0)
+
+    def move(self, previous: PartitionStatus | None, current: PartitionStatus) -> None:
+        if previous is not None:
+            self._counts[previous] -= 1
+        self._counts[current] += 1
+        for status, count in self._counts.items():
+            self._gauge.set(count, partition_status=_STATUSES[status])
 
 
 class _SpanScope:
@@ -354,6 +381,24 @@ class NodeTelemetry:
             peer_selection_strategy=h.strategy,
         )
 
+    def partition_detect(self, status: PartitionStatus, reachable: int, quorum: int) -> _SpanScope:
+        return S.start_partition_detect(  # type: ignore[return-value]
+            self.hub.tracer,
+            node_id=self.node_id,
+            partition_status=_STATUSES[status],
+            partition_reachable=reachable,
+            partition_quorum=quorum,
+        )
+
+    def partition_recover(self, status: PartitionStatus, reachable: int, entries: int) -> _SpanScope:
+        return S.start_partition_recover(  # type: ignore[return-value]
+            self.hub.tracer,
+            node_id=self.node_id,
+            partition_status=_STATUSES[status],
+            partition_reachable=reachable,
+            state_entries=entries,
+        )
+
     # --- the QUIC shell's own signals (knhk_mesh.node.TransportObserver) --------------------------------
 
     def queue_changed(self, delta: int) -> None:
@@ -437,3 +482,27 @@ class NodeTelemetry:
         elif isinstance(event, HierarchyCounted):
             for level, region, agents in event.counts:
                 h.hierarchy_agents.set(agents, hierarchy_level=A.HierarchyLevel(level), region=region or None)
+        elif isinstance(event, PartitionChanged):
+            self._partition_changed(event)
+        elif isinstance(event, WriteRefused):
+            h.rejected.add(1, rejection_reason=A.RejectionReason.READ_ONLY)
+
+    def _partition_changed(self, event: PartitionChanged) -> None:
+        h = self.hub
+        h.partition_status.move(event.previous, event.current)
+        if event.current is PartitionStatus.PARTITIONED:
+            h.partitions_detected.add(1)
+            E.emit_partition_detected(
+                h.logger,
+                node_id=self.node_id,
+                partition_reachable=event.reachable,
+                partition_quorum=event.quorum,
+            )
+        elif event.current is PartitionStatus.HEALTHY:
+            h.partition_recovery.record(event.duration)
+            E.emit_partition_healed(
+                h.logger,
+                node_id=self.node_id,
+                partition_reachable=event.reachable,
+                state_digest=event.digest.hex(),
+            )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
+from knhk_mesh.core.partition import PartitionConfig
 from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.core.wire import MAX_MESSAGE_BYTES
 
@@ -54,6 +55,7 @@ class MeshConfig:
     nearest_fraction: float = 0.2  # hybrid: share of targets taken from the nearest cluster
     rebalance_every_rounds: int = 100  # rounds between topology rebalances (re-clustering)
     topology: TopologyKind = TopologyKind.SINGLE_REGION  # deployment topology (telemetry, RDF)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)  # the partition detector
 
     def __post_init__(self) -> None:
         if self.fanout < 1:

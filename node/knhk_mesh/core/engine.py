@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from knhk_mesh.core.config import MeshConfig
-from knhk_mesh.core.errors import ProtocolError
+from knhk_mesh.core.errors import PartitionedError, ProtocolError
 from knhk_mesh.core.events import (
     RECOVERY,
     ByzantineDetected,
@@ -32,6 +32,7 @@ from knhk_mesh.core.events import (
     MessageRejected,
     MessageSent,
     Offence,
+    PartitionChanged,
     PeerJoined,
     PeerLeft,
     Rejection,
@@ -39,6 +40,7 @@ from knhk_mesh.core.events import (
     RoundStarted,
     RttMeasured,
     TopologyRebalanced,
+    WriteRefused,
 )
 from knhk_mesh.core.gossip import ConvergenceTracker, EvidenceBook, fit_entries
 from knhk_mesh.core.instrument import NOOP, Instrumentation, Operation, Scope
@@ -69,6 +71,7 @@ from knhk_mesh.core.messages import (
     SyncRequest,
     agent_id_of,
 )
+from knhk_mesh.core.partition import Check, PartitionDetector, PartitionStatus
 from knhk_mesh.core.regions import GLOBAL_SUMMARY_KEY, GlobalSummary, RegionalRole
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.security import (
@@ -255,6 +258,9 @@ class MeshEngine:
                 cross_region_fanout=cfg.cross_region_fanout,
                 summary_every_rounds=cfg.summary_every_rounds,
             )
+        self.partition = PartitionDetector(self.config.partition)
+        self._root_votes = [0, 0]  # roots heard this round: equal to ours, different
+        self._probe_cursor = 0
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -316,6 +322,10 @@ class MeshEngine:
         immediately (with every own entry not pushed eagerly before, oldest first), later writes of the
         same round ride on the round's gossip. The frames are in `messages_to_send` after this call.
         """
+        if self.partition.read_only:
+            self._emit(WriteRefused(key))
+            p = self.partition
+            raise PartitionedError(self.node_id, p.reachable, p.members, p.quorum)
         limit = max_value_bytes(key, self.config.max_message_bytes)
         if len(value) > limit:
             raise ValueTooLarge(
@@ -405,6 +415,7 @@ class MeshEngine:
             peers = self._select(cfg.fanout)
         self._emit(RoundStarted(self.round_no, len(peers), len(self.registry)))
         with self.instr.round(self.round_no, len(peers), len(self.registry)):
+            recovering = self._check_partition(now)
             push = Push(self.state.digest, self._hot_entries())
             proofs = self.evidence.to_gossip()
             for peer in peers:
@@ -413,7 +424,12 @@ class MeshEngine:
                 self._send(peer, address, push)
                 for first, second in proofs:
                     self._send(peer, address, Evidence(first, second))
-            self._start_pulls()
+            if recovering:
+                p = self.partition
+                with self.instr.partition_recover(p.status, p.reachable, len(self.state)):
+                    self._start_pulls()
+            else:
+                self._start_pulls()
             if peers and self.round_no % cfg.membership_every_rounds == 0:
                 self._gossip_membership(peers[0])
             if peers and self.round_no % cfg.ping_every_rounds == 0:
@@ -495,6 +511,43 @@ class MeshEngine:
             if summary is not None:
                 counts = tuple((lv.value, r, n) for lv, r, n in summary.agents_per_level())
                 self._emit(HierarchyCounted(counts))
+
+    def _check_partition(self, now: float) -> bool:
+        """One health check of the partition detector (see core/partition.py), and probes of peers
+        silent for half its window; returns whether this round's repair is a recovery."""
+        cfg, det = self.config, self.partition
+        agreeing, differing = self._root_votes
+        self._root_votes = [0, 0]
+        if not cfg.partition.enabled:
+            return False
+        members, _ = self.registry.reachability(now, cfg.min_reputation)
+        window = cfg.partition.window_for(members + 1, cfg.fanout)
+        half = max(1, window // 2)
+        silent, self._probe_cursor = self.registry.silent_since(
+            now - half * cfg.round_interval, self._probe_cursor, -(-members // half), cfg.min_reputation
+        )
+        for peer in silent:  # a pong is a frame heard: quiet peers are asked rather than presumed gone
+            self._ping(peer, now)
+        if self.round_no <= window:
+            return False  # no verdict before a whole window of evidence
+        _, heard = self.registry.reachability(now - window * cfg.round_interval, cfg.min_reputation)
+        check = Check(members + 1, heard, agreeing, differing)
+        quiet = det.quiet(check)
+        move = det.check(check, now)
+        if not quiet or move is not None:
+            with self.instr.partition_detect(det.status, det.reachable, det.quorum):
+                if move is not None:
+                    self._emit(
+                        PartitionChanged(
+                            move.previous,
+                            move.current,
+                            move.reachable,
+                            move.quorum,
+                            now - move.detected_at,
+                            self.state.digest,
+                        )
+                    )
+        return det.status is PartitionStatus.RECOVERING or (move is not None and move.healed)
 
     def _sample(self, k: int) -> list[AgentId]:
         return self.registry.random_peers(
@@ -584,7 +637,9 @@ class MeshEngine:
             self._send(recipient, address, join)
 
     def _prune(self, now: float) -> None:
-        for agent, address in self.registry.prune_stale_at(now, self.config.stale_timeout):
+        # not while cut off: the silent peers are across the partition, and healing needs their addresses
+        stale_timeout = self.config.stale_timeout if not self.partition.read_only else float("inf")
+        for agent, address in self.registry.prune_stale_at(now, stale_timeout):
             self._fallback.append(address)
             self._roots.pop(agent, None)
             self._windows.pop(agent, None)
@@ -1238,6 +1293,7 @@ class MeshEngine:
 
     def _observe(self, peer: AgentId, root: bytes) -> None:
         self._roots[peer] = (root, self.round_no)
+        self._root_votes[root != self.state.digest] += 1
         # one comparison per message; the convergence check proper is measured once per round
         self.convergence.heard(root == self.state.digest)
 

@@ -10,3 +10,17 @@ class ProtocolError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class PartitionedError(Exception):
+    """A local write refused because this agent is cut off from its quorum: it is read-only until the
+    partition heals (reads keep working; nothing accepted before is dropped)."""
+
+    def __init__(self, node: str, reachable: int, members: int, quorum: int) -> None:
+        super().__init__(
+            f"agent {node[:16]} is partitioned and read-only: it reaches {reachable + 1} of {members} "
+            f"members (itself included), the quorum is {quorum}; retry the write after the partition heals"
+        )
+        self.reachable = reachable
+        self.members = members
+        self.quorum = quorum

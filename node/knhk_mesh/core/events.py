@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from knhk_mesh.core.messages import Address, AgentId, MessageType
+from knhk_mesh.core.partition import PartitionStatus
 from knhk_mesh.core.topology import TopologySnapshot
 
 
@@ -139,6 +140,25 @@ class HierarchyCounted:
     counts: tuple[tuple[str, str, int], ...]  # (level, region, agents)
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionChanged:
+    """The partition detector changed status (`duration`: seconds since the partition's detection)."""
+
+    previous: PartitionStatus
+    current: PartitionStatus
+    reachable: int
+    quorum: int
+    duration: float
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRefused:
+    """A local write refused while the agent is partitioned (read-only)."""
+
+    key: str
+
+
 MeshEvent = (
     PeerJoined
     | PeerLeft
@@ -153,4 +173,6 @@ MeshEvent = (
     | RttMeasured
     | TopologyRebalanced
     | HierarchyCounted
+    | PartitionChanged
+    | WriteRefused
 )

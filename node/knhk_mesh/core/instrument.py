@@ -14,6 +14,7 @@ from typing import Protocol
 
 from knhk_mesh.core.events import MeshEvent, Rejection
 from knhk_mesh.core.messages import Address, AgentId, MessageType
+from knhk_mesh.core.partition import PartitionStatus
 
 
 class Operation(StrEnum):
@@ -64,6 +65,14 @@ class Instrumentation(Protocol):
 
     def rebalance(self, clusters: int) -> Scope:
         """The scope of a topology rebalance that found `clusters` clusters (opened once they are known)."""
+        ...
+
+    def partition_detect(self, status: PartitionStatus, reachable: int, quorum: int) -> Scope:
+        """The scope of a partition health check that is not a quiet healthy one."""
+        ...
+
+    def partition_recover(self, status: PartitionStatus, reachable: int, entries: int) -> Scope:
+        """The scope of a recovering round's anti-entropy pulls (and of the one that ends recovery)."""
         ...
 
     def event(self, event: MeshEvent) -> None: ...
@@ -118,6 +127,12 @@ class NoopInstrumentation:
         return _NOOP_SCOPE
 
     def rebalance(self, clusters: int) -> Scope:
+        return _NOOP_SCOPE
+
+    def partition_detect(self, status: PartitionStatus, reachable: int, quorum: int) -> Scope:
+        return _NOOP_SCOPE
+
+    def partition_recover(self, status: PartitionStatus, reachable: int, entries: int) -> Scope:
         return _NOOP_SCOPE
 
     def event(self, event: MeshEvent) -> None:

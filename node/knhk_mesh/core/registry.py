@@ -491,6 +491,38 @@ class PeerRegistry:
             if s != excluded and rep[s] >= min_reputation - 1e-9
         ]
 
+    def reachability(self, since: float, min_reputation: float) -> tuple[int, int]:
+        """(peers in good standing, of which heard from at or after `since`): the partition detector's
+        input, one pass over two arrays."""
+        rep, seen = self._reputation, self._last_seen
+        floor = min_reputation - 1e-9
+        members = heard = 0
+        for s in range(self._n):
+            if rep[s] >= floor:
+                members += 1
+                if seen[s] >= since:
+                    heard += 1
+        return members, heard
+
+    def silent_since(
+        self, before: float, start: int, count: int, min_reputation: float
+    ) -> tuple[list[AgentId], int]:
+        """Peers in good standing among `count` slots from `start` (wrapping) not heard from since
+        `before`, and the slot to continue from: a cursor that visits every peer in turn at a bounded
+        cost per call."""
+        n = self._n
+        if n == 0:
+            return [], 0
+        seen, rep = self._last_seen, self._reputation
+        floor = min_reputation - 1e-9
+        out: list[AgentId] = []
+        slot = start % n
+        for _ in range(min(count, n)):
+            if seen[slot] < before and rep[slot] >= floor:
+                out.append(self._id_at(slot))
+            slot = (slot + 1) % n
+        return out, slot
+
     def prune_stale(self, now: float, timeout: float) -> list[AgentId]:
         """Remove peers not seen for `timeout` seconds; returns their ids."""
         return [agent for agent, _ in self.prune_stale_at(now, timeout)]

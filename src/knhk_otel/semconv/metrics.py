@@ -562,7 +562,8 @@ _SPEC_PARTITION_STATUS: tuple[_strict.AttributeSpec, ...] = (
 
 
 class PartitionStatus:
-    """1 for the node's current partition status, 0 for the others.
+    """Agents in each partition status: 1 for a node's current status and 0 for the others; a process
+    hosting several agents (`knhk-mesh up`) counts its agents per status.
 
     Gauge `knhk.mesh.partition.status`, unit `{status}`, stability development; Prometheus:
     `knhk_mesh_partition_status`.
@@ -585,7 +586,10 @@ class PartitionStatus:
         self._instrument = meter.create_gauge(
             self.NAME,
             unit=self.UNIT,
-            description="1 for the node's current partition status, 0 for the others.",
+            description=(
+                "Agents in each partition status: 1 for a node's current status and 0 for the others; a "
+                "process hosting several agents (`knhk-mesh up`) counts its agents per status."
+            ),
         )
 
     def set(
