@@ -81,8 +81,9 @@ step "[2/2] the real emitters, expected to emit everything in $EXPECT"
 livecheck_start "$REGISTRY" "$FAIL_ON" "$REPORT_DIR/emitters" "$STEP_TIMEOUT" --expect-signals "$EXPECT"
 # Over HTTP the agents start with a static membership in a hierarchical mesh of 3 regions (so the
 # coordinator sets knhk.mesh.hierarchy.agents from its aggregators' summaries) and rebalance their
-# topology (hybrid selection); over gRPC they form
-# one flat mesh and join through agent 0, so registration and membership gossip emit too.
+# topology (hybrid selection), then in a flat mesh split in halves and healed (the partition
+# detector's signals); over gRPC they form one flat mesh and join through agent 0, so registration
+# and membership gossip emit too.
 for protocol in http/protobuf grpc; do
     if [[ -n "${TELEMETRY_EMITTER:-}" ]]; then
         step "TELEMETRY_EMITTER over $protocol"
@@ -94,6 +95,12 @@ for protocol in http/protobuf grpc; do
         step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine, ${shape[*]}) exporting over $protocol"
         over "$protocol" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 10 \
             --seed 7 "${shape[@]}" --export >/dev/null
+        if [[ $protocol == http/protobuf ]]; then
+            # a flat mesh cut in halves at round 30 for 30 rounds, healed by round 90
+            step "knhk-mesh up (memory transport, 20 agents, 2 Byzantine, --partition 50/50@3s+3s) exporting over $protocol"
+            over "$protocol" "$BIN/knhk-mesh" up --transport memory --nodes 20 --byzantine 2 --rounds 90 \
+                --seed 7 --partition 50/50@3s+3s --export >/dev/null
+        fi
     fi
 done
 if [[ -z "${TELEMETRY_EMITTER:-}" ]]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.topology import Strategy, TopologyKind
 from knhk_mesh.localcluster import region_names
 from knhk_mesh.sim import command as sim_command
+from knhk_mesh.split import SplitRehearsal, SplitSpec
 from knhk_mesh.transport.memory import region_latency
 from knhk_mesh.upquic import LiveChecker
 
@@ -78,6 +80,13 @@ def _interval(text: str) -> float:
     return value
 
 
+def _split_spec(text: str) -> SplitSpec:
+    try:
+        return SplitSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="knhk-mesh", description="The KNHK gossip mesh.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -98,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="memory: agents start knowing only agent 0 and join through it (signed, address-proven "
         "membership gossip) instead of a static full membership",
+    )
+    up.add_argument(
+        "--partition",
+        type=_split_spec,
+        action="append",
+        default=[],
+        metavar="SIDES@STARTs+DURATIONs",
+        help="memory: rehearse a network split, e.g. 50/50@10s+5s cuts the honest agents in halves at "
+        "10 s of engine time (round 100 at 0.1 s rounds) for 5 s; the run must outlast it; repeat "
+        "for several splits, one after the other",
     )
     up.add_argument("--export", action="store_true", help="also export over OTLP (OTEL_* variables)")
     up.add_argument(
@@ -218,6 +237,7 @@ class UpResult:
     cluster: Cluster
     coverage_rounds: int | None
     identical_after: int | None
+    splits: Sequence[SplitRehearsal] = ()
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -232,6 +252,24 @@ def _validate(args: argparse.Namespace) -> None:
             f"--topology {args.topology} needs --regions R with 2 <= R <= --nodes ({args.nodes}), "
             f"got {args.regions}"
         )
+    if args.partition and args.transport != "memory":
+        raise UsageError("--partition: split rehearsals run on the memory transport only")
+    interval = MeshConfig().round_interval
+    ends = 0.0
+    for spec in args.partition:
+        if spec.start < ends:
+            raise UsageError(
+                f"--partition at {spec.start:g} s starts before the previous split ends ({ends:g} s)"
+            )
+        ends = spec.start + spec.duration
+        if ends / interval >= args.rounds:
+            raise UsageError(
+                f"--partition ends at {ends:g} s, after the run's {args.rounds * interval:g} s "
+                f"({args.rounds} rounds of {interval:g} s): raise --rounds above "
+                f"{round(ends / interval)} (and leave time to heal)"
+            )
+        if len(spec.shares) > args.nodes - args.byzantine:
+            raise UsageError(f"--partition: {len(spec.shares)} sides need as many honest agents")
     if args.transport == "memory" and args.nodes > MAX_AGENTS:
         raise UsageError(
             f"--nodes {args.nodes}: the memory transport addresses at most {MAX_AGENTS:,} agents "
@@ -331,7 +369,10 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
             if regions
             else None,
         )
-        result = _drive(cluster, args.rounds, interval)
+        splits = [SplitRehearsal(spec, cluster, interval) for spec in args.partition]
+        for split, after in itertools.pairwise(splits):
+            split.until_round = after.start_round
+        result = _drive(cluster, args.rounds, interval, splits)
     except SchemaViolation as exc:
         violation = exc
     finally:
@@ -359,6 +400,9 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
             f"{_rounds(result.coverage_rounds)}; all writes, identical state at every honest agent "
             f"after {identical}"
         )
+    for split in result.splits:
+        for line in split.summary():
+            say(line)
     say(f"tick budgets (1 tick = {hub.ticks.tick_ns} ns = {hub.ticks.tick_ns / 1000:g} µs):")
     say(f"  {'operation':<18} {'budget':>6}  {'mean':>18}  {'max':>20}  {'within budget':>16}")
     for op, budget in hub.ticks.budgets.items():
@@ -394,6 +438,7 @@ def run_up(args: argparse.Namespace, out: object = sys.stdout) -> int:
         f"{levels['improvement']}); {notes} informational notes (development-stability attributes)"
     )
     ok = result.coverage_rounds is not None and result.identical_after is not None and not violations
+    ok = ok and all(split.all_healthy() for split in result.splits)
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -414,7 +459,7 @@ def _say_regions(say: Callable[[str], None], cluster: Cluster) -> None:
         say(f"region {region}: {len(members)} honest agents, leader {names}{role}, {agree}")
 
 
-def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
+def _drive(cluster: Cluster, rounds: int, interval: float, splits: Sequence[SplitRehearsal] = ()) -> UpResult:
     net = cluster.network
     net.run_for(interval)
     honest = cluster.honest
@@ -425,14 +470,18 @@ def _drive(cluster: Cluster, rounds: int, interval: float) -> UpResult:
         if r == 2:
             for i in (len(honest) // 3, 2 * len(honest) // 3):
                 honest[i].write(f"mesh/agent-{i}", f"written at round {r}".encode(), net.now)
+        for split in splits:
+            split.before_round(r)
         net.run_for(interval)
+        for split in splits:
+            split.after_round(r)
         if coverage is None and cluster.all_have(first.agent, first.key, first.version):
             coverage = r
         if r >= 2 and len(cluster.digests()) == 1:
             identical = identical or r
         elif r >= 2:
             identical = None
-    return UpResult(cluster, coverage, identical)
+    return UpResult(cluster, coverage, identical, splits)
 
 
 def _live_check_factory() -> LiveChecker:
