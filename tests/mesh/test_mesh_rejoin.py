@@ -11,9 +11,15 @@ from knhk_mesh.cluster import Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.messages import Entry
+from knhk_mesh.core.partition import PartitionConfig
 
 INTERVAL = 0.1
-CONFIG = MeshConfig(stale_timeout=2.0, prune_every_rounds=5, rejoin_after=1.0)
+# The partition detector is off here: it would make the lone agent read-only (and keep it from pruning
+# the peers across the cut); these scenarios are about rejoining, and tests/mesh/test_mesh_partitions.py
+# covers what a cut-off agent does with the detector on.
+CONFIG = MeshConfig(
+    stale_timeout=2.0, prune_every_rounds=5, rejoin_after=1.0, partition=PartitionConfig(enabled=False)
+)
 BACK_WITHIN = 40  # rounds after the heal until it is known everywhere and holds every write
 
 
