@@ -143,6 +143,8 @@ def _rules(inp: GenerationInput) -> tuple[list[dict[str, Any]], list[_Alert], se
     assert tuple(r["record"] for r in records) == RECORDING_RULES
 
     peers = m("knhk.mesh.peer.count")
+    status = m("knhk.mesh.partition.status")
+    status_label = naming.prometheus_label("knhk.mesh.partition.status")
     detected = m("knhk.mesh.partitions.detected")
     byz = m("knhk.mesh.byzantine.events")
     distrusted = m("knhk.mesh.peer.distrusted")
@@ -150,7 +152,6 @@ def _rules(inp: GenerationInput) -> tuple[list[dict[str, Any]], list[_Alert], se
     level = naming.prometheus_label("knhk.mesh.schema.finding.level")
     failures = m("knhk.mesh.telemetry.export.failures")
     node = 'job="knhk-mesh", instance="node-a"'
-    other = 'job="knhk-mesh", instance="node-b"'
     alerts = [
         _Alert(
             "KnhkPartitionDetected",
@@ -166,17 +167,17 @@ def _rules(inp: GenerationInput) -> tuple[list[dict[str, Any]], list[_Alert], se
         ),
         _Alert(
             "KnhkPeersBelowQuorum",
-            f"{peers} < on (job) group_left () (max by (job) ({peers}) * 2 / 3)",
-            fo("5m"),
+            f'sum by ({by}) ({status}{{{status_label}="partitioned"}}) > 0',
+            fo("1m"),
             "critical",
-            "A mesh node knows fewer than two thirds of the mesh's peers.",
-            "{{ $labels.instance }} knows {{ $value }} peers, fewer than 2/3 of the best-connected "
-            "node of {{ $labels.job }}: it cannot reach a Byzantine quorum.",
-            _Case({f"{peers}{{{node}}}": "10x30", f"{peers}{{{other}}}": "499x30"}, True),
-            _Case({f"{peers}{{{node}}}": "490x30", f"{peers}{{{other}}}": "499x30"}, False),
+            "Mesh agents reach fewer peers than their quorum and refuse writes.",
+            "{{ $labels.instance }} has {{ $value }} agent(s) reaching fewer than n - f members (f < n/3): "
+            "they are read-only until the partition heals.",
+            _Case({f'{status}{{{node}, {status_label}="partitioned"}}': "1x30"}, True),
+            _Case({f'{status}{{{node}, {status_label}="partitioned"}}': "0x30"}, False),
             {"job": "knhk-mesh", "instance": "node-a"},
-            "node-a knows 10 peers, fewer than 2/3 of the best-connected node of knhk-mesh: it cannot "
-            "reach a Byzantine quorum.",
+            "node-a has 1 agent(s) reaching fewer than n - f members (f < n/3): they are read-only until "
+            "the partition heals.",
         ),
         _Alert(
             "KnhkByzantineDetectionsRising",
