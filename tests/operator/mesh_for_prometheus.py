@@ -5,13 +5,15 @@ It prints `prometheus HOST PORT` once its endpoint listens, then gossips round a
 write every few rounds, so convergence keeps being measured) until `quit` on stdin, end of stdin or
 `--max-seconds`. Faults are switched on stdin, one command a line: `byzantine off` (the adversaries
 stop attacking), `overrun on` (one tick becomes 1 ns, so every operation overruns its budget),
-`overrun off` (one tick becomes 1 s). Everything else is the mesh as `knhk-mesh up` runs it:
-one process-level resource, schema validation counting findings.
+`overrun off` (one tick becomes 1 s), `partition 50/50` (the honest agents are cut into sides by the
+memory network's link control, as `knhk-mesh up --partition` does), `heal`. Everything else is the
+mesh as `knhk-mesh up` runs it: one process-level resource, schema validation counting findings.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import queue
 import sys
 import threading
@@ -21,6 +23,8 @@ from pathlib import Path
 from knhk_mesh.adversary import Adversary, Attack, adversary
 from knhk_mesh.cluster import build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.core.errors import PartitionedError
+from knhk_mesh.split import SplitSpec
 from knhk_mesh.telemetry import MeshTelemetry
 from knhk_otel.runtime.config import TelemetryConfig
 from knhk_otel.runtime.providers import build_providers
@@ -96,6 +100,11 @@ def main() -> int:
                         hub.ticks.tick_ns = OVERRUN_TICK_NS
                     elif command == "overrun off":
                         hub.ticks.tick_ns = CALM_TICK_NS
+                    elif command.startswith("partition "):
+                        sides = SplitSpec.parse(command.split()[1] + "@0s+1s").sides(cluster.honest)
+                        net.partition([[e.address for e in side] for side in sides])
+                    elif command == "heal":
+                        net.heal()
                     else:
                         print(f"unknown command {command!r}", file=sys.stderr, flush=True)
                         continue
@@ -104,7 +113,8 @@ def main() -> int:
                 pass
             if round_no % 4 == 0:
                 writer = cluster.honest[(round_no // 4) % len(cluster.honest)]
-                writer.write(f"e2e/round-{round_no}", b"value", net.now)
+                with contextlib.suppress(PartitionedError):  # read-only while cut off (counted, read_only)
+                    writer.write(f"e2e/round-{round_no}", b"value", net.now)
             net.run_for(mesh_config.round_interval)
             round_no += 1
         print("max seconds reached", file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import urllib.request
@@ -26,16 +27,17 @@ WAIT_S = 360.0  # bound of every wait (a round of 500 agents takes seconds on a 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def mesh() -> Iterator[tuple[subprocess.Popen[str], str]]:
+@contextlib.contextmanager
+def _running_mesh(nodes: int, byzantine: int) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`mesh_for_prometheus.py` in a child process: (the process, its metrics `host:port`); stopped after."""
     proc = subprocess.Popen(
         [
             sys.executable,
             str(HERE / "mesh_for_prometheus.py"),
             "--nodes",
-            str(AGENTS),
+            str(nodes),
             "--byzantine",
-            "2",
+            str(byzantine),
             "--max-seconds",
             "900",
         ],
@@ -58,6 +60,12 @@ def mesh() -> Iterator[tuple[subprocess.Popen[str], str]]:
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@pytest.fixture
+def mesh() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with _running_mesh(AGENTS, 2) as running:
+        yield running
 
 
 def _send(proc: subprocess.Popen[str], command: str) -> None:
@@ -184,3 +192,72 @@ def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
     # the mesh's telemetry met its schema all along
     assert not _fired(server, "KnhkSchemaViolations")
     assert proc.poll() is None  # still running: the alerts resolved while it kept gossiping
+
+
+def _partitioned(server: Any) -> float:
+    result = server.query('sum(knhk_mesh_partition_status{knhk_mesh_partition_status="partitioned"})')
+    return float(result[0]["value"][1]) if result else -1.0
+
+
+def test_partition_and_distrust_alerts_fire_during_the_cause_and_resolve_after(
+    start_prometheus: Any, tmp_path: Path
+) -> None:
+    """A 50/50 split of 40 honest agents (both halves below quorum; the 2 Byzantine agents are cut off
+    alone): KnhkPartitionDetected and
+    KnhkPeersBelowQuorum fire during it and resolve after the heal; KnhkDistrustedPeers fires while
+    2 Byzantine agents attack and resolves once they stop and their reputation recovers."""
+    rules = _rules(tmp_path)
+    with _running_mesh(42, 2) as (proc, target):
+        server = start_prometheus(
+            [
+                {
+                    "job_name": "knhk-mesh",
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": [target]}],
+                }
+            ],
+            rule_files=[rules],
+        )
+        server.wait_for("the mesh to be scraped", lambda: _partitioned(server) == 0.0, WAIT_S)
+        server.wait_for(
+            "KnhkDistrustedPeers firing", lambda: bool(_fired(server, "KnhkDistrustedPeers")), WAIT_S
+        )
+        _send(proc, "byzantine off")
+        assert not _fired(server, "KnhkPartitionDetected") and not _fired(server, "KnhkPeersBelowQuorum")
+
+        _send(proc, "partition 50/50")
+        server.wait_for(
+            "partition alerts firing",
+            lambda: {"KnhkPartitionDetected", "KnhkPeersBelowQuorum"} <= set(_firing(server)),
+            WAIT_S,
+        )
+        # every agent in the end: both halves of 20 are below their quorum (27 of 40), the Byzantine
+        # agents (in no side) are alone
+        server.wait_for("all 42 agents partitioned", lambda: _partitioned(server) == 42, WAIT_S)
+        _send(proc, "heal")
+        server.wait_for(
+            "partition alerts resolved",
+            lambda: not {"KnhkPartitionDetected", "KnhkPeersBelowQuorum"} & set(_firing(server)),
+            WAIT_S,
+        )
+        assert _partitioned(server) == 0
+
+        def healthy() -> float:
+            got = server.query('sum(knhk_mesh_partition_status{knhk_mesh_partition_status="healthy"})')
+            return float(got[0]["value"][1]) if got else -1.0
+
+        server.wait_for("every agent healthy again", lambda: healthy() == 42, WAIT_S)
+        recoveries = server.query("sum(knhk_mesh_partition_recovery_duration_seconds_count)")
+        assert float(recoveries[0]["value"][1]) >= 42  # one recovery per agent (a relapse adds one)
+
+        server.wait_for(
+            "KnhkDistrustedPeers resolved",
+            lambda: (
+                "KnhkDistrustedPeers" not in _firing(server)
+                and float(server.query("sum(knhk_mesh_peer_distrusted)")[0]["value"][1]) == 0
+            ),
+            WAIT_S,
+        )
+        assert not _fired(server, "KnhkSchemaViolations")
+        assert proc.poll() is None
