@@ -71,6 +71,7 @@ class SplitRehearsal:
     partitioned_max: int = 0  # the most agents partitioned at once
     healthy_round: int | None = None  # the first round after the heal with every agent healthy
     writes: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0})
+    writes_after: int = 0  # writes accepted on each side once every agent was healthy again
     sides: list[list[MeshEngine]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class SplitRehearsal:
         if r == self.start_round:
             net.partition([[e.address for e in side] for side in self.sides])
         elif r == self.end_round:
-            self._write_on_each_side()  # the last moment of the split: the detector has had its time
+            self._write_on_each_side("during")  # the last moment of the split: the detector had its time
             net.heal()
 
     def after_round(self, r: int) -> None:
@@ -96,18 +97,26 @@ class SplitRehearsal:
             self.detected_round = r
         if r >= self.end_round and self.healthy_round is None and self.all_healthy():
             self.healthy_round = r
+            self.writes_after = self._write_on_each_side("after")  # accepted again, and merged
 
     def all_healthy(self) -> bool:
         return all(e.partition.status is PartitionStatus.HEALTHY for e in self.cluster.honest)
 
-    def _write_on_each_side(self) -> None:
+    def _write_on_each_side(self, when: str) -> int:
+        """One write on each side's first agent; returns how many were accepted."""
         now = self.cluster.network.now
+        accepted = 0
         for i, side in enumerate(self.sides):
+            key = f"mesh/split-{self.start_round}/side-{i}/{when}"
             try:
-                side[0].write(f"mesh/split-side-{i}", b"written during the split", now)
-                self.writes["accepted"] += 1
+                side[0].write(key, b"written " + when.encode(), now)
+                accepted += 1
             except PartitionedError:
-                self.writes["refused"] += 1
+                if when == "during":
+                    self.writes["refused"] += 1
+        if when == "during":
+            self.writes["accepted"] += accepted
+        return accepted
 
     def summary(self) -> list[str]:
         spec = self.spec
@@ -132,6 +141,7 @@ class SplitRehearsal:
             lines.append("  NOT every agent healthy again by the end of the run")
         else:
             lines.append(
-                f"  every agent healthy again {self.healthy_round - self.end_round} rounds after the heal"
+                f"  every agent healthy again {self.healthy_round - self.end_round} rounds after the heal; "
+                f"writes after it: {self.writes_after} of {len(self.sides)} accepted"
             )
         return lines
