@@ -12,7 +12,7 @@ import contextlib
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ def _send(proc: subprocess.Popen[str], command: str) -> None:
     assert proc.stdout.readline().startswith(f"ok {command}")  # applied between two rounds
 
 
-def _rules(tmp_path: Path) -> Path:
+def _rules(tmp_path: Path, window: str = WINDOW) -> Path:
     out = tmp_path / "rules"
     proc = subprocess.run(
         [
@@ -87,7 +87,7 @@ def _rules(tmp_path: Path) -> Path:
             "-o",
             str(out),
             "-D",
-            f"rate_window={WINDOW}",
+            f"rate_window={window}",
             "-D",
             "alert_for=0s",
         ],
@@ -192,3 +192,75 @@ def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
     # the mesh's telemetry met its schema all along
     assert not _fired(server, "KnhkSchemaViolations")
     assert proc.poll() is None  # still running: the alerts resolved while it kept gossiping
+
+
+PARTITION_ALERTS = {"KnhkPartitionDetected", "KnhkPeersBelowQuorum"}
+PARTITION_AGENTS = 40  # honest only: a distrusted agent is ignored by all and counts itself cut off
+PARTITION_WINDOW = "20s"  # increase() window of KnhkPartitionDetected: it resolves this long after the heal
+PARTITION_WAIT_S = 120.0  # bound of each wait (a round of 40 agents takes milliseconds)
+
+
+def _partitioned(server: Any) -> float:
+    """Agents whose detector says partitioned, summed over the mesh (-1 before the first scrape)."""
+    result = server.query('sum(knhk_mesh_partition_status{knhk_mesh_partition_status="partitioned"})')
+    return float(result[0]["value"][1]) if result else -1.0
+
+
+def _alert_state(server: Any) -> str:
+    """What /api/v1/alerts reports, one `name state` per alert, for failure messages."""
+    return (
+        ", ".join(sorted(f"{a['labels']['alertname']} {a['state']}" for a in server.alerts())) or "no alert"
+    )
+
+
+def _wait_reporting(server: Any, what: str, predicate: Callable[[], bool]) -> None:
+    """`server.wait_for`, failing with the alerts and partitioned count Prometheus reported last."""
+    try:
+        server.wait_for(what, predicate, PARTITION_WAIT_S)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\nlast alerts: {_alert_state(server)}; agents partitioned: {_partitioned(server)}"
+        ) from None
+
+
+def test_partition_alerts_fire_during_a_split_and_resolve_after_the_heal(
+    start_prometheus: Any, tmp_path: Path
+) -> None:
+    """40 honest agents split 50/50 (each half of 20 is below its quorum of 27): with the generated
+    rules loaded, a real Prometheus reports KnhkPartitionDetected and KnhkPeersBelowQuorum firing during
+    the split, and neither firing once the mesh is healed."""
+    rules = _rules(tmp_path, window=PARTITION_WINDOW)
+    with _running_mesh(PARTITION_AGENTS, 0) as (proc, target):
+        server = start_prometheus(
+            [
+                {
+                    "job_name": "knhk-mesh",
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": [target]}],
+                }
+            ],
+            rule_files=[rules],
+        )
+        _wait_reporting(server, "the mesh scraped, no agent partitioned", lambda: _partitioned(server) == 0)
+        assert not PARTITION_ALERTS & set(_firing(server)), _alert_state(server)
+
+        _send(proc, "partition 50/50")
+        _wait_reporting(
+            server, "both partition alerts firing", lambda: set(_firing(server)) >= PARTITION_ALERTS
+        )
+        _wait_reporting(
+            server,
+            f"all {PARTITION_AGENTS} agents partitioned",
+            lambda: _partitioned(server) == PARTITION_AGENTS,
+        )
+
+        _send(proc, "heal")
+        _wait_reporting(
+            server, "both partition alerts resolved", lambda: not PARTITION_ALERTS & set(_firing(server))
+        )
+        assert _partitioned(server) == 0, _alert_state(server)
+        # both fired in Prometheus' own ALERTS series, and the telemetry met its schema all along
+        assert _fired(server, "KnhkPartitionDetected") and _fired(server, "KnhkPeersBelowQuorum")
+        assert not _fired(server, "KnhkSchemaViolations")
+        assert proc.poll() is None  # the mesh kept gossiping through the split and the heal
