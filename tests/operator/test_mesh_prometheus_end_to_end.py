@@ -264,3 +264,40 @@ def test_partition_alerts_fire_during_a_split_and_resolve_after_the_heal(
         assert _fired(server, "KnhkPartitionDetected") and _fired(server, "KnhkPeersBelowQuorum")
         assert not _fired(server, "KnhkSchemaViolations")
         assert proc.poll() is None  # the mesh kept gossiping through the split and the heal
+
+
+def test_distrusted_peers_alert_fires_during_attacks_and_resolves_once_they_stop(
+    start_prometheus: Any, tmp_path: Path
+) -> None:
+    """12 agents, 2 of them Byzantine: KnhkDistrustedPeers fires while they attack, and once they stop
+    their reputation recovers (one step every recovery_every_rounds) and the alert resolves."""
+    rules = _rules(tmp_path)
+    with _running_mesh(12, 2) as (proc, target):
+        server = start_prometheus(
+            [
+                {
+                    "job_name": "knhk-mesh",
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "static_configs": [{"targets": [target]}],
+                }
+            ],
+            rule_files=[rules],
+        )
+
+        def distrusted() -> float:
+            got = server.query("sum(knhk_mesh_peer_distrusted)")
+            return float(got[0]["value"][1]) if got else -1.0
+
+        _wait_reporting(
+            server, "KnhkDistrustedPeers firing", lambda: "KnhkDistrustedPeers" in _firing(server)
+        )
+        assert distrusted() > 0, _alert_state(server)
+        _send(proc, "byzantine off")
+        _wait_reporting(
+            server,
+            "KnhkDistrustedPeers resolved, no peer distrusted",
+            lambda: "KnhkDistrustedPeers" not in _firing(server) and distrusted() == 0,
+        )
+        assert not _fired(server, "KnhkSchemaViolations")
+        assert proc.poll() is None
