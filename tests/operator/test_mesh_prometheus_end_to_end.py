@@ -100,6 +100,17 @@ def _rules(tmp_path: Path, window: str = WINDOW) -> Path:
     return out / "knhk-mesh.rules.yaml"
 
 
+def _scraping(start_prometheus: Any, target: str, rules: Path, interval: str) -> Any:
+    """A Prometheus scraping the mesh at `target` every `interval`, with `rules` loaded."""
+    scrape = {
+        "job_name": "knhk-mesh",
+        "scrape_interval": interval,
+        "scrape_timeout": interval,
+        "static_configs": [{"targets": [target]}],
+    }
+    return start_prometheus([scrape], rule_files=[rules])
+
+
 def _firing(server: Any) -> dict[str, list[dict[str, str]]]:
     out: dict[str, list[dict[str, str]]] = {}
     for alert in server.alerts():
@@ -123,17 +134,7 @@ def test_prometheus_scrapes_500_agents_and_alerts_fire_and_resolve(
     records = [
         r["record"] for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"] if "record" in r
     ]
-    server = start_prometheus(
-        [
-            {
-                "job_name": "knhk-mesh",
-                "scrape_interval": "2s",
-                "scrape_timeout": "2s",
-                "static_configs": [{"targets": [target]}],
-            }
-        ],
-        rule_files=[rules],
-    )
+    server = _scraping(start_prometheus, target, rules, "2s")
     server.wait_for("the mesh to be scraped", lambda: bool(server.query('up{job="knhk-mesh"} == 1')), WAIT_S)
 
     # 500 agents in one process, and no cardinality overflow: metrics are per process, not per agent
@@ -231,17 +232,7 @@ def test_partition_alerts_fire_during_a_split_and_resolve_after_the_heal(
     the split, and neither firing once the mesh is healed."""
     rules = _rules(tmp_path, window=PARTITION_WINDOW)
     with _running_mesh(PARTITION_AGENTS, 0) as (proc, target):
-        server = start_prometheus(
-            [
-                {
-                    "job_name": "knhk-mesh",
-                    "scrape_interval": "1s",
-                    "scrape_timeout": "1s",
-                    "static_configs": [{"targets": [target]}],
-                }
-            ],
-            rule_files=[rules],
-        )
+        server = _scraping(start_prometheus, target, rules, "1s")
         _wait_reporting(server, "the mesh scraped, no agent partitioned", lambda: _partitioned(server) == 0)
         assert not PARTITION_ALERTS & set(_firing(server)), _alert_state(server)
 
@@ -273,17 +264,7 @@ def test_distrusted_peers_alert_fires_during_attacks_and_resolves_once_they_stop
     their reputation recovers (one step every recovery_every_rounds) and the alert resolves."""
     rules = _rules(tmp_path)
     with _running_mesh(12, 2) as (proc, target):
-        server = start_prometheus(
-            [
-                {
-                    "job_name": "knhk-mesh",
-                    "scrape_interval": "1s",
-                    "scrape_timeout": "1s",
-                    "static_configs": [{"targets": [target]}],
-                }
-            ],
-            rule_files=[rules],
-        )
+        server = _scraping(start_prometheus, target, rules, "1s")
 
         def distrusted() -> float:
             got = server.query("sum(knhk_mesh_peer_distrusted)")
