@@ -133,11 +133,16 @@ def _refusal_case(
         await server.transport.close()
 
     _run(body)
-    assert [r.reason for r in out] == [expected]
+    # The client reconnects with backoff, so on a slow machine it may be refused again before it
+    # closes: every refusal must carry the expected reason and be emitted, however many there are.
+    assert out and {r.reason for r in out} == {expected}
     events = telemetry.events(HANDSHAKE_REFUSED)
-    assert [e.attributes["knhk.mesh.rejection.reason"] for e in events] == [expected]
+    assert len(events) >= len(out)
+    assert {e.attributes["knhk.mesh.rejection.reason"] for e in events} == {expected}
     points = telemetry.points("knhk.mesh.messages.rejected")
-    assert any(p.attributes["knhk.mesh.rejection.reason"] == expected and p.value == 1 for p in points)
+    assert any(
+        p.attributes["knhk.mesh.rejection.reason"] == expected and p.value == len(events) for p in points
+    )
     return out[0]
 
 
