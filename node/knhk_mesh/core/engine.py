@@ -504,6 +504,8 @@ class MeshEngine:
     def _summarise(self, now: float) -> None:
         """Hierarchical aggregators and coordinator write their summaries as ordinary signed entries."""
         assert self.regions is not None
+        if self.partition.read_only:
+            return  # cut off from the quorum: writes are refused, the summaries wait for the heal
         for key, value in self.regions.summaries(self.agent_id, self.state, self.round_no):
             self.write(key, value, now)
             self.regions.written(key, value)
