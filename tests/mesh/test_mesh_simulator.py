@@ -21,7 +21,7 @@ from knhk_mesh import cli
 from knhk_mesh.cluster import build_cluster
 from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.sim.layout import build_layout
-from knhk_mesh.sim.params import SimParams, Topology
+from knhk_mesh.sim.params import HOT_ROUNDS, SimParams, Topology
 from knhk_mesh.sim.spread import Spread, sample_peers, simulate
 from knhk_mesh.transport.memory import Faults
 
@@ -41,6 +41,24 @@ def test_mean_rounds_agree_with_real_engines_within_half_a_round(loss: float) ->
     engine = statistics.mean(_engine_rounds(n, seed, loss) for seed in range(6))
     sim = statistics.mean(simulate(SimParams(agents=n, loss=loss, seed=s)).rounds or 99 for s in range(100))
     assert abs(sim - engine) <= 0.5, (sim, engine)
+
+
+def test_the_model_rides_entries_on_pushes_for_as_long_as_the_engine_does() -> None:
+    assert MeshConfig().hot_rounds == HOT_ROUNDS
+
+
+def test_a_hot_holder_informs_on_arrival_and_a_cold_one_only_by_next_round_pull() -> None:
+    spread = Spread(SimParams(agents=2000, fanout=10, seed=3))
+    spread.step()  # the write's own round
+    spread.step()
+    assert (spread.learnt[spread.informed] <= 2).all()
+    # make every holder cold: nothing rides on the pushes, so no one new is informed this round,
+    # but the targets that saw a different root pull in the round after
+    spread.learnt[spread.informed] = -10
+    before = int(spread.informed.sum())
+    assert spread.step() == before
+    assert spread.pull_next.any()
+    assert spread.step() > before
 
 
 def test_sampled_peers_are_distinct_others_of_the_own_group_and_uniform() -> None:

@@ -10,6 +10,7 @@ LEADER_FANOUT = 3  # leaders gossip across regions with this fanout (issue 12, t
 DEFAULT_REGIONS = 3  # the seed's multi-region mesh: US-East, EU-West, APAC
 DEFAULT_CLUSTER_SIZE = 10_000  # the seed's hierarchical mesh: edge clusters of 10k agents
 DEFAULT_COORDINATORS = 2  # the seed's global coordinators GC1, GC2
+HOT_ROUNDS = 2  # rounds a newly learnt entry rides on pushes: the engine's MeshConfig.hot_rounds
 LATENCY = (0.001, 0.005)  # one-way delay, seconds: the memory transport's default (Faults.latency)
 
 

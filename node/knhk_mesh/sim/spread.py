@@ -7,12 +7,15 @@ A round here is what `MeshEngine` does in lock-step (every agent's round timer f
   uniformly from its group (the engine's eager push), plus, in multi-region and hierarchical meshes,
   to its group's leader (the upward summary); nothing else moves in that round;
 - in every later round every honest agent pushes its digest to k distinct peers of its group, sampled
-  uniformly, excluding itself. A push from an agent that held the write when the round began reaches
-  a peer that lacks it, which answers with a pull request; the pusher answers with the delta
-  (three one-way delays). A push from an agent that lacks it reaches a peer that already holds it
-  *when the push arrives*, which answers with a delta (two delays); a peer that lacks it too has the
-  same digest and stays silent. So an agent informed early in a round passes the write on, within
-  the same round, to every later push that reaches it; the arrays follow exactly that by time;
+  uniformly, excluding itself. An entry learnt in the last `HOT_ROUNDS` rounds rides on the push
+  itself (the engine's rumour: `Push.entries`), so a push from an agent that held the write *hot* when
+  the round began informs its target on arrival (one one-way delay). A push from an agent holding it
+  *cold* only shows a different root: the target pulls from that peer in the next round (request and
+  reply, two delays after that round begins). A push from an agent that lacks it, landing on a peer
+  that holds it hot *when the push arrives* (including one informed earlier in this round), is
+  answered at once with the entry (two delays, the engine's push-back); a cold holder and a peer that
+  lacks it too stay silent. So an agent informed early in a round passes the write on, within the
+  same round, to every later push that reaches it; the arrays follow exactly that by time;
 - leaders (multi-region) also push to 3 other leaders; aggregators (hierarchical) push to every
   coordinator and coordinators to each other (up and down in one exchange); these pushes start with
   the round like all others and follow the same rules;
@@ -33,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knhk_mesh.sim.layout import Layout, build_layout
-from knhk_mesh.sim.params import LATENCY, LEADER_FANOUT, SimParams
+from knhk_mesh.sim.params import HOT_ROUNDS, LATENCY, LEADER_FANOUT, SimParams
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -132,6 +135,8 @@ class Spread:
         self.byzantine[ordinary[picks[1:]]] = True
         self.honest = n - params.byzantine
         self.informed = np.zeros(n, dtype=np.bool_)
+        self.learnt = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)  # the round each got the write
+        self.pull_next = np.zeros(n, dtype=np.bool_)  # saw a cold holder's root: pulls next round
         self.round = 0
 
     # --- randomness ---------------------------------------------------------------------------------
@@ -202,16 +207,24 @@ class Spread:
 
     def _gossip_round(self) -> FloatArray:
         had = self.informed
+        hot = had & (self.learnt >= self.round - HOT_ROUNDS)  # learnt in the last HOT_ROUNDS rounds
         when = np.where(had, np.float32(0.0), _NEVER).astype(np.float32)
+        # last round's cold roots: a pull request and its reply, from the round's start
+        pulls = np.flatnonzero(self.pull_next & ~had)
+        self.pull_next[:] = False
+        ok = self._delivered(len(pulls), 2)
+        np.minimum.at(when, pulls[ok], (self._delays(len(pulls)) + self._delays(len(pulls)))[ok])
         src, dst = self._pushes()
-        # a holder's push to an agent lacking the write: pull request, then delta (three delays)
-        give = had[src]
-        give &= ~had[dst]
-        gd = dst[give]
-        ok = self._delivered(len(gd), 3)
-        t = self._delays(len(gd)) + self._delays(len(gd)) + self._delays(len(gd))
-        np.minimum.at(when, gd[ok], t[ok])
-        # a push by an agent lacking it: answered with a delta if the target holds it when it lands
+        # a holder's push to an agent lacking the write: the entry rides on it (hot), or the root
+        # differs and the target pulls next round (cold)
+        give = had[src] & ~had[dst]
+        hot_give = give & hot[src]
+        gd = dst[hot_give]
+        ok = self._delivered(len(gd), 1)
+        np.minimum.at(when, gd[ok], self._delays(len(gd))[ok])
+        cold = dst[give & ~hot[src]]
+        self.pull_next[cold[self._delivered(len(cold), 1)]] = True
+        # a push by an agent lacking it: answered with the entry if the target holds it hot on arrival
         ask = ~had[src]
         asrc, adst = src[ask], dst[ask]
         ok = self._delivered(len(asrc), 2)
@@ -219,9 +232,10 @@ class Spread:
             asrc, adst = asrc[ok], adst[ok]
         arrive = self._delays(len(asrc))
         answered = np.zeros(len(asrc), dtype=np.bool_)
+        can_answer = hot | ~had  # a holder from the round's start only while hot; one informed now is hot
         fresh = when < _NEVER  # agents whose time changed: only pushes landing on them can be answered
         while True:
-            cand = np.flatnonzero(fresh[adst])
+            cand = np.flatnonzero(fresh[adst] & can_answer[adst])
             if not len(cand):
                 break
             cand = cand[~answered[cand]]
@@ -240,8 +254,10 @@ class Spread:
         """Run one round; returns the honest agents holding the write after it."""
         self.round += 1
         when = self._write_round() if self.round == 1 else self._gossip_round()
-        self.informed = when < _NEVER
-        self.informed &= ~self.byzantine
+        informed = when < _NEVER
+        informed &= ~self.byzantine
+        self.learnt[informed & ~self.informed] = self.round
+        self.informed = informed
         return int(self.informed.sum())
 
 
