@@ -69,14 +69,23 @@ def _port(text: str) -> int:
     return value
 
 
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.02 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0.02 and 60 seconds")
-    return value
+def _float_within(low: float, high: float, between: str) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high], else `"{text} must be between {between}"`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} must be between {between}")
+        return value
+
+    return parse
+
+
+_interval = _float_within(0.02, 60, "0.02 and 60 seconds")
+_fraction = _float_within(0.0, 1.0, "0 and 1")
 
 
 def _split_spec(text: str) -> SplitSpec:
@@ -152,16 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim_command.add_arguments(simulate)
     return parser
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
-    return value
 
 
 def _add_topology_options(up: argparse.ArgumentParser) -> None:
