@@ -120,7 +120,9 @@ class MeshNode:
         self.rejections: Counter[str] = Counter()
         self.refusals: Counter[str] = Counter()
         self.arrivals: dict[AgentId, list[tuple[int, float]]] = {}
-        self.banned: set[AgentId] = set()  # agents whose certificate was refused as revoked or expired
+        # agents whose certificate was refused as revoked or expired, with the key it certified: the
+        # agent stays out while that key is its newest, and is back once it has rotated past it
+        self.banned: dict[AgentId, bytes] = {}
         self._instrumentation = instrumentation
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -146,6 +148,7 @@ class MeshNode:
             on_refused=self._on_refused,
             on_queue=self.observer.queue_changed,
             successor=self._successor,
+            retired=self._retired,
             limits=TransportLimits(queue_limit=cfg.queue_limit, idle_timeout=cfg.idle_timeout),
         )
         address = await self.transport.start()
@@ -253,16 +256,24 @@ class MeshNode:
     async def _reload_loop(self) -> None:
         while not self._stopping.is_set():
             await asyncio.sleep(RELOAD_EVERY_S)
-            try:
-                if self.credentials.reload_if_changed():
-                    log.info("node %s: credentials reloaded", self.node_id)
-                    assert self.transport is not None
-                    self.transport.credentials_reloaded()
-                    engine = self.engine
-                    if engine is not None and self.credentials.identity.epoch > engine.identity.epoch:
-                        self._rotate()
-            except (PkiError, OSError) as exc:
-                log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
+            self.reload_credentials()
+
+    def reload_credentials(self) -> bool:
+        """Take changed credential files (certificate, key, CA, CRL): a new key is a rotation; a CRL
+        that now refuses a connected peer closes its connection. True when anything changed."""
+        try:
+            if not self.credentials.reload_if_changed():
+                return False
+            log.info("node %s: credentials reloaded", self.node_id)
+            assert self.transport is not None
+            self.transport.credentials_reloaded()
+            engine = self.engine
+            if engine is not None and self.credentials.identity.epoch > engine.identity.epoch:
+                self._rotate()
+            return True
+        except (PkiError, OSError) as exc:
+            log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
+            return False
 
     def _rotate(self) -> None:
         """Move to the key the new certificate covers: the chain is made durable first, then peers
@@ -293,12 +304,27 @@ class MeshNode:
         return False
 
     def _agent_of_key(self, key: bytes) -> AgentId:
-        """The agent a certificate's key belongs to: after a rotation it is not the key's own id."""
+        """The agent a certificate's key belongs to, current or retired: after a rotation it is not
+        the key's own id."""
         if self.engine is not None:
-            for info in self.engine.registry.peers():
-                if info.public_key == key:
+            registry = self.engine.registry
+            for info in registry.peers():
+                record = registry.record(info.agent_id)
+                if info.public_key == key or (record is not None and key in record.keys):
                     return info.agent_id
         return agent_id_of(key)
+
+    def _retired(self, key: bytes) -> bool:
+        """`key` is an earlier key of a member whose rotation past it we accepted."""
+        engine = self.engine
+        return engine is not None and self._rotated_past(engine, self._agent_of_key(key), key)
+
+    @staticmethod
+    def _rotated_past(engine: MeshEngine, agent: AgentId, key: bytes) -> bool:
+        registry = engine.registry
+        record = registry.record(agent)
+        current = registry.public_key(agent)
+        return record is not None and current == record.public_key != key and key in record.keys
 
     def _on_frame(self, address: Address, data: bytes) -> None:
         if self.node is None:
@@ -309,9 +335,14 @@ class MeshNode:
     def _on_refused(self, refused: Refused) -> None:
         self.refusals[refused.reason] += 1
         if refused.reason in CERTIFICATE_REFUSALS and refused.peer_key is not None:
-            # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
-            self.banned.add(self._agent_of_key(refused.peer_key))
-            self._forget_banned()
+            if self._retired(refused.peer_key):
+                # a key its member rotated away from while it was still certified: revoking it ends
+                # the rotation; the member stays, under the key its new certificate covers
+                log.info("node %s: the certificate of a retired key was refused", self.node_id)
+            else:
+                # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
+                self.banned[self._agent_of_key(refused.peer_key)] = refused.peer_key
+                self._forget_banned()
         log.warning(
             "node %s: refused %s:%d at the handshake: %s (%s)",
             self.node_id,
@@ -325,8 +356,22 @@ class MeshNode:
         engine = self.engine
         if engine is None:
             return
-        for agent in self.banned:
-            if agent in engine.registry:
+        transport = self.transport
+        for agent, key in list(self.banned.items()):
+            address = engine.registry.address_of(agent)
+            if (
+                self._rotated_past(engine, agent, key)
+                and transport is not None
+                and address is not None
+                and transport.holder_of(address) == engine.registry.public_key(agent)
+            ):
+                # a rotation heard of after the refusal (a refused key can still sign one): believed
+                # once the new key has itself passed a handshake, certificate and CRL checked
+                del self.banned[agent]
+                log.info(
+                    "node %s: %s rotated past its refused key: no longer banned", self.node_id, agent.hex()
+                )
+            elif agent in engine.registry:
                 engine.registry.remove(agent)
                 self.counts.banned_removals += 1
 
@@ -465,6 +510,7 @@ class MeshNode:
             "rejections": dict(self.rejections),
             "handshake_refusals": dict(self.refusals),
             "banned": sorted(a.hex() for a in self.banned),
+            "crl_revoked": self.credentials.revoked_count,
             "transport": vars(transport.stats).copy(),
             "ticks": self.tick_report(),
         }

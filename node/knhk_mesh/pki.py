@@ -319,6 +319,11 @@ class Credentials:
         self.generation += 1
         return True
 
+    @property
+    def revoked_count(self) -> int:
+        """Certificates on the CRL in use (so an operator, or a test, sees that a CRL was taken)."""
+        return 0 if self.crl is None else len(self.crl)
+
     def adopt_chain(self, genesis_key: bytes, rotations: tuple[Rotation, ...]) -> None:
         """Resume an identity that rotated before a restart: the key file holds its newest key."""
         if not rotations or rotations[-1].public_key != self.identity.public_key:

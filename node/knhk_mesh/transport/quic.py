@@ -117,6 +117,7 @@ class Stats:
     refused: int = 0
     accepted: int = 0
     closed_revoked: int = 0
+    closed_retired: int = 0  # connections under a retired key whose certificate stopped being accepted
     dropped_fault: int = 0  # frames dropped to or from a peer listed by fault injection
 
 
@@ -415,6 +416,7 @@ class QuicTransport:
         on_refused: Callable[[Refused], None] = lambda r: None,
         on_queue: Callable[[int], None] = lambda delta: None,
         successor: Callable[[bytes, bytes], bool] = lambda old, new: False,
+        retired: Callable[[bytes], bool] = lambda key: False,
         limits: TransportLimits | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -426,6 +428,9 @@ class QuicTransport:
         # (old key, new key) -> True when the new key is a rotation of the same member: it may take
         # over the address the old key's connection holds (the mesh knows key chains, TLS does not)
         self.successor = successor
+        # key -> True when its member has rotated past it: the revocation of such a key's certificate
+        # is how a rotation ends, so it closes that key's connections without refusing the member
+        self.retired = retired
         self.limits = limits or TransportLimits()
         self.rng = rng or random.Random()
         self.stats = Stats()
@@ -478,6 +483,12 @@ class QuicTransport:
                 self.credentials.verify_peer(conn.peer_cert_der)
             except CertificateRefused as exc:
                 assert conn.peer_address is not None
+                if conn.peer_key is not None and self.retired(conn.peer_key):
+                    # made before the peer's rotation, which we have accepted: the peer is still
+                    # trusted under its new key, and its next frames open a connection under it
+                    self.stats.closed_retired += 1
+                    conn.close_now(f"certificate of a retired key no longer accepted: {exc}")
+                    continue
                 self.stats.closed_revoked += 1
                 self.on_refused(Refused(exc.reason.value, exc.detail, conn.peer_address, conn.peer_key))
                 conn.close_now(f"certificate no longer accepted: {exc}")
