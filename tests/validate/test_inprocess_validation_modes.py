@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -12,7 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from knhk_otel.harness.pytest_plugin import SchemaValidation, validated_providers
 from knhk_otel.schema.model import ResolvedRegistry
-from knhk_otel.validate.findings import SchemaViolation
+from knhk_otel.validate.findings import COUNTED_IN_PROCESS, SchemaViolation
 from knhk_otel.validate.sdk import (
     FindingRecorder,
     ValidatingMetricExporter,
@@ -116,27 +117,39 @@ def test_count_mode_adds_to_the_schema_findings_counter_of_the_mesh_schema(
 ) -> None:
     schema_validation.allow()
     p = validated_providers(schema_validation.registry, "count")
+    # before any finding: a 0 for every finding count mode can count (a panel reads 0, not "no data")
+    before = _findings_points(p)
+    assert len(before) == sum(len(signals) for signals in COUNTED_IN_PROCESS.values())
+    assert set(before.values()) == {0}
+    assert {level for _id, level, _signal in before} == {"violation", "improvement"}
     tracer = p.tracer_provider.get_tracer("t")
     for _ in range(2):
         with tracer.start_as_current_span("not.a.mesh.span"):
             pass
-    data = p.collect_metrics()
-    points = {
-        m.name: list(m.data.data_points)
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-    }
-    (point,) = points["knhk.mesh.schema.findings"]
-    assert point.value == 2
-    assert dict(point.attributes) == {
-        "knhk.mesh.schema.finding.id": "missing_span",
-        "knhk.mesh.schema.finding.level": "violation",
-        "knhk.mesh.schema.signal.type": "span",
-    }
+    after = _findings_points(p)
+    # the findings land on the series that started at 0 (an increase Prometheus sees), no new one
+    assert set(after) == set(before)
+    assert {key: value for key, value in after.items() if value} == {("missing_span", "violation", "span"): 2}
     # the counter itself is part of the schema: collecting it added no violation of its own
     assert [f.id for f in schema_validation.violations()] == ["missing_span", "missing_span"]
     p.shutdown()
+
+
+def _findings_points(p: Any) -> dict[tuple[str, str, str], int]:
+    """The `knhk.mesh.schema.findings` points of one collection: (id, level, signal type) → value."""
+    data = p.collect_metrics()
+    return {
+        (
+            str(point.attributes["knhk.mesh.schema.finding.id"]),
+            str(point.attributes["knhk.mesh.schema.finding.level"]),
+            str(point.attributes["knhk.mesh.schema.signal.type"]),
+        ): int(point.value)
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "knhk.mesh.schema.findings"
+        for point in m.data.data_points
+    }
 
 
 def test_off_mode_neither_raises_nor_records(

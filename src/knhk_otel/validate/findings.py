@@ -74,6 +74,35 @@ DEFAULT_LEVELS: Final[dict[str, Level]] = {
     ENTITY_ASSOCIATION_NOT_SATISFIED: "violation",
 }
 
+#: What in-process validation can report, at a level `count` mode counts: finding id → the signal
+#: types it can be about (live-check's request findings never arise in-process). Count mode starts
+#: these series at 0, so a first finding is an increase Prometheus sees (a series whose first sample
+#: is already 1 has none, and a one-off violation would never fire an alert).
+_ATTRIBUTE_SIGNALS: Final = ("span", "metric", "event")
+_KEY_SIGNALS: Final = ("span", "metric", "event", "resource")
+COUNTED_IN_PROCESS: Final[dict[str, tuple[str, ...]]] = {
+    MISSING_SPAN: ("span",),
+    SPAN_KIND_MISMATCH: ("span",),
+    MISSING_METRIC: ("metric",),
+    UNIT_MISMATCH: ("metric",),
+    UNEXPECTED_INSTRUMENT: ("metric",),
+    BUCKET_BOUNDARIES_MISMATCH: ("metric",),
+    MISSING_EVENT: ("span", "event"),  # a span event, or an event (log record)
+    MISSING_ATTRIBUTE: _ATTRIBUTE_SIGNALS,  # on a resource it is information
+    UNEXPECTED_ATTRIBUTE: _ATTRIBUTE_SIGNALS,
+    REQUIRED_ATTRIBUTE_NOT_PRESENT: _ATTRIBUTE_SIGNALS,
+    RECOMMENDED_ATTRIBUTE_NOT_PRESENT: _ATTRIBUTE_SIGNALS,
+    ENTITY_REQUIRED_ATTRIBUTE_NOT_PRESENT: _ATTRIBUTE_SIGNALS,
+    ENTITY_RECOMMENDED_ATTRIBUTE_NOT_PRESENT: _ATTRIBUTE_SIGNALS,
+    ENTITY_ASSOCIATION_NOT_SATISFIED: _ATTRIBUTE_SIGNALS,
+    TYPE_MISMATCH: _KEY_SIGNALS,
+    UNDEFINED_ENUM_VARIANT: _KEY_SIGNALS,
+    DEPRECATED: _KEY_SIGNALS,
+    MISSING_NAMESPACE: _KEY_SIGNALS,
+    INVALID_FORMAT: _KEY_SIGNALS,
+    ILLEGAL_NAMESPACE: _KEY_SIGNALS,
+}
+
 #: Resource attributes come from the SDK and the deployment, not from instrumented code, so a
 #: resource attribute the registry does not define is only worth knowing.
 RESOURCE_MISSING_ATTRIBUTE_LEVEL: Final[Level] = "information"

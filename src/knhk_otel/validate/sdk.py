@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from knhk_otel.schema.model import ResolvedRegistry
-from knhk_otel.validate.findings import Finding, SchemaViolation
+from knhk_otel.validate.findings import COUNTED_IN_PROCESS, DEFAULT_LEVELS, Finding, SchemaViolation
 from knhk_otel.validate.index import RegistryIndex
 from knhk_otel.validate.samples import (
     EventSample,
@@ -105,6 +105,7 @@ class ValidationHook:
         """Where `count` mode counts (set after the meter provider that validates exists)."""
         if self.mode == "count" and FINDINGS_METRIC in self.validator.index.metrics:
             self._counter = _FindingsCounter(meter)
+            self._counter.start_at_zero()
 
     def resource(self, attributes: Any) -> list[Finding]:
         """Findings of a resource, only the first time this resource is seen."""
@@ -168,22 +169,32 @@ class _FindingsCounter:
                 FINDINGS_METRIC, unit="{finding}", description="Schema findings."
             )
 
+    def start_at_zero(self) -> None:
+        """A 0 for every finding count mode can count: a panel reads "0 findings", not "no data",
+        and the first real finding is an increase that alerts see."""
+        for finding_id, signal_types in COUNTED_IN_PROCESS.items():
+            for signal_type in signal_types:
+                self._add(0, finding_id, DEFAULT_LEVELS[finding_id], signal_type)
+
     def add(self, f: Finding) -> None:
-        signal_type = f.signal_type if f.signal_type in ("span", "metric", "event", "resource") else None
+        self._add(1, f.id, f.level, f.signal_type)
+
+    def _add(self, amount: int, finding_id: str, level: str, signal: str) -> None:
+        signal_type = signal if signal in ("span", "metric", "event", "resource") else None
         if self._helper is not None:
             kwargs: dict[str, Any] = {
-                "schema_finding_id": f.id,
-                "schema_finding_level": self._level_enum(f.level),
+                "schema_finding_id": finding_id,
+                "schema_finding_level": self._level_enum(level),
             }
             if signal_type is not None:
                 kwargs["schema_signal_type"] = self._signal_enum(signal_type)
-            self._helper.add(1, **kwargs)
+            self._helper.add(amount, **kwargs)
             return
-        attrs = {"knhk.mesh.schema.finding.id": f.id, "knhk.mesh.schema.finding.level": f.level}
+        attrs = {"knhk.mesh.schema.finding.id": finding_id, "knhk.mesh.schema.finding.level": level}
         if signal_type is not None:
             attrs["knhk.mesh.schema.signal.type"] = signal_type
         assert self._raw is not None
-        self._raw.add(1, attrs)
+        self._raw.add(amount, attrs)
 
 
 # Keyed by identity: hashing an Enum member runs Python code, `id()` does not.
