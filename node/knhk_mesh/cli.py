@@ -572,6 +572,8 @@ def run_node(args: argparse.Namespace) -> int:
     )
     providers.exports.listener = hub.export_failed
     node_telemetry = hub.for_node(node_id)
+    served = providers.prometheus_address
+    metrics_endpoint = {"prometheus": served[1]} if served is not None else None
 
     def ticks() -> dict[str, object]:
         out: dict[str, object] = {}
@@ -592,6 +594,7 @@ def run_node(args: argparse.Namespace) -> int:
             instrumentation=lambda _id: node_telemetry,
             observer=node_telemetry,
             tick_report=ticks,
+            endpoints=metrics_endpoint,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

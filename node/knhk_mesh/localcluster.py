@@ -58,6 +58,7 @@ class NodeProcess:
     process: subprocess.Popen[bytes] | None = None
     quic_port: int = 0
     admin_port: int = 0
+    prometheus_port: int = 0  # its metrics endpoint for Prometheus (0: none)
     node_id: str = ""
     starts: int = 0
 
@@ -68,6 +69,11 @@ class NodeProcess:
     @property
     def address(self) -> str:
         return f"{HOST}:{self.quic_port}"
+
+    @property
+    def metrics_address(self) -> str | None:
+        """`host:port` of the node's Prometheus endpoint, when it serves one."""
+        return f"{HOST}:{self.prometheus_port}" if self.prometheus_port else None
 
     @property
     def alive(self) -> bool:
@@ -92,6 +98,7 @@ class ClusterSpec:
     rebalance_every_rounds: int = 100
     topology: str = "single_region"
     env: Mapping[str, str] = field(default_factory=dict)
+    prometheus: bool = False  # each node also serves its metrics for Prometheus on a free port
 
 
 class LocalCluster:
@@ -172,6 +179,11 @@ class LocalCluster:
         node.ports_file.unlink(missing_ok=True)
         env = {**os.environ, **self.spec.env}
         env["OTEL_RESOURCE_ATTRIBUTES"] = f"service.instance.id={node.node_id}"
+        if self.spec.prometheus:
+            exporters = [e for e in env.get("OTEL_METRICS_EXPORTER", "").split(",") if e.strip()]
+            env["OTEL_METRICS_EXPORTER"] = ",".join(dict.fromkeys([*(exporters or ["otlp"]), "prometheus"]))
+            env["OTEL_EXPORTER_PROMETHEUS_HOST"] = HOST
+            env["OTEL_EXPORTER_PROMETHEUS_PORT"] = "0"  # the bound port comes back in the ports file
         with node.log.open("ab") as log:
             node.process = subprocess.Popen(
                 [sys.executable, "-m", "knhk_mesh.cli", "node", "--config", str(node.config)],
@@ -187,6 +199,7 @@ class LocalCluster:
             if node.ports_file.exists():
                 doc = json.loads(node.ports_file.read_text())
                 node.quic_port, node.admin_port = int(doc["quic"]), int(doc["admin"])
+                node.prometheus_port = int(doc.get("prometheus", 0))
                 return
             if node.process is not None and node.process.poll() is not None:
                 raise ClusterError(f"{node.name} exited with {node.process.returncode}: {self.tail(node)}")

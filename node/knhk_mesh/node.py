@@ -16,7 +16,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,6 +101,7 @@ class MeshNode:
         instrumentation: Callable[[str], Instrumentation] = lambda node_id: NOOP,
         observer: TransportObserver | None = None,
         tick_report: Callable[[], dict[str, object]] = dict,
+        endpoints: Mapping[str, int] | None = None,
     ) -> None:
         self.config = config
         self.credentials = credentials
@@ -109,6 +110,7 @@ class MeshNode:
         self.identity = credentials.identity
         self.observer = observer or _NoObserver()
         self.tick_report = tick_report
+        self.endpoints = dict(endpoints or {})  # other ports of the process, e.g. "prometheus"
         self.store = EntryStore(config.data_dir, self.identity.agent_id)
         try:
             self.topology_store: TopologyStore | None = TopologyStore(config.data_dir)
@@ -192,7 +194,12 @@ class MeshNode:
         self._tasks.append(asyncio.get_running_loop().create_task(self._reload_loop()))
         self._admin = admin
         if cfg.ports_file is not None:
-            doc = {"quic": address[1], "admin": self.admin_address[1], "node_id": self.node_id}
+            doc = {
+                **self.endpoints,
+                "quic": address[1],
+                "admin": self.admin_address[1],
+                "node_id": self.node_id,
+            }
             tmp = cfg.ports_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(doc))
             tmp.replace(cfg.ports_file)

@@ -48,7 +48,8 @@ class NodeConfig:
     byzantine: Attack | None = None  # for demos and tests: this node attacks its peers
     withholding_relay: bool = False  # for tests: this node relays only each owner's newest entry
     drop: frozenset[Address] = frozenset()  # fault injection: frames to or from these peers are dropped
-    ports_file: Path | None = None  # written once listening: {"quic": port, "admin": port, "node_id": hex}
+    # written once listening: {"quic": port, "admin": port, "node_id": hex, "prometheus": port if served}
+    ports_file: Path | None = None
     peer_selection: Strategy = Strategy.RANDOM  # core.topology strategies
     nearest_fraction: float = 0.2  # hybrid's share of nearest targets
     rebalance_every_rounds: int = 100
