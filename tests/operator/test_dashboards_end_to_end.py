@@ -1,8 +1,10 @@
-"""End to end: a real Prometheus scrapes a running `knhk-mesh up` (its own Prometheus endpoint), and
-every query of every generated dashboard returns at least one series with a finite value — except
-the queries of metrics no component emits yet, listed in EXPECTED_EMPTY with the reason, which must
-stay empty (so the list cannot go stale silently). Then `knhk-otel dashboards render` draws every
-dashboard from that Prometheus: one PNG each, and exactly the panels of those metrics without data.
+"""End to end: a real Prometheus scrapes a running `knhk-mesh up` (its own Prometheus endpoint) and
+a few QUIC node processes (each its own endpoint: the send queues live there, and they validate
+their telemetry in `count` mode, as deployed), and every query of every generated dashboard returns
+at least one series with a finite value — except the queries of metrics no component emits, listed
+in EXPECTED_EMPTY with the reason, whose queries must stay empty (so the list cannot go stale
+silently). Then `knhk-otel dashboards render` draws every dashboard from that Prometheus: one PNG
+each, and exactly the panels of those metrics without data.
 
 """
 
@@ -23,9 +25,11 @@ from typing import Any
 
 import pytest
 
+from knhk_mesh.localcluster import ClusterSpec, LocalCluster
 from knhk_otel.codegen import naming
 from knhk_otel.dashboards.render import expand, variable_values
 from knhk_otel.schema import load_and_resolve
+from knhk_otel.validate.findings import COUNTED_IN_PROCESS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO_ROOT / "dashboards"
@@ -33,12 +37,13 @@ AGENTS, BYZANTINE = 60, 3
 #: How long the mesh may run at most (it is stopped as soon as the test has what it needs).
 MESH_ROUNDS = 3000
 
-EXPECTED_EMPTY: dict[str, str] = {
-    "knhk.mesh.queue.size": "only the QUIC transport has a send queue; this mesh runs in memory",
-    "knhk.mesh.schema.findings": (
-        "counted only when in-process validation finds something; this mesh runs strict and conforms"
-    ),
-}
+#: QUIC node processes beside the memory mesh: the only transport with send queues
+#: (`knhk.mesh.queue.size`); in `count` mode, as deployed, their `knhk.mesh.schema.findings` series
+#: start at 0 (the memory mesh runs strict, which raises instead of counting).
+QUIC_NODES = 3
+
+#: Schema metric → why no running component emits it (none today: every metric has a panel with data).
+EXPECTED_EMPTY: dict[str, str] = {}
 
 
 def _closed_port() -> int:
@@ -151,31 +156,69 @@ def test_every_dashboard_query_returns_data_from_a_running_mesh(
     boards = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(DASHBOARDS.glob("*.json"))}
     assert len(boards) == 6
     port = _closed_port()
-    # Prometheus first, so that it sees the mesh from its first round (a rate needs two samples)
-    # with the generated rules: the dashboards read the heavy figures from their recording rules
     rules = sorted((REPO_ROOT / "collector" / "rules").glob("*.rules.yaml"))
     assert rules, "no generated rules in collector/rules (run `knhk-otel generate alerts`)"
-    server = start_prometheus(
-        [{"job_name": "knhk-mesh", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
-        rule_files=rules,
-        scrape_interval="1s",
+    with quic_nodes(tmp_path) as quic_targets:
+        # Prometheus before the memory mesh, so that it sees the mesh from its first round (a rate
+        # needs two samples), with the generated rules: dashboards read heavy figures from them
+        server = start_prometheus(
+            [
+                {"job_name": "knhk-mesh", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+                {"job_name": "knhk-mesh-quic", "static_configs": [{"targets": quic_targets}]},
+            ],
+            rule_files=rules,
+            scrape_interval="1s",
+        )
+        with running_mesh(tmp_path, port):
+            _check_every_query(server, boards, names, tmp_path)
+
+
+@contextlib.contextmanager
+def quic_nodes(tmp_path: Path) -> Iterator[list[str]]:
+    """QUIC_NODES `knhk-mesh node` processes serving their metrics; yields their `host:port`s."""
+    spec = ClusterSpec(
+        nodes=QUIC_NODES, fanout=QUIC_NODES - 1, round_interval=0.25, validation="count", prometheus=True
     )
-    with running_mesh(tmp_path, port):
-        server.wait_for("a scrape of the mesh", lambda: bool(server.query('up{job="knhk-mesh"} == 1')), 90)
-        # the mesh fills in as it runs (convergence of its first writes, pings): poll, bounded
-        seen: list[tuple[list[str], list[str], int]] = []
+    cluster = LocalCluster(tmp_path / "quic", spec)
+    try:
+        cluster.prepare()
+        cluster.start(timeout=90)
+        targets = [node.metrics_address for node in cluster.nodes]
+        assert all(targets), f"a node served no metrics endpoint: {[cluster.tail(n) for n in cluster.nodes]}"
+        yield [t for t in targets if t is not None]
+        assert all(node.alive for node in cluster.nodes), [cluster.tail(n) for n in cluster.nodes]
+    finally:
+        cluster.stop()
 
-        def complete() -> bool:
-            seen.append(_check(server, boards, names))
-            return not seen[-1][0]
 
-        with contextlib.suppress(AssertionError):  # the lists below say which queries stayed empty
-            server.wait_for("data in every dashboard query", complete, 150)
-        empty, stale, filled = seen[-1]
-        assert stale == []
-        assert empty == [], "\n".join(empty)
-        assert filled > 45
-        _render_all(server.url, boards, names, tmp_path)
+def _check_every_query(server: Any, boards: dict[str, Any], names: dict[str, str], tmp_path: Path) -> None:
+    """Every dashboard query has data (polled, bounded), then every dashboard renders with data."""
+    server.wait_for("a scrape of the mesh", lambda: bool(server.query('up{job="knhk-mesh"} == 1')), 90)
+    server.wait_for(
+        f"a scrape of the {QUIC_NODES} QUIC nodes",
+        lambda: len(server.query('up{job="knhk-mesh-quic"} == 1')) == QUIC_NODES,
+        90,
+    )
+    # the mesh fills in as it runs (convergence of its first writes, pings): poll, bounded
+    seen: list[tuple[list[str], list[str], int]] = []
+
+    def complete() -> bool:
+        seen.append(_check(server, boards, names))
+        return not seen[-1][0]
+
+    with contextlib.suppress(AssertionError):  # the lists below say which queries stayed empty
+        server.wait_for("data in every dashboard query", complete, 150)
+    empty, stale, filled = seen[-1]
+    assert stale == []
+    assert empty == [], "\n".join(empty)
+    assert filled > 45
+    # the QUIC nodes' own figures: send queues, and findings counted from 0 (they conform: all 0)
+    assert server.query('knhk_mesh_queue_size{job="knhk-mesh-quic"}')
+    findings = server.query('knhk_mesh_schema_findings_total{job="knhk-mesh-quic"}')
+    per_node = sum(len(signals) for signals in COUNTED_IN_PROCESS.values())
+    assert len(findings) == QUIC_NODES * per_node, len(findings)
+    assert {float(f["value"][1]) for f in findings} == {0.0}
+    _render_all(server.url, boards, names, tmp_path)
 
 
 def _render_all(
