@@ -6,8 +6,10 @@ write every few rounds, so convergence keeps being measured) until `quit` on std
 `--max-seconds`. Faults are switched on stdin, one command a line: `byzantine off` (the adversaries
 stop attacking), `overrun on` (one tick becomes 1 ns, so every operation overruns its budget),
 `overrun off` (one tick becomes 1 s), `partition 50/50` (the honest agents are cut into sides by the
-memory network's link control, as `knhk-mesh up --partition` does), `heal`. Everything else is the
-mesh as `knhk-mesh up` runs it: one process-level resource, schema validation counting findings.
+memory network's link control, as `knhk-mesh up --partition` does), `heal`, `undescribed span` (one
+span the schema does not define, ended through the process' validating tracer provider: a real
+schema violation, counted once). Everything else is the mesh as `knhk-mesh up` runs it: one
+process-level resource, schema validation counting findings.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from knhk_otel.runtime.ticks import TickClock, schema_budgets
 CALM_TICK_NS = 1_000_000_000  # one tick = 1 s: no operation overruns
 OVERRUN_TICK_NS = 1  # one tick = 1 ns: every operation overruns
 SCHEMA = Path(__file__).resolve().parents[2] / "schema"
+UNDESCRIBED_SPAN = "knhk.e2e.undescribed"  # no `span.` group of the schema names it
 ATTACKS = (Attack.FORGED_SIGNATURE, Attack.IMPERSONATION)  # detected at once, cheap at 500 agents
 
 
@@ -105,6 +108,9 @@ def main() -> int:
                         net.partition([[e.address for e in side] for side in sides])
                     elif command == "heal":
                         net.heal()
+                    elif command == "undescribed span":
+                        tracer = telemetry.tracer_provider.get_tracer("knhk_e2e")
+                        tracer.start_span(UNDESCRIBED_SPAN).end()
                     else:
                         print(f"unknown command {command!r}", file=sys.stderr, flush=True)
                         continue

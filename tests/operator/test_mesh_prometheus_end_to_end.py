@@ -282,3 +282,54 @@ def test_distrusted_peers_alert_fires_during_attacks_and_resolves_once_they_stop
         )
         assert not _fired(server, "KnhkSchemaViolations")
         assert proc.poll() is None
+
+
+VIOLATION_WINDOW = "10s"  # increase() window of KnhkSchemaViolations: it resolves this long after
+
+
+def _findings(server: Any, **labels: str) -> dict[tuple[str, str, str], float]:
+    """The scraped `knhk_mesh_schema_findings_total` series: (id, level, signal type) → value."""
+    where = ", ".join(f'knhk_mesh_schema_finding_{k}="{v}"' for k, v in labels.items())
+    return {
+        (
+            r["metric"]["knhk_mesh_schema_finding_id"],
+            r["metric"]["knhk_mesh_schema_finding_level"],
+            r["metric"]["knhk_mesh_schema_signal_type"],
+        ): float(r["value"][1])
+        for r in server.query(f"knhk_mesh_schema_findings_total{{{where}}}")
+    }
+
+
+def test_a_single_schema_violation_fires_the_alert_and_it_resolves(
+    start_prometheus: Any, tmp_path: Path
+) -> None:
+    """A mesh validating in `count` mode reports 0 findings of every kind from its start (a panel
+    reads 0, not "no data"); one span the schema does not define, ended once, counts 1 on its series,
+    an increase Prometheus sees: KnhkSchemaViolations fires, and resolves when the window passed."""
+    rules = _rules(tmp_path, window=VIOLATION_WINDOW)
+    with _running_mesh(4, 0) as (proc, target):
+        server = _scraping(start_prometheus, target, rules, "1s")
+        missing_span = ("missing_span", "violation", "span")
+        _wait_reporting(
+            server, "the findings counted from 0", lambda: _findings(server).get(missing_span) == 0
+        )
+        zeros = _findings(server)
+        assert set(zeros.values()) == {0.0} and len(zeros) > 40, zeros
+        assert {level for _id, level, _signal in zeros} == {"violation", "improvement"}
+        assert "KnhkSchemaViolations" not in _firing(server), _alert_state(server)
+
+        _send(proc, "undescribed span")
+        _wait_reporting(
+            server, "KnhkSchemaViolations firing", lambda: "KnhkSchemaViolations" in _firing(server)
+        )
+        (labels,) = _firing(server)["KnhkSchemaViolations"]
+        assert labels["instance"] == target and labels["severity"] == "warning"
+        counted = {key: value for key, value in _findings(server).items() if value}
+        assert counted == {missing_span: 1.0}, counted  # on the series that started at 0, no new one
+
+        # one violation and no more: once it is older than the window, the alert resolves
+        _wait_reporting(
+            server, "KnhkSchemaViolations resolved", lambda: "KnhkSchemaViolations" not in _firing(server)
+        )
+        assert _findings(server, id="missing_span", level="violation") == {missing_span: 1.0}
+        assert proc.poll() is None
