@@ -377,7 +377,7 @@ class NodeTelemetry:
             h.tracer,
             node_id=self.node_id,
             topology=h.topology,
-            topology_clusters=clusters,
+            rebalance_clusters=clusters,
             peer_selection_strategy=h.strategy,
         )
 

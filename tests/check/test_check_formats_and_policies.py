@@ -289,3 +289,40 @@ def test_a_stable_rename_that_keeps_the_old_name_deprecated_is_compatible(
         {"name": "knhk.mesh.peer.count", "renamed_to": "knhk.mesh.peer.total"}
     ]
     assert diff["attributes"]["added"] == ["knhk.mesh.peer.total"]
+
+
+def test_an_attribute_that_is_another_ones_namespace_is_an_error(tmp_path: Path) -> None:
+    """`acme.topology` beside `acme.topology.clusters`: a deprecated one is exempt."""
+    body = """
+        groups:
+          - id: registry.acme
+            type: attribute_group
+            brief: Acme.
+            attributes:
+              - id: acme.topology
+                type: string
+                stability: development
+                brief: Topology.
+                examples: ["flat"]
+              - id: acme.topology.clusters
+                type: int
+                stability: development
+                brief: Clusters.
+                examples: [3]
+              - id: acme.region
+                type: string
+                stability: development
+                brief: Old region.
+                examples: ["eu"]
+                deprecated: {reason: obsoleted}
+              - id: acme.region.name
+                type: string
+                stability: development
+                brief: Region.
+                examples: ["eu"]
+    """
+    root = write(tmp_path / "r", {"manifest.yaml": "name: r\n", "a.yaml": body})
+    found = [(d.id, d.severity, d.source.line) for d in run_checks(root).diagnostics if d.source]
+    assert found == [("attribute_namespace_collision", "warning", 6)]  # Weaver passes it: ours is stricter
+    future = [(d.id, d.severity) for d in run_checks(root, future=True).diagnostics]
+    assert future == [("attribute_namespace_collision", "error")]

@@ -170,7 +170,7 @@ def test_rebalance_is_a_span_with_the_cluster_count_and_rounds_carry_the_real_st
     spans = providers.spans.get_finished_spans()
     rebalances = [s for s in spans if s.name == "knhk.mesh.topology.rebalance"]
     assert len(rebalances) == 6  # one per agent at round 5
-    assert {s.attributes[A.KNHK_MESH_TOPOLOGY_CLUSTERS] for s in rebalances} == {3}  # regions a, b, c
+    assert {s.attributes[A.KNHK_MESH_REBALANCE_CLUSTERS] for s in rebalances} == {3}  # regions a, b, c
     assert {s.attributes[A.KNHK_MESH_PEER_SELECTION_STRATEGY] for s in rebalances} == {"geographic"}
     rounds = [s for s in spans if s.name == "knhk.mesh.gossip.round"]
     assert {s.attributes[A.KNHK_MESH_TOPOLOGY] for s in rounds} == {"multi_region"}

@@ -23,6 +23,12 @@ metric_attribute_unbounded           *warning*: a metric attribute whose values 
                                      ports, free text) multiplies the metric's series; an
                                      `opt_in` attribute, or one annotated ``knhk: {cardinality:
                                      bounded}``, is accepted (docs/cardinality.md)
+attribute_namespace_collision        *warning*, error under ``--future``: an own
+                                     attribute's name is not the namespace of another
+                                     attribute (`a.b` beside `a.b.c`): a flattening backend
+                                     cannot hold both, and every emission of the longer one is
+                                     Weaver's live-check `illegal_namespace` finding; deprecated
+                                     attributes are exempt
 ===================================  ==========================================================
 
 Loader diagnostics: `policy_file_invalid` (cannot be read, imported, or exposes no policies) and
@@ -188,11 +194,35 @@ def policy_metric_attribute_unbounded(registry: ResolvedRegistry) -> Iterator[Di
             )
 
 
+def policy_attribute_namespace_collision(registry: ResolvedRegistry) -> Iterator[Diagnostic]:
+    """Flag `a.b` when `a.b.c` exists too: the live checker would call every `a.b.c` illegal."""
+    live = {
+        a.name: a
+        for g in registry.groups
+        if g.type == "attribute_group"
+        for a in g.attributes
+        if a.deprecated is None
+    }
+    for a in own_attributes(registry):
+        if a.deprecated is not None:
+            continue
+        below = sorted(n for n in live if n.startswith(a.name + "."))
+        if below:
+            more = f" and {len(below) - 1} more" if len(below) > 1 else ""
+            yield Diagnostic(
+                "attribute_namespace_collision",
+                f"attribute `{a.name}` is also the namespace of `{below[0]}`{more}",
+                a.source,
+                hint="rename one of them (e.g. `" + a.name + ".kind`), or deprecate the old name",
+            )
+
+
 DEFAULT_POLICIES: tuple[Policy, ...] = (
     Policy("name_format", policy_name_format, "default"),
     Policy("namespace", policy_namespace, "default"),
     Policy("stable_references_development", policy_stable_references_development, "default"),
     Policy("metric_attribute_unbounded", policy_metric_attribute_unbounded, "default"),
+    Policy("attribute_namespace_collision", policy_attribute_namespace_collision, "default"),
 )
 
 

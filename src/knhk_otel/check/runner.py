@@ -30,7 +30,9 @@ _READER_DUPLICATE_IDS = frozenset({"invalid_definition", "unknown_file_format"})
 
 #: Our rules that Weaver does not apply: warnings by default, so a registry Weaver passes is not
 #: failed by us; errors under `--future` (Weaver's flag for the rules that will become errors).
-STRICTER_THAN_WEAVER = frozenset({"name_format", "stable_references_development", "empty_brief"})
+STRICTER_THAN_WEAVER = frozenset(
+    {"name_format", "stable_references_development", "empty_brief", "attribute_namespace_collision"}
+)
 
 
 @dataclass

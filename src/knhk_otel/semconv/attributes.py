@@ -60,6 +60,9 @@ KNHK_MESH_PEER_ID: Final = "knhk.mesh.peer.id"
 KNHK_MESH_PEER_SELECTION_STRATEGY: Final = "knhk.mesh.peer.selection_strategy"
 """How a node samples its gossip peers."""
 
+KNHK_MESH_REBALANCE_CLUSTERS: Final = "knhk.mesh.rebalance.clusters"
+"""Number of latency clusters after a rebalance."""
+
 KNHK_MESH_REGION: Final = "knhk.mesh.region"
 """Region of the agent, used by geographic peer selection and multi-region topologies."""
 
@@ -95,9 +98,6 @@ KNHK_MESH_TICK_OPERATION: Final = "knhk.mesh.tick.operation"
 
 KNHK_MESH_TOPOLOGY: Final = "knhk.mesh.topology"
 """Deployment topology of the mesh."""
-
-KNHK_MESH_TOPOLOGY_CLUSTERS: Final = "knhk.mesh.topology.clusters"
-"""Number of latency clusters after a rebalance."""
 
 NETWORK_PEER_ADDRESS: Final = "network.peer.address"
 """Peer address of the network connection - IP address or Unix domain socket name."""

@@ -472,7 +472,7 @@ def start_state_merge(
 _SPEC_START_TOPOLOGY_REBALANCE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.node.id", "string", True),
     ("knhk.mesh.topology", attributes.Topology, True),
-    ("knhk.mesh.topology.clusters", "int", True),
+    ("knhk.mesh.rebalance.clusters", "int", True),
     ("knhk.mesh.peer.selection_strategy", attributes.PeerSelectionStrategy, False),
 )
 
@@ -482,7 +482,7 @@ def start_topology_rebalance(
     *,
     node_id: str,
     topology: attributes.Topology | attributes.TopologyValue,
-    topology_clusters: int,
+    rebalance_clusters: int,
     peer_selection_strategy: (
         attributes.PeerSelectionStrategy | attributes.PeerSelectionStrategyValue | None
     ) = None,
@@ -495,7 +495,7 @@ def start_topology_rebalance(
 
     - node_id: `knhk.mesh.node.id`, required. Agent id of the node that emits the telemetry.
     - topology: `knhk.mesh.topology`, required. Deployment topology of the mesh.
-    - topology_clusters: `knhk.mesh.topology.clusters`, required. Number of latency clusters after a
+    - rebalance_clusters: `knhk.mesh.rebalance.clusters`, required. Number of latency clusters after a
       rebalance.
     - peer_selection_strategy: `knhk.mesh.peer.selection_strategy`, recommended. How a node samples its
       gossip peers.
@@ -507,14 +507,14 @@ def start_topology_rebalance(
             (
                 node_id,
                 topology,
-                topology_clusters,
+                rebalance_clusters,
                 peer_selection_strategy,
             ),
         )
     _attributes: dict[str, _types.AttributeValue] = {
         "knhk.mesh.node.id": node_id,
         "knhk.mesh.topology": getattr(topology, "_value_", topology),
-        "knhk.mesh.topology.clusters": topology_clusters,
+        "knhk.mesh.rebalance.clusters": rebalance_clusters,
     }
     if peer_selection_strategy is not None:
         _attributes["knhk.mesh.peer.selection_strategy"] = (
