@@ -81,7 +81,7 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(
     _within_bounds(result)
     assert result.code == 1
     assert result.err.splitlines()[0] == (
-        f"{reg / 'huge.yaml'}:0:0: error[yaml_too_large]: file is larger than 8 MiB, the limit for a "
+        f"{reg / 'huge.yaml'}: error[yaml_too_large]: file is larger than 8 MiB, the limit for a "
         "registry file; split it into several files"
     )
 
@@ -92,7 +92,7 @@ def test_a_missing_registry_is_one_line_naming_it(tmp_path: Path, bounded_cli: B
     assert result.code == 1
     nowhere = tmp_path / "nowhere"
     assert result.err.splitlines()[0] == (
-        f"{nowhere}:0:0: error[file_unreadable]: registry folder {nowhere} does not exist"
+        f"{nowhere}: error[file_unreadable]: registry folder {nowhere} does not exist"
     )
 
 
@@ -102,7 +102,7 @@ def test_an_empty_registry_is_a_warning_not_a_silent_success(tmp_path: Path, bou
     _within_bounds(result)
     assert result.code == 0
     assert result.err.splitlines() == [
-        "empty:0:0: warning[empty_registry]: registry folder empty holds no definition files "
+        "empty: warning[empty_registry]: registry folder empty holds no definition files "
         "(*.yaml, *.yml): nothing to check",
         "✔ empty: 0 files, 0 groups, 0 errors, 1 warnings",
     ]
@@ -119,7 +119,7 @@ def test_a_registry_folder_that_is_a_symlink_loop_is_named(tmp_path: Path, bound
     result = bounded_cli("check", "-r", "a", cwd=tmp_path, timeout=SECONDS)
     _within_bounds(result)
     assert result.code == 1
-    assert result.err.splitlines()[0] == "a:0:0: error[file_unreadable]: registry folder a is a symlink loop"
+    assert result.err.splitlines()[0] == "a: error[file_unreadable]: registry folder a is a symlink loop"
 
 
 def test_symlink_loops_inside_a_registry_are_read_once_and_named(
@@ -141,11 +141,11 @@ def test_symlink_loops_inside_a_registry_are_read_once_and_named(
     assert result.code == 1
     lines = result.err.splitlines()
     assert (
-        "reg/loop1.yaml:0:0: error[file_unreadable]: cannot read file: Too many levels of symbolic links"
+        "reg/loop1.yaml: error[file_unreadable]: cannot read file: Too many levels of symbolic links"
         in lines
     )
     assert (
-        "reg/sub/deeper/back:0:0: warning[symlink_loop]: folder reg/sub/deeper/back leads back to reg/sub "
+        "reg/sub/deeper/back: warning[symlink_loop]: folder reg/sub/deeper/back leads back to reg/sub "
         "(a symlink loop or a second link), already read: skipped (remove the link)"
     ) in lines
 
@@ -192,7 +192,7 @@ def test_a_policy_file_neither_python_nor_rego_is_told_what_policies_are(
     _within_bounds(result)
     assert result.code == 1
     assert result.err.splitlines()[0] == (
-        f"{policy}:0:0: error[policy_file_invalid]: not a policy file: policies are Python files "
+        f"{policy}: error[policy_file_invalid]: not a policy file: policies are Python files "
         "(FILE.py exposing `POLICIES` or `policy_*` functions) or Weaver's Rego policies (FILE.rego, "
         "or a folder of them)"
     )

@@ -97,8 +97,8 @@ def test_live_check_cli_runs_advice_policies_on_a_sample_file(tmp_path: Path, sh
     ("policies", "where"),
     [
         ("advice_broken", "advice_broken/bad.rego:6:"),  # a Rego syntax error: file and line
-        ("no_such_folder", "no_such_folder:0:0: error[policy_file_invalid]: policy file does not exist"),
-        ("empty", "empty:0:0: error[policy_file_invalid]: policy folder holds no .rego file"),
+        ("no_such_folder", "no_such_folder: error[policy_file_invalid]: policy file does not exist"),
+        ("empty", "empty: error[policy_file_invalid]: policy folder holds no .rego file"),
     ],
 )
 def test_a_broken_advice_policy_is_one_line_and_exit_2(

@@ -1,7 +1,7 @@
 """Diagnostics: errors and warnings as values with a place and an id, never exceptions that escape.
 
 Every stage (load, resolve, check) returns these; the CLI renders each as one line:
-`path:line:col: error[id]: message`.
+`path:line:col: error[id]: message` (line and column only where known).
 """
 
 from __future__ import annotations
@@ -39,15 +39,18 @@ class Diagnostic:
                     "message": self.message,
                     "hint": self.hint,
                     "file": self.source.path if self.source else None,
-                    "line": self.source.line if self.source else None,
-                    "col": self.source.col if self.source else None,
+                    "line": self.source.line if self.source and self.source.line else None,
+                    "col": self.source.col if self.source and self.source.col else None,
                 },
                 sort_keys=True,
             )
         if fmt == "gh_workflow_command":
             level = {"error": "error", "warning": "warning", "info": "notice"}[self.severity]
             if self.source:
-                loc = f"file={self.source.path},line={self.source.line},col={self.source.col},"
+                loc = f"file={self.source.path},"
+                if self.source.line:
+                    loc += f"line={self.source.line},"
+                    loc += f"col={self.source.col}," if self.source.col else ""
             else:
                 loc = ""
             esc = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

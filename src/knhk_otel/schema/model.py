@@ -50,7 +50,10 @@ class Source:
     col: int = 0  # 1-based; 0 when unknown
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
+        """`path:line:col`, dropping what is unknown: `file:0:0` reads as a place that is not."""
+        if not self.line:
+            return self.path
+        return f"{self.path}:{self.line}:{self.col}" if self.col else f"{self.path}:{self.line}"
 
 
 @dataclass(frozen=True, slots=True)
