@@ -141,8 +141,7 @@ def test_symlink_loops_inside_a_registry_are_read_once_and_named(
     assert result.code == 1
     lines = result.err.splitlines()
     assert (
-        "reg/loop1.yaml: error[file_unreadable]: cannot read file: Too many levels of symbolic links"
-        in lines
+        "reg/loop1.yaml: error[file_unreadable]: cannot read file: Too many levels of symbolic links" in lines
     )
     assert (
         "reg/sub/deeper/back: warning[symlink_loop]: folder reg/sub/deeper/back leads back to reg/sub "

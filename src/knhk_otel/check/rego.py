@@ -169,9 +169,7 @@ def _is_finding(value: Any) -> bool:
     )
 
 
-def finding_diagnostic(
-    finding: Any, stage: str, policies: RegoPolicies, locate: Any = None
-) -> Diagnostic:
+def finding_diagnostic(finding: Any, stage: str, policies: RegoPolicies, locate: Any = None) -> Diagnostic:
     """One finding of a `deny` rule as a diagnostic (violation → error, improvement → warning)."""
     where = Source(policies.deny_files.get(stage, ""), policies.deny_lines.get(stage, 0), 1)
     if not _is_finding(finding):
@@ -338,9 +336,7 @@ def run_tests(paths: Sequence[str | Path]) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for path in policies.files:
         text = Path(path).read_text(encoding="utf-8")
-        package = next(
-            (m[1] for m in re.finditer(r"^package\s+([\w.]+)", text, re.MULTILINE)), None
-        )
+        package = next((m[1] for m in re.finditer(r"^package\s+([\w.]+)", text, re.MULTILINE)), None)
         for m in re.finditer(r"^(test_\w+)\s", text, re.MULTILINE):
             result = json.loads(policies.engine.eval_query_as_json(f"data.{package}.{m[1]}"))
             values = [e.get("value") for r in result.get("result", []) for e in r.get("expressions", [])]

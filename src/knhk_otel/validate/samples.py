@@ -388,9 +388,7 @@ def _weaver_sample(obj: Any, where: str) -> Sample:
         e = _mapping(obj.get("event") or obj.get("log") or {}, f"{where}.event")
         name = e.get("event_name") or e.get("name") or ""
         if not isinstance(name, str):
-            raise SampleFormatError(
-                f"{where}.event: `event_name` must be a string, got {_json_kind(name)}"
-            )
+            raise SampleFormatError(f"{where}.event: `event_name` must be a string, got {_json_kind(name)}")
         return EventSample(name, _sample_attrs(e.get("attributes"), where))
     if "resource" in obj:
         return ResourceSample(
