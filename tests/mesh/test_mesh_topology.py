@@ -9,7 +9,9 @@ import pytest
 
 from knhk_mesh.cluster import BASE_PORT, MEMORY_HOST, Cluster, build_cluster
 from knhk_mesh.core.config import MeshConfig
+from knhk_mesh.core.registry import PeerRegistry, RegistryPool
 from knhk_mesh.core.topology import (
+    PROVISIONAL_RANKING_SELECTIONS,
     Candidate,
     SelectionStats,
     Strategy,
@@ -76,6 +78,68 @@ def test_hybrid_takes_the_configured_share_from_the_nearest_peers() -> None:
         hits = sum(len(near & set(selector.select(PEERS, 8, rng))) for _ in range(400))
         # 2 of 8 always near, plus the random 6 drawing from the 2 remaining near peers of 10
         assert 400 * (2 + 6 * 2 / 10) * 0.9 < hits < 400 * (2 + 6 * 2 / 10) * 1.1
+
+
+class _CountingPool(RegistryPool):
+    """The registry's pool, counting how often a strategy lists it whole (an O(n) pass)."""
+
+    listings = 0
+
+    def candidates(self) -> list[Candidate]:
+        self.listings += 1
+        return super().candidates()
+
+    def everyone(self) -> list[Candidate]:
+        self.listings += 1
+        return super().everyone()
+
+
+def _registry(n: int) -> PeerRegistry:
+    reg = PeerRegistry()
+    regions = ("near", "mid", "far")
+    for i in range(1, n + 1):
+        agent = i.to_bytes(8, "big")
+        reg.register(agent, ("10.0.0.1", i), i.to_bytes(32, "big"), region=regions[i % 3], now=0.0)
+        reg.set_rtt(agent, (0.010, 0.160, 0.300)[i % 3] + (i % 7) * 1e-4)
+    return reg
+
+
+@pytest.mark.parametrize("strategy", [Strategy.LATENCY, Strategy.HYBRID, Strategy.GEOGRAPHIC])
+def test_a_round_samples_the_registry_instead_of_listing_it(strategy: Strategy) -> None:
+    """Selection is the round's one-tick operation: ranking happens once per clustering (or every few
+    rounds before the first), never per round, whatever the registry's size."""
+    reg = _registry(3000)
+    pool = _CountingPool(reg, exclude=None, min_reputation=0.5)
+    selector = make_selector(strategy, region="near", nearest_fraction=0.25)
+    rng = random.Random(4)
+    rounds = 5 * PROVISIONAL_RANKING_SELECTIONS
+    for _ in range(rounds):
+        assert len(set(selector.select(pool, 4, rng))) == 4
+    assert pool.listings == rounds // PROVISIONAL_RANKING_SELECTIONS  # provisional rankings only
+    selector.rebalance(cluster_peers(reg.candidates()))
+    pool.listings = 0
+    for _ in range(rounds):
+        picked = selector.select(pool, 4, rng)
+        assert len(set(picked)) == 4
+        if strategy is not Strategy.HYBRID:  # k - 1 near targets from the nearest cluster, one bridge
+            assert sum(reg.get(a).region == "near" for a in picked) == 3  # type: ignore[union-attr]
+    assert pool.listings == 1  # one ranking for the clustering, then samples only
+
+
+def test_a_peer_that_falls_from_standing_is_not_picked_from_a_cached_ranking() -> None:
+    reg = _registry(30)
+    selector = make_selector(Strategy.LATENCY)
+    selector.rebalance(cluster_peers(reg.candidates()))
+    near = [a for a, region, _, _ in reg.standings() if region == "near"]
+    fallen = set(near[:-2])
+    for agent in fallen:  # all near peers but two lose their standing after the clustering
+        reg.update_reputation(agent, -1.0)
+    pool = RegistryPool(reg, exclude=None, min_reputation=0.5)
+    rng = random.Random(8)
+    for _ in range(200):
+        picked = selector.select(pool, 4, rng)
+        assert not fallen & set(picked)
+        assert len(set(picked)) == 4 and set(near[-2:]) <= set(picked)  # the near ones left, + bridges
 
 
 def test_random_selection_is_uniform_and_ignores_clusters() -> None:

@@ -73,7 +73,7 @@ from knhk_mesh.core.messages import (
 )
 from knhk_mesh.core.partition import Check, PartitionDetector, PartitionStatus
 from knhk_mesh.core.regions import GLOBAL_SUMMARY_KEY, GlobalSummary, RegionalRole
-from knhk_mesh.core.registry import PeerRegistry
+from knhk_mesh.core.registry import PeerRegistry, RegistryPool
 from knhk_mesh.core.security import (
     PENALTIES,
     Identity,
@@ -84,7 +84,14 @@ from knhk_mesh.core.security import (
     verify_record,
 )
 from knhk_mesh.core.state import EMPTY, Applied, State
-from knhk_mesh.core.topology import Candidate, Strategy, TopologyKind, TopologyManager, cluster_peers
+from knhk_mesh.core.topology import (
+    Candidate,
+    ListPool,
+    Strategy,
+    TopologyKind,
+    TopologyManager,
+    cluster_peers,
+)
 from knhk_mesh.core.wire import (
     CHILD_HASHES_BYTES,
     FRAME_OVERHEAD,
@@ -475,19 +482,26 @@ class MeshEngine:
             peers = self._sample(k)
             topo.count(peers, self.registry.rtt)
             return peers
-        return topo.select(self._candidates(), k, self.rng, self.registry.rtt)
+        return topo.select(self._pool(), k, self.rng, self.registry.rtt)
+
+    def _pool(self) -> RegistryPool:
+        return RegistryPool(self.registry, exclude=self.agent_id, min_reputation=self.config.min_reputation)
 
     def _choose_among(self, members: list[AgentId], k: int) -> list[AgentId]:
-        """The configured strategy, narrowed to `members` (this agent's region)."""
-        allowed = set(members)
-        candidates = [c for c in self._candidates() if c.agent_id in allowed]
-        return self.topology.selector.select(candidates, k, self.rng)
+        """The configured strategy, narrowed to `members` (this agent's region): O(region), not O(n)."""
+        reg, pool = self.registry, self._pool()
+        candidates = []
+        for agent in members:
+            info = reg.get(agent) if pool.eligible(agent) else None
+            if info is not None:
+                candidates.append(Candidate(agent, info.rtt, info.region))
+        return self.topology.selector.select(ListPool(candidates, pool.everyone), k, self.rng)
 
     def _ping_target(self, peers: list[AgentId]) -> AgentId:
         """Random selection pings a target it gossips with anyway; the others explore unmeasured peers."""
         if self.topology.strategy is Strategy.RANDOM:
             return peers[-1]
-        return self.topology.ping_target(self._candidates(), self.rng) or peers[-1]
+        return self.topology.ping_target(self._pool(), self.rng, self.registry.rtt) or peers[-1]
 
     def _rebalance(self, now: float) -> None:
         """Re-cluster the peers by region and RTT (core.topology) and report the new topology."""

@@ -535,3 +535,27 @@ class PeerRegistry:
         for agent_id, _ in stale:
             self.remove(agent_id)
         return stale
+
+
+class RegistryPool:
+    """The registry as a topology `CandidatePool`: eligibility and uniform samples per call, O(k)."""
+
+    def __init__(self, registry: PeerRegistry, *, exclude: AgentId | None, min_reputation: float) -> None:
+        self._registry = registry
+        self._exclude = exclude
+        self._floor = min_reputation - 1e-9
+        self._min_reputation = min_reputation
+
+    def eligible(self, agent: AgentId) -> bool:
+        reg = self._registry
+        slot = reg.slot_of(agent)
+        return slot >= 0 and agent != self._exclude and reg._reputation[slot] >= self._floor
+
+    def sample(self, k: int, rng: random.Random) -> list[AgentId]:
+        return self._registry.random_peers(k, rng, exclude=self._exclude, min_reputation=self._min_reputation)
+
+    def candidates(self) -> list[Candidate]:
+        return self._registry.candidates(exclude=self._exclude, min_reputation=self._min_reputation)
+
+    def everyone(self) -> list[Candidate]:
+        return self._registry.candidates(exclude=self._exclude)

@@ -105,12 +105,62 @@ def cluster_peers(candidates: Iterable[Candidate]) -> Clustering:
     return Clustering(tuple(found), rank)
 
 
+class CandidatePool(Protocol):
+    """The peers a strategy may pick, asked about a few at a time: a registry holds up to a million,
+    and a round's selection must cost O(k), not O(n) (its tick budget is one tick)."""
+
+    def eligible(self, agent: AgentId) -> bool:
+        """May `agent` be a target now (known, in good standing, not this node, inside the pool)?"""
+        ...
+
+    def sample(self, k: int, rng: random.Random) -> list[AgentId]:
+        """Up to k distinct eligible peers, uniformly."""
+        ...
+
+    def candidates(self) -> list[Candidate]:
+        """Every eligible peer: O(n), only for fallbacks when sampling cannot find enough."""
+        ...
+
+    def everyone(self) -> list[Candidate]:
+        """Every known peer whatever its standing (the whole registry): what rankings are built from."""
+        ...
+
+
+class ListPool:
+    """A pool over an explicit candidate list (tests, a region's members); `everyone` may be wider."""
+
+    def __init__(
+        self, candidates: Sequence[Candidate], everyone: Callable[[], list[Candidate]] | None = None
+    ) -> None:
+        self._list = list(candidates)
+        self._ids = {c.agent_id for c in self._list}
+        self._everyone = everyone
+
+    def eligible(self, agent: AgentId) -> bool:
+        return agent in self._ids
+
+    def sample(self, k: int, rng: random.Random) -> list[AgentId]:
+        return [c.agent_id for c in rng.sample(self._list, min(k, len(self._list)))]
+
+    def candidates(self) -> list[Candidate]:
+        return list(self._list)
+
+    def everyone(self) -> list[Candidate]:
+        return self._everyone() if self._everyone is not None else list(self._list)
+
+
+def _pool(candidates: CandidatePool | Sequence[Candidate]) -> CandidatePool:
+    return ListPool(candidates) if isinstance(candidates, Sequence) else candidates
+
+
 class PeerSelector(Protocol):
     """A peer-selection strategy: `select` is called every round, `rebalance` after each clustering."""
 
     name: Strategy
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]: ...
+    def select(
+        self, candidates: CandidatePool | Sequence[Candidate], k: int, rng: random.Random
+    ) -> list[AgentId]: ...
 
     def rebalance(self, clustering: Clustering) -> None: ...
 
@@ -120,21 +170,44 @@ class RandomSelector:
 
     name = Strategy.RANDOM
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
-        return [c.agent_id for c in rng.sample(list(candidates), min(k, len(candidates)))]
+    def select(
+        self, candidates: CandidatePool | Sequence[Candidate], k: int, rng: random.Random
+    ) -> list[AgentId]:
+        return _pool(candidates).sample(k, rng)
 
     def rebalance(self, clustering: Clustering) -> None:
         return None
 
 
+#: Peers sampled when choosing whom to ping (an unmeasured one among them is preferred).
+PING_SAMPLE = 16
+
+#: Before the first clustering, peers are ranked by raw RTT, which moves: the ranking is rebuilt
+#: every this many selections (after a clustering it holds until the next one).
+PROVISIONAL_RANKING_SELECTIONS = 10
+
+
+class _Ranking(NamedTuple):
+    groups: tuple[tuple[float, tuple[AgentId, ...]], ...]  # finite ranks, nearest first
+    rank: dict[AgentId, float]  # every ranked peer (inf = not known to be near)
+
+
 class _NearFirst:
-    """Shared machinery: `near` targets from the nearest candidates, the rest uniformly from the others."""
+    """Shared machinery: `near` targets from the nearest candidates, the rest uniformly from the others.
+
+    Peers are ranked once per clustering (not once per round): a round then samples inside the
+    nearest groups and draws the rest from the pool's uniform sampler, checking eligibility per
+    pick, so it costs O(k) and not O(n); only when sampling cannot find enough does it list the pool.
+    """
 
     def __init__(self) -> None:
         self.clustering = Clustering()
+        self._ranking: _Ranking | None = None
+        self._ranking_uses = 0
 
     def rebalance(self, clustering: Clustering) -> None:
         self.clustering = clustering
+        self._ranking = None
 
     def _rank(self, c: Candidate) -> float:
         """Lower is nearer: the cluster's rank after a rebalance, the raw RTT before (or for newcomers)."""
@@ -145,33 +218,108 @@ class _NearFirst:
             return math.inf  # met since the last rebalance: not known to be near
         return c.rtt if c.rtt > 0.0 else math.inf
 
+    def _ranked(self, pool: CandidatePool) -> _Ranking:
+        provisional = not self.clustering.clusters
+        stale = provisional and self._ranking_uses >= PROVISIONAL_RANKING_SELECTIONS
+        if self._ranking is None or stale:
+            rank = {c.agent_id: self._rank(c) for c in pool.everyone()}
+            by_rank: dict[float, list[AgentId]] = {}
+            for agent, r in rank.items():
+                if r != math.inf:
+                    by_rank.setdefault(r, []).append(agent)
+            groups = tuple((r, tuple(sorted(by_rank[r]))) for r in sorted(by_rank))
+            self._ranking = _Ranking(groups, rank)
+            self._ranking_uses = 0
+        self._ranking_uses += 1
+        return self._ranking
+
     def _pick(
-        self, candidates: Sequence[Candidate], near: int, k: int, rng: random.Random, *, bridge: bool
+        self,
+        candidates: CandidatePool | Sequence[Candidate],
+        near: int,
+        k: int,
+        rng: random.Random,
+        *,
+        bridge: bool,
     ) -> list[AgentId]:
         """`near` nearest targets, the rest at random; a `bridge` rest lies beyond the nearest picked."""
-        k = min(k, len(candidates))
-        near = min(near, k)
-        by_rank: dict[float, list[Candidate]] = {}
-        for c in candidates:
-            by_rank.setdefault(self._rank(c), []).append(c)
-        ranks = sorted(by_rank)
-        chosen: list[Candidate] = []
+        pool = _pool(candidates)
+        ranking = self._ranked(pool)
+        chosen: list[AgentId] = []
+        taken: set[AgentId] = set()
         farthest = -math.inf
-        for rank in ranks:  # nearest first; inside one rank (a cluster) at random, so targets vary
-            if len(chosen) >= near or rank == math.inf:
+        for rank, group in ranking.groups:  # nearest first; inside one rank (a cluster) at random
+            if len(chosen) >= near:
                 break
-            group = by_rank[rank]
-            chosen += rng.sample(group, min(len(group), near - len(chosen)))
-            farthest = rank
-        if len(chosen) < k:
-            taken = {c.agent_id for c in chosen}
-            beyond = [c for r in ranks if r > farthest for c in by_rank[r]] if bridge and chosen else []
-            if len(beyond) >= k - len(chosen):
-                rest = beyond
-            else:
-                rest = [c for c in candidates if c.agent_id not in taken]
-            chosen += rng.sample(rest, k - len(chosen))
-        return [c.agent_id for c in chosen]
+            picks = _sample_from(group, near - len(chosen), rng, pool.eligible, taken)
+            if picks:
+                chosen += picks
+                taken.update(picks)
+                farthest = rank
+        want = k - len(chosen)
+        if want <= 0:
+            return chosen[:k]
+        rank_of = ranking.rank.get
+        if bridge and chosen:
+            beyond = _draw(pool, want, rng, lambda a: a not in taken and rank_of(a, math.inf) > farthest)
+            if len(beyond) < want:  # too few found by sampling: count them exactly
+                listed = [c.agent_id for c in pool.candidates() if c.agent_id not in taken]
+                far = [a for a in listed if rank_of(a, math.inf) > farthest]
+                beyond = rng.sample(far, want) if len(far) >= want else []
+                if not beyond:
+                    return chosen + rng.sample(listed, min(want, len(listed)))
+            return chosen + beyond
+        rest = _draw(pool, want, rng, lambda a: a not in taken)
+        if len(rest) < want:
+            listed = [c.agent_id for c in pool.candidates() if c.agent_id not in taken]
+            rest = rng.sample(listed, min(want, len(listed)))
+        return chosen + rest
+
+
+def _sample_from(
+    group: Sequence[AgentId],
+    want: int,
+    rng: random.Random,
+    eligible: Callable[[AgentId], bool],
+    taken: set[AgentId],
+) -> list[AgentId]:
+    """Up to `want` distinct eligible members of `group`, uniformly: a few random probes, then the
+    eligible members listed when probing misses (a small or mostly ineligible group)."""
+    picks: list[AgentId] = []
+    tried: set[int] = set()
+    n = len(group)
+    for _ in range(4 * want + 4):
+        if len(picks) >= want or len(tried) >= n:
+            break
+        i = rng.randrange(n)
+        if i in tried:
+            continue
+        tried.add(i)
+        agent = group[i]
+        if agent not in taken and eligible(agent):
+            picks.append(agent)
+    if len(picks) < want and len(tried) < n:
+        rest = [a for i, a in enumerate(group) if i not in tried and a not in taken and eligible(a)]
+        picks += rng.sample(rest, min(len(rest), want - len(picks)))
+    return picks
+
+
+def _draw(
+    pool: CandidatePool, want: int, rng: random.Random, keep: Callable[[AgentId], bool]
+) -> list[AgentId]:
+    """Up to `want` distinct uniform picks of the pool that `keep` accepts, from a few bounded samples
+    (uniform among the kept ones: a uniform sample filtered by a predicate stays uniform)."""
+    out: list[AgentId] = []
+    seen: set[AgentId] = set()
+    for _ in range(4):
+        for agent in pool.sample(2 * want + 4, rng):
+            if agent not in seen:
+                seen.add(agent)
+                if keep(agent):
+                    out.append(agent)
+                    if len(out) == want:
+                        return out
+    return out
 
 
 class LatencySelector(_NearFirst):
@@ -179,7 +327,9 @@ class LatencySelector(_NearFirst):
 
     name = Strategy.LATENCY
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+    def select(
+        self, candidates: CandidatePool | Sequence[Candidate], k: int, rng: random.Random
+    ) -> list[AgentId]:
         return self._pick(candidates, _near_share(k, rng), k, rng, bridge=True)
 
 
@@ -192,7 +342,9 @@ class HybridSelector(_NearFirst):
         super().__init__()
         self.nearest_fraction = nearest_fraction
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+    def select(
+        self, candidates: CandidatePool | Sequence[Candidate], k: int, rng: random.Random
+    ) -> list[AgentId]:
         exact = k * self.nearest_fraction
         near = int(exact) + (1 if rng.random() < exact - int(exact) else 0)  # the fraction, on average
         return self._pick(candidates, near, k, rng, bridge=False)
@@ -210,7 +362,9 @@ class GeographicSelector(_NearFirst):
     def _rank(self, c: Candidate) -> float:
         return 0.0 if c.region == self.region else 1.0 + super()._rank(c) / 1e6
 
-    def select(self, candidates: Sequence[Candidate], k: int, rng: random.Random) -> list[AgentId]:
+    def select(
+        self, candidates: CandidatePool | Sequence[Candidate], k: int, rng: random.Random
+    ) -> list[AgentId]:
         return self._pick(candidates, _near_share(k, rng), k, rng, bridge=True)
 
 
@@ -303,7 +457,11 @@ class TopologyManager:
         return round_no > 0 and round_no % self.rebalance_every_rounds == 0
 
     def select(
-        self, candidates: Sequence[Candidate], k: int, rng: random.Random, rtt_of: Callable[[AgentId], float]
+        self,
+        candidates: CandidatePool | Sequence[Candidate],
+        k: int,
+        rng: random.Random,
+        rtt_of: Callable[[AgentId], float],
     ) -> list[AgentId]:
         """The strategy's targets among `candidates`, counted in `stats` (RTT looked up by `rtt_of`)."""
         targets = self.selector.select(candidates, k, rng)
@@ -342,9 +500,13 @@ class TopologyManager:
             links=tuple(Link(c.agent_id, c.rtt) for c in sorted(candidates, key=lambda c: c.agent_id)),
         )
 
-    def ping_target(self, candidates: Sequence[Candidate], rng: random.Random) -> AgentId | None:
-        """Whom to ping: an unmeasured peer while there is one (latency needs every RTT), else any."""
-        if not candidates:
+    def ping_target(
+        self, pool: CandidatePool, rng: random.Random, rtt_of: Callable[[AgentId], float]
+    ) -> AgentId | None:
+        """Whom to ping: an unmeasured peer among a few sampled ones (latency needs every RTT), else one
+        of them (refreshing its RTT). Sampled, not listed: a round costs O(k) however large the mesh."""
+        sample = pool.sample(PING_SAMPLE, rng)
+        if not sample:
             return None
-        unmeasured = [c for c in candidates if c.rtt <= 0.0]
-        return rng.choice(unmeasured or list(candidates)).agent_id
+        unmeasured = [a for a in sample if rtt_of(a) <= 0.0]
+        return rng.choice(unmeasured or sample)
