@@ -132,3 +132,58 @@ def test_a_copy_is_independent_of_its_original() -> None:
     assert _id(5) in reg and _id(500) not in reg and reg.reputation(_id(6)) == 1.0
     assert _id(5) not in twin and twin.agent_at(("10.9.9.9", 1)) == _id(500)
     assert all(twin.get(_id(i)) == reg.get(_id(i)) for i in range(100) if i not in (5, 6))
+
+
+def test_random_peers_keep_eligibility_through_removals_and_recovery_at_large_n() -> None:
+    """Penalised peers stay out of samples when removals move them to other slots, come back once fully
+    recovered, and every eligible peer is still drawn about equally often."""
+    n = 20_000
+    reg = _fill(n)
+    rng = random.Random(11)
+    low = set(rng.sample(range(n), 400))
+    for i in low:
+        reg.update_reputation(_id(i), -0.6)  # under 0.5: ignored
+    partly = set(rng.sample(sorted(set(range(n)) - low), 300))
+    for i in partly:
+        reg.update_reputation(_id(i), -0.2)  # 0.8: eligible at 0.5, not at 1.0
+    removed = set(rng.sample(range(n), 5000))  # swap-removal moves the last slots into the holes
+    for i in removed:
+        assert reg.remove(_id(i))
+    recovered = set(rng.sample(sorted(low - removed), 50))
+    for i in recovered:
+        reg.update_reputation(_id(i), 1.0)
+    me = next(i for i in range(n) if i not in removed and i not in low and i not in partly)
+    ignored = (low - recovered) | removed | {me}
+    counts: dict[int, int] = {}
+    for _ in range(3000):
+        picked = reg.random_peers(10, rng, exclude=_id(me), min_reputation=0.5)
+        assert len(picked) == 10 and len(set(picked)) == 10
+        for p in picked:
+            i = int.from_bytes(p, "big")
+            assert i not in ignored, i
+            counts[i] = counts.get(i, 0) + 1
+    assert recovered & set(counts)  # recovered peers are drawn again
+    eligible = n - len(ignored)
+    # 30,000 draws over ~14,650 eligible peers: about 2 each; no peer far above what chance gives
+    assert len(counts) > 0.8 * eligible and max(counts.values()) < 15
+    for _ in range(500):
+        strict = reg.random_peers(10, rng, min_reputation=1.0)
+        assert all(reg.reputation(p) == 1.0 for p in strict)
+    assert reg.random_peers(10, rng, min_reputation=1.5) == []
+
+
+def test_a_copy_samples_by_its_own_reputations() -> None:
+    reg = _fill(20)
+    reg.update_reputation(_id(3), -0.9)
+    reg.update_reputation(_id(7), -0.9)
+    twin = reg.copy()
+    twin.update_reputation(_id(4), -0.9)
+    twin.update_reputation(_id(3), 1.0)
+    rng = random.Random(5)
+    seen_reg: set[bytes] = set()
+    seen_twin: set[bytes] = set()
+    for _ in range(200):
+        seen_reg.update(reg.random_peers(10, rng, min_reputation=0.5))
+        seen_twin.update(twin.random_peers(10, rng, min_reputation=0.5))
+    assert seen_reg == {_id(i) for i in range(20)} - {_id(3), _id(7)}
+    assert seen_twin == {_id(i) for i in range(20)} - {_id(4), _id(7)}
