@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from knhk_mesh.core.messages import DIGEST_BYTES, SHORT_FINGERPRINT_BYTES, AgentId, Entry, NodeId
-from knhk_mesh.core.wire import TREE_DEPTH, TREE_FANOUT
+from knhk_mesh.core.wire import CHILD_HASHES_BYTES, TREE_DEPTH, TREE_FANOUT
 
 LEAVES = TREE_FANOUT**TREE_DEPTH
 EMPTY = bytes(DIGEST_BYTES)
@@ -31,6 +31,7 @@ _LEAF_DOMAIN = b"knhk-mesh/leaf/2\x00"
 _NODE_DOMAIN = b"knhk-mesh/node/2\x00"
 _LEAF_SHIFT = 64 - (LEAVES.bit_length() - 1)
 _FP_SHIFT = 8 * (DIGEST_BYTES - SHORT_FINGERPRINT_BYTES)
+_NO_CHILDREN = bytes(CHILD_HASHES_BYTES)
 
 
 def leaf_of(agent: AgentId, key: str) -> int:
@@ -62,18 +63,38 @@ class ApplyResult:
     conflict: Entry | None = None  # a different entry already held for the same (agent, version)
 
 
+# The results without a conflict, built once (apply runs per merged entry; the results are immutable).
+_NEW = ApplyResult(Applied.NEW)
+_DUPLICATE = ApplyResult(Applied.DUPLICATE)
+_STALE = ApplyResult(Applied.STALE)
+
+
 class State:
     """A replica of the mesh's replicated key-value state."""
 
-    __slots__ = ("_by_agent", "_by_version", "_dirty", "_leaf", "_leaves", "_levels", "_size", "_top")
+    __slots__ = (
+        "_by_agent",
+        "_by_version",
+        "_dirty",
+        "_leaf",
+        "_leaves",
+        "_levels",
+        "_root",
+        "_size",
+        "_top",
+    )
 
     def __init__(self) -> None:
         self._by_agent: dict[AgentId, dict[str, Entry]] = {}
         self._by_version: dict[tuple[AgentId, int], Entry] = {}
         self._leaves: list[dict[tuple[AgentId, str], Entry] | None] = [None] * LEAVES
         self._leaf: dict[tuple[AgentId, str], int] = {}
-        # _levels[d][p]: hash of node (d, p); _levels[TREE_DEPTH] are the leaves
-        self._levels: list[list[bytes]] = [[EMPTY] * (TREE_FANOUT**d) for d in range(TREE_DEPTH + 1)]
+        # _levels[d]: the hashes of depth d's nodes, DIGEST_BYTES each in prefix order (the leaves at
+        # TREE_DEPTH), so a node's children are one contiguous slice of the level below
+        self._levels: list[bytearray] = [
+            bytearray(DIGEST_BYTES * TREE_FANOUT**d) for d in range(TREE_DEPTH + 1)
+        ]
+        self._root = EMPTY
         self._dirty: set[int] = set()
         self._size = 0
         self._top: dict[AgentId, int] = {}  # highest version seen per agent: a counter, never a claim
@@ -83,8 +104,9 @@ class State:
     @property
     def digest(self) -> bytes:
         """The Merkle root."""
-        self._refresh()
-        return self._levels[0][0]
+        if self._dirty:
+            self._refresh()
+        return self._root
 
     def __len__(self) -> int:
         return self._size
@@ -121,14 +143,13 @@ class State:
     def node_hash(self, node: NodeId) -> bytes:
         self._refresh()
         depth, prefix = node
-        return self._levels[depth][prefix]
+        return bytes(self._levels[depth][prefix * DIGEST_BYTES : (prefix + 1) * DIGEST_BYTES])
 
     def children(self, node: NodeId) -> bytes:
         """The concatenated hashes of an inner node's children."""
         self._refresh()
         depth, prefix = node
-        below = self._levels[depth + 1]
-        return b"".join(below[prefix * TREE_FANOUT : (prefix + 1) * TREE_FANOUT])
+        return bytes(self._levels[depth + 1][prefix * CHILD_HASHES_BYTES : (prefix + 1) * CHILD_HASHES_BYTES])
 
     def entries_under(self, node: NodeId) -> Iterator[Entry]:
         """Every entry in the subtree, leaf by leaf (a stable order, so a cut stream resumes well)."""
@@ -151,64 +172,79 @@ class State:
         return [e for e in regs.values() if short_fingerprint(e) not in known]
 
     def _refresh(self) -> None:
-        if not self._dirty:
+        dirty = self._dirty
+        if not dirty:
             return
-        leaves = self._levels[TREE_DEPTH]
-        for leaf in self._dirty:
-            regs = self._leaves[leaf]
-            if not regs:
-                leaves[leaf] = EMPTY
-                continue
-            h = hashlib.blake2b(_LEAF_DOMAIN, digest_size=DIGEST_BYTES)
-            for fp in sorted(e.fingerprint for e in regs.values()):
-                h.update(fp.to_bytes(DIGEST_BYTES, "big"))
-            leaves[leaf] = h.digest()
-        changed = self._dirty
         self._dirty = set()
+        blake2b, width = hashlib.blake2b, DIGEST_BYTES
+        levels = self._levels
+        leaves = levels[TREE_DEPTH]
+        for leaf in dirty:
+            regs = self._leaves[leaf]
+            at = leaf * width
+            if not regs:
+                leaves[at : at + width] = EMPTY
+                continue
+            h = blake2b(_LEAF_DOMAIN, digest_size=width)
+            for fp in sorted(e.fingerprint for e in regs.values()):
+                h.update(fp.to_bytes(width, "big"))
+            leaves[at : at + width] = h.digest()
+        changed = dirty
+        span = CHILD_HASHES_BYTES
         for depth in range(TREE_DEPTH - 1, -1, -1):
-            below, level = self._levels[depth + 1], self._levels[depth]
+            below, level = levels[depth + 1], levels[depth]
             parents = {c // TREE_FANOUT for c in changed}
             for p in parents:
-                kids = b"".join(below[p * TREE_FANOUT : (p + 1) * TREE_FANOUT])
-                level[p] = (
+                kids = below[p * span : (p + 1) * span]
+                at = p * width
+                level[at : at + width] = (
                     EMPTY
-                    if kids.count(0) == len(kids)
-                    else hashlib.blake2b(_NODE_DOMAIN + kids, digest_size=DIGEST_BYTES).digest()
+                    if kids == _NO_CHILDREN
+                    else blake2b(_NODE_DOMAIN + kids, digest_size=width).digest()
                 )
             changed = parents
+        self._root = bytes(levels[0])
 
     # --- writing ----------------------------------------------------------------------------------
 
     def apply(self, entry: Entry) -> ApplyResult:
         """Join one (already validated) entry into the state."""
-        held_same_version = self._by_version.get((entry.agent, entry.version))
-        conflict = held_same_version if held_same_version is not None and held_same_version != entry else None
-        regs = self._by_agent.get(entry.agent)
+        agent, version, key = entry.agent, entry.version, entry.key
+        by_version = self._by_version
+        held_same_version = by_version.get((agent, version))
+        conflict = (
+            held_same_version
+            if held_same_version is not None and held_same_version is not entry and held_same_version != entry
+            else None
+        )
+        regs = self._by_agent.get(agent)
         if regs is None:
-            regs = self._by_agent[entry.agent] = {}
-        current = regs.get(entry.key)
-        register = (entry.agent, entry.key)
+            regs = self._by_agent[agent] = {}
+        current = regs.get(key)
+        register = (agent, key)
         if current is not None:
-            if current == entry:
-                return ApplyResult(Applied.DUPLICATE)
-            if (current.version, current.fingerprint) > (entry.version, entry.fingerprint):
-                return ApplyResult(Applied.STALE, conflict)
-            if self._by_version.get((current.agent, current.version)) == current:
-                del self._by_version[(current.agent, current.version)]
+            if current is entry or current == entry:
+                return _DUPLICATE
+            if (current.version, current.fingerprint) > (version, entry.fingerprint):
+                return _STALE if conflict is None else ApplyResult(Applied.STALE, conflict)
+            superseded = (current.agent, current.version)
+            held = by_version.get(superseded)
+            if held is current or held == current:
+                del by_version[superseded]
             leaf = self._leaf[register]
         else:
-            leaf = self._leaf[register] = leaf_of(entry.agent, entry.key)
+            leaf = self._leaf[register] = leaf_of(agent, key)
             self._size += 1
-        regs[entry.key] = entry
+        regs[key] = entry
         bucket = self._leaves[leaf]
         if bucket is None:
             bucket = self._leaves[leaf] = {}
         bucket[register] = entry
         self._dirty.add(leaf)
-        self._by_version.setdefault((entry.agent, entry.version), entry)
-        if entry.version > self._top.get(entry.agent, 0):
-            self._top[entry.agent] = entry.version
-        return ApplyResult(Applied.NEW, conflict)
+        by_version.setdefault((agent, version), entry)
+        if version > self._top.get(agent, 0):
+            self._top[agent] = version
+        return _NEW if conflict is None else ApplyResult(Applied.NEW, conflict)
 
     def apply_all(self, entries: Iterable[Entry]) -> None:
         for e in entries:
