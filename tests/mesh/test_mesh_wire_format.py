@@ -164,3 +164,119 @@ def test_a_record_is_signed_by_its_member_and_a_rotation_by_the_previous_key() -
     entry = rotated.sign_entry(1, "k", b"v")
     assert entry.epoch == 1 and verify_entry(rotated.public_key, entry)
     assert not verify_entry(ALICE.public_key, entry)
+
+
+def test_verify_agrees_with_pynacl_on_good_forged_and_malformed_inputs() -> None:
+    """`verify` calls libsodium below PyNaCl's VerifyKey: every verdict must be VerifyKey's."""
+    from nacl.exceptions import CryptoError
+    from nacl.signing import VerifyKey
+
+    def pynacl(key: object, message: object, signature: object) -> bool:
+        try:
+            VerifyKey(key).verify(message, signature)  # type: ignore[arg-type]
+        except (CryptoError, ValueError, TypeError):
+            return False
+        return True
+
+    rng = random.Random(9)
+    key = SigningKey(rng.randbytes(32))
+    public = bytes(key.verify_key)
+    other = bytes(SigningKey(rng.randbytes(32)).verify_key)
+    cases: list[tuple[object, object, object]] = []
+    for size in (0, 1, 63, 64, 65, 1000, MAX_MESSAGE_BYTES):
+        message = rng.randbytes(size)
+        signature = key.sign(message).signature
+        flipped = bytes([signature[0] ^ 1]) + signature[1:]
+        cases += [
+            (public, message, signature),
+            (other, message, signature),
+            (public, message, flipped),
+            (public, message + b"x", signature),
+            (public, message, signature[:63]),
+            (public, message, signature + b"\0"),
+            (public[:31], message, signature),
+            (public, message, bytes(64)),
+            (bytes(32), message, signature),
+        ]
+    message = b"typed"
+    signature = key.sign(message).signature
+    cases += [
+        (public, message, bytearray(signature)),
+        (bytearray(public), message, signature),
+        (public, memoryview(message), signature),
+        (public, "typed", signature),
+        (None, message, signature),
+        (public, message, None),
+    ]
+    verdicts = [verify(k, m, s) for k, m, s in cases]  # type: ignore[arg-type]
+    assert verdicts == [pynacl(k, m, s) for k, m, s in cases]
+    assert sum(verdicts) == 8  # each size's own signature, and the memoryview message
+
+
+def _entry_verdict(decoder: object, fields: object) -> object:
+    try:
+        entry = decoder(fields)  # type: ignore[operator]
+    except ProtocolError as exc:
+        return (exc.reason, exc.detail)
+    return (entry, entry.signed, entry.fingerprint)
+
+
+def test_the_fast_entry_decoder_accepts_and_refuses_exactly_what_the_checked_one_does() -> None:
+    from knhk_mesh.core.wire import MAX_KEY_CHARS, MAX_ROTATIONS, U64_MAX, _checked_entry, _entry
+
+    good: list[object] = [b"a" * 8, 0, 1, "k", b"v", b"s" * 64]
+    variants: list[object] = [good, [*good[:5]], [*good, b""], tuple(good), "entry", None]
+    replacements: dict[int, list[object]] = {
+        0: [b"a" * 7, b"a" * 9, bytearray(b"a" * 8), "a" * 8, None],
+        1: [MAX_ROTATIONS, MAX_ROTATIONS + 1, -1, True, 1.0, None],
+        2: [0, 2, U64_MAX, U64_MAX + 1, -1, False, "1"],
+        3: ["", "k" * MAX_KEY_CHARS, "k" * (MAX_KEY_CHARS + 1), b"k", None],
+        4: [b"", b"v" * MAX_MESSAGE_BYTES, b"v" * (MAX_MESSAGE_BYTES + 1), "v", bytearray(b"v")],
+        5: [b"s" * 63, b"s" * 65, "s" * 64, None],
+    }
+    for i, values in replacements.items():
+        for value in values:
+            fields = list(good)
+            fields[i] = value
+            variants.append(fields)
+    accepted = 0
+    for fields in variants:
+        fast, checked = _entry_verdict(_entry, fields), _entry_verdict(_checked_entry, fields)
+        assert fast == checked, fields
+        accepted += isinstance(fast, tuple) and len(fast) == 3
+    assert accepted == 8  # good, and the in-range boundaries
+
+
+def test_entry_signed_bytes_are_msgpack_of_the_fields_in_every_thread() -> None:
+    """The per-thread Packer gives exactly `msgpack.packb`'s bytes, also after a failed pack and when
+    threads pack at once."""
+    import threading
+
+    from knhk_mesh.core.messages import ENTRY_DOMAIN, entry_signed_bytes
+
+    def check(seed: int, failures: list[BaseException]) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(300):
+                args = (
+                    rng.randbytes(8),
+                    rng.randrange(17),
+                    rng.randrange(1, 2**64),
+                    "k" * rng.randrange(300),
+                    rng.randbytes(rng.randrange(3000)),
+                )
+                want = ENTRY_DOMAIN + msgpack.packb(list(args), use_bin_type=True)
+                assert entry_signed_bytes(*args) == want
+                with pytest.raises(TypeError):
+                    entry_signed_bytes(args[0], 0, 1, "k", object())  # type: ignore[arg-type]
+        except BaseException as exc:
+            failures.append(exc)
+
+    failures: list[BaseException] = []
+    threads = [threading.Thread(target=check, args=(seed, failures)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    check(99, failures)
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures and not any(t.is_alive() for t in threads)

@@ -1234,19 +1234,25 @@ class MeshEngine:
             return []
         out: list[Entry] = []
         state = self.state
+        evidence = isinstance(body, Evidence)
+        signers: dict[tuple[AgentId, int], bytes | None] = {}  # a frame's entries share few owners
         for e in candidates:
             held = state.get(e.agent, e.key)
-            if held is not None and not isinstance(body, Evidence):
-                if held == e:
+            if held is not None and not evidence:
+                if held is e or held == e:
                     self.ignored["duplicate_entry"] += 1
                     continue
                 if held.version > e.version:
                     self.ignored["stale_entry"] += 1
                     continue
-            key = self._entry_key(e)
+            signer = (e.agent, e.epoch)
+            if signer in signers:
+                key = signers[signer]
+            else:
+                key = signers[signer] = self._entry_key(e)
             if key is None:
                 self.ignored["unverifiable_entry"] += 1
-                if not isinstance(body, Evidence) and self._orphan_count < self.config.max_orphans:
+                if not evidence and self._orphan_count < self.config.max_orphans:
                     # its owner's record may be on its way (frames of one stream overtake each other)
                     self._orphans.setdefault(e.agent, []).append(e)
                     self._orphan_count += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -73,9 +74,20 @@ class Entry:
         object.__setattr__(self, "fingerprint", int.from_bytes(h.digest(), "big"))
 
 
+class _Packers(threading.local):
+    """One msgpack Packer per thread: `msgpack.packb` builds a new Packer (and its buffer) per call, and
+    an entry's signed bytes are packed once per entry decoded."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True)
+
+
+_PACKERS = _Packers()
+
+
 def entry_signed_bytes(agent: AgentId, epoch: int, version: int, key: str, value: bytes) -> bytes:
     """The exact bytes an agent signs for an entry (domain-separated, fixed field order)."""
-    packed: bytes = msgpack.packb([agent, epoch, version, key, value], use_bin_type=True)
+    packed: bytes = _PACKERS.packer.pack([agent, epoch, version, key, value])
     return ENTRY_DOMAIN + packed
 
 

@@ -192,6 +192,29 @@ def _str(x: object, what: str, max_chars: int) -> str:
 
 
 def _entry(x: object) -> Entry:
+    # The common case in one expression (an entry is decoded per entry of every push and reply); any
+    # failure goes through the field-by-field checks below, which name what is wrong.
+    if type(x) is list and len(x) == 6:
+        agent, epoch, version, key, value, signature = x
+        if (
+            type(agent) is bytes
+            and len(agent) == AGENT_ID_BYTES
+            and type(epoch) is int
+            and 0 <= epoch <= MAX_ROTATIONS
+            and type(version) is int
+            and 1 <= version <= U64_MAX
+            and type(key) is str
+            and len(key) <= MAX_KEY_CHARS
+            and type(value) is bytes
+            and len(value) <= MAX_MESSAGE_BYTES
+            and type(signature) is bytes
+            and len(signature) == SIGNATURE_BYTES
+        ):
+            return Entry(agent, version, key, value, signature, epoch)
+    return _checked_entry(x)
+
+
+def _checked_entry(x: object) -> Entry:
     f = _list(x, "entry", 6)
     return Entry(
         agent=_bin(f[0], "entry.agent", AGENT_ID_BYTES),
