@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from knhk_mesh.adversary import Attack
 from knhk_mesh.node_config import WITHHOLDING_RELAY, dump_node_config
 
 HOST = "127.0.0.1"
+EXTRA_SEEDS = 2  # besides node 0, a node joins through up to this many random nodes started before it
 
 
 def region_names(nodes: int, regions: int) -> tuple[str, ...]:
@@ -107,6 +109,7 @@ class LocalCluster:
         self.spec = spec
         self.pki_dir = workdir / "pki"
         self.nodes: list[NodeProcess] = []
+        self.rng = random.Random()
 
     # --- set-up -----------------------------------------------------------------------------------
 
@@ -136,12 +139,24 @@ class LocalCluster:
         self.nodes.append(node)
         return node
 
-    def add_node(self, timeout: float = 60.0) -> NodeProcess:
-        """A late joiner: a new certified honest node that joins through node 0."""
+    def add_node(self, timeout: float = 60.0, *, among: Sequence[NodeProcess] | None = None) -> NodeProcess:
+        """A late joiner: a new certified honest node that joins through node 0 and a few others (of
+        `among`, by default every node started before it)."""
         node = self._new_node()
-        self._spawn(node, (self.nodes[0].quic_port,))
+        self._spawn(node, self.seeds_for(node, self.nodes[:-1] if among is None else among))
         self._await_ports(node, time.monotonic() + timeout)
         return node
+
+    def seeds_for(self, node: NodeProcess, started: Sequence[NodeProcess]) -> tuple[int, ...]:
+        """Node 0 (when it is not `node`) and up to EXTRA_SEEDS random other live nodes of `started`
+        (more when node 0 is the one joining), so no single node's absence keeps a node out."""
+        first = self.nodes[0]
+        others = [
+            n.quic_port for n in started if n is not node and n is not first and n.alive and n.quic_port
+        ]
+        extra = EXTRA_SEEDS if node is not first else EXTRA_SEEDS + 1
+        picked = self.rng.sample(others, min(extra, len(others)))
+        return ((first.quic_port,) if node is not first else ()) + tuple(picked)
 
     def _write_config(self, node: NodeProcess, seeds: Sequence[int]) -> None:
         spec = self.spec
@@ -207,7 +222,10 @@ class LocalCluster:
         raise ClusterError(f"{node.name} did not start listening in time (log {node.log})")
 
     def start(self, timeout: float = 120.0, *, batch: int = 0) -> None:
-        """Node 0 first (every other node's seed), then the rest, then wait for all of them.
+        """Node 0 first, then the rest in waves, each node seeded by node 0 and up to EXTRA_SEEDS
+        random nodes of the waves before it (so node 0 is not a single point of failure); then wait
+        for all of them. A wave is as large as everything started before it (1, 1, 2, 4, ...) and
+        waits only until the one before it listens.
 
         With `batch`, the rest start `batch` at a time, each node seeded by two nodes admitted before
         it (spread over all of them), and the next batch waits until this one is admitted (holds a
@@ -219,8 +237,9 @@ class LocalCluster:
         self._spawn(first, ())
         self._await_ports(first, deadline)
         rest = self.nodes[1:]
-        step = batch if batch > 0 else len(rest) or 1
-        for b in range(0, len(rest), step):
+        b = 0
+        while b < len(rest):
+            step = batch if batch > 0 else b + 1
             group = rest[b : b + step]
             admitted = self.nodes[: b + 1]
             for i, node in enumerate(group):
@@ -228,11 +247,12 @@ class LocalCluster:
                     picks = sorted({(2 * i) % len(admitted), (2 * i + 1) % len(admitted)})
                     self._spawn(node, tuple(admitted[j].quic_port for j in picks))
                 else:
-                    self._spawn(node, (first.quic_port,))
+                    self._spawn(node, self.seeds_for(node, admitted))
             for node in group:
                 self._await_ports(node, deadline)
             if batch > 0:
                 self._await_admitted(group, deadline)
+            b += len(group)
 
     def _await_admitted(self, group: Sequence[NodeProcess], deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -322,9 +342,7 @@ class LocalCluster:
         """Same identity, data folder and QUIC port as before."""
         if node.alive:
             raise ClusterError(f"{node.name} is still running")
-        others = [n.quic_port for n in self.nodes if n is not node and n.alive]
-        seeds = (self.nodes[0].quic_port,) if node.index != 0 else tuple(others[:1])
-        self._spawn(node, seeds)
+        self._spawn(node, self.seeds_for(node, self.nodes))
         self._await_ports(node, time.monotonic() + timeout)
 
     def stop(self, timeout: float = 20.0) -> dict[str, int | None]:

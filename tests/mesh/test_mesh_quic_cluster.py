@@ -1,5 +1,6 @@
 """Node processes over QUIC on loopback: a 16-process mesh converges with zero live-check violations,
-and a node killed with SIGKILL is detected, restarts, catches up and loses no accepted write."""
+a node killed with SIGKILL is detected, restarts, catches up and loses no accepted write, and a node
+joins through earlier nodes while node 0 (everyone's first seed) is down."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from knhk_mesh import pki
-from knhk_mesh.localcluster import ClusterSpec, LocalCluster
+from knhk_mesh.localcluster import ClusterSpec, LocalCluster, NodeProcess
 from knhk_mesh.localcluster import wait_until as _wait
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +154,7 @@ def test_a_revoked_node_is_cut_off_and_leaves_membership(four_nodes: LocalCluste
 
     # its record is no longer gossiped: a newcomer meets every member but never hears of it (had it
     # heard, it would have challenged it and been refused at the handshake)
-    joiner = cluster.add_node()
+    joiner = cluster.add_node(among=others)  # the operator seeds it with members only
     members = {n.node_id for n in others}
     assert _wait(lambda: members <= {p["agent"] for p in cluster.call(joiner, "GET", "/peers")["peers"]}, 30)
     time.sleep(3.0)  # several membership rounds (every 5 rounds of 0.2 s) with every member
@@ -230,3 +232,40 @@ def test_a_key_rotation_over_quic_keeps_the_agent_and_its_standing(four_nodes: L
     assert status["stored_entries"] == 2
     assert cluster.put(node, "after-restart", "still rotated")["version"] == second["version"] + 1
     assert _wait(lambda: cluster.converged(min_entries=3), 30)
+
+
+def _seed_indexes(cluster: LocalCluster, config: Path) -> list[int]:
+    index_of = {n.quic_port: n.index for n in cluster.nodes}
+    return [index_of[int(s.rsplit(":", 1)[1])] for s in yaml.safe_load(config.read_text())["seeds"]]
+
+
+@pytest.mark.slow
+def test_a_node_joins_through_earlier_nodes_while_node_zero_is_down(four_nodes: LocalCluster) -> None:
+    cluster = four_nodes
+    # node 0 and up to two others of the waves started before (node 0, then 1, then 2 and 3, ...)
+    for node in cluster.nodes:
+        seeds = _seed_indexes(cluster, node.config)
+        assert len(seeds) == min(2, node.index) and len(set(seeds)) == len(seeds), (node.name, seeds)
+        assert all(i < node.index for i in seeds) and (node.index == 0 or seeds[0] == 0), (node.name, seeds)
+    assert cluster.wait_for_membership(timeout=60)
+
+    first, rest = cluster.nodes[0], cluster.nodes[1:]
+    cluster.kill(first)  # SIGKILL: node 0 is gone for good
+    joiner = cluster.add_node()
+    seeds = _seed_indexes(cluster, joiner.config)
+    assert seeds[0] == 0 and len(seeds) == 3 and set(seeds[1:]) <= {n.index for n in rest}
+
+    members = {n.node_id for n in rest}
+
+    def knows(node: NodeProcess, agent: str) -> bool:
+        return agent in {p["agent"] for p in cluster.call(node, "GET", "/peers")["peers"]}
+
+    def admitted() -> bool:
+        return all(knows(joiner, m) for m in members) and all(knows(n, joiner.node_id) for n in rest)
+
+    assert _wait(admitted, 60)  # it met every live member, and each of them admitted it
+    doc = cluster.put(joiner, "joined-without-node-0", "in")
+    assert _wait(lambda: cluster.converged([*rest, joiner], min_entries=1), 30)
+    for node in rest:
+        got = cluster.call(node, "GET", f"/get?key=joined-without-node-0&agent={doc['agent']}")
+        assert got["value"] == "in"
