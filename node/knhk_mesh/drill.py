@@ -2,7 +2,8 @@
 
 Three node processes on 127.0.0.1 export over OTLP as the standard `OTEL_*` variables say; writes go
 through their send queues; then one node's certificate is revoked, so the others refuse it at the
-handshake. The QUIC-only signals (send-queue size, refused handshakes) then come from real emitters.
+handshake. The QUIC-only signals (send-queue size, refused handshakes) then come from real emitters,
+and so does `knhk.mesh.schema.findings` (the nodes validate in `count` mode, as deployed).
 Exit 0 when every step happened, 1 (one line saying which) otherwise; every process is stopped.
 """
 
@@ -20,7 +21,8 @@ from knhk_mesh.localcluster import ClusterError, ClusterSpec, LocalCluster, wait
 
 def drill(workdir: Path, nodes: int, timeout: float) -> str | None:
     """Run the drill in `workdir`; None when it all happened, else what did not."""
-    spec = ClusterSpec(nodes=nodes, fanout=nodes - 1, round_interval=0.2, export=True, validation="off")
+    # validating in `count` mode, as nodes are deployed: the findings counter is exported too
+    spec = ClusterSpec(nodes=nodes, fanout=nodes - 1, round_interval=0.2, export=True, validation="count")
     cluster = LocalCluster(workdir, spec)
     try:
         cluster.prepare()
