@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         metavar="PORT",
         help="serve metrics for Prometheus on PORT, 0 = a free one (default: OTEL_METRICS_EXPORTER="
-        "prometheus with OTEL_EXPORTER_PROMETHEUS_HOST/PORT, else off)",
+        "prometheus with OTEL_EXPORTER_PROMETHEUS_HOST/PORT, else off); quic: 0 only, every node "
+        "process serves its own endpoint",
     )
     up.add_argument(
         "--prometheus-host", metavar="HOST", help="address of the metrics endpoint (default localhost)"
@@ -249,6 +250,16 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--topology {args.topology} needs --regions R with 2 <= R <= --nodes ({args.nodes}), "
             f"got {args.regions}"
+        )
+    if args.transport == "quic" and args.prometheus_port not in (None, 0):
+        raise UsageError(
+            f"--prometheus-port {args.prometheus_port} with --transport quic: every node process serves "
+            "its own metrics endpoint on a free port; give 0 (the addresses are printed and summarised)"
+        )
+    if args.transport == "quic" and args.prometheus_host not in (None, "127.0.0.1"):
+        raise UsageError(
+            f"--prometheus-host {args.prometheus_host} with --transport quic: the node processes listen "
+            "on 127.0.0.1 only"
         )
     if args.partition and args.transport != "memory":
         raise UsageError("--partition: split rehearsals run on the memory transport only")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import tempfile
 import time
@@ -133,8 +134,14 @@ def run_up_quic(
     ports = live.start()
     n, b = args.nodes, args.byzantine
     attacks: list[Attack | None] = [None] * (n - b) + [list(Attack)[i % 2] for i in range(b)]
+    # every node process serves its own metrics endpoint on a free port when asked (flags or OTEL_*)
+    exporters = os.environ.get("OTEL_METRICS_EXPORTER", "").lower().replace(" ", "").split(",")
+    prometheus = (
+        args.prometheus_port is not None or args.prometheus_host is not None or "prometheus" in exporters
+    )
     spec = ClusterSpec(
         nodes=n,
+        prometheus=prometheus,
         attacks=attacks,
         fanout=min(args.fanout or 4, n - 1),
         round_interval=args.round_interval,
@@ -169,6 +176,9 @@ def run_up_quic(
     try:
         cluster.prepare()
         cluster.start()
+        for node in cluster.nodes:
+            if node.metrics_address is not None:
+                console.print(f"metrics for Prometheus: {node.name} http://{node.metrics_address}/metrics")
         # writes start once membership has spread (bounded): the clock measures gossip, not start-up
         membership = cluster.wait_for_membership(timeout=60.0)
         started = time.monotonic() - t0
@@ -232,6 +242,9 @@ def run_up_quic(
             "findings_by_id": stats["findings_by_id"],
             "coverage": {k: v["ratio"] for k, v in stats["coverage"].items()},
             "never_seen": {k: v["never_seen"] for k, v in stats["coverage"].items() if k != "attributes"},
+        },
+        "prometheus_targets": {
+            node.name: node.metrics_address for node in cluster.nodes if node.metrics_address
         },
         "exit_codes": codes,
         "error": error,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +96,77 @@ def test_failed_otlp_exports_are_counted_by_signal(monkeypatch: pytest.MonkeyPat
     assert telemetry.exports.counts.get("span", 0) >= 1
     assert "span" in seen
     assert time.monotonic() - start < 60
+
+
+def _knhk_mesh() -> str:
+    return str(Path(sys.executable).with_name("knhk-mesh"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--prometheus-port=9464", "--prometheus-port 9464 with --transport quic: every node process"),
+        ("--prometheus-host=0.0.0.0", "--prometheus-host 0.0.0.0 with --transport quic: the node processes"),
+    ],
+)
+def test_up_over_quic_refuses_one_fixed_endpoint_for_many_processes(flag: str, message: str) -> None:
+    done = subprocess.run(
+        [_knhk_mesh(), "up", "--transport=quic", "--nodes=2", flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_up_over_quic_serves_one_prometheus_endpoint_per_node_process(tmp_path: Path) -> None:
+    """`knhk-mesh up --transport quic --prometheus-port 0`: each node prints its own endpoint, which
+    serves the node's metrics while the mesh runs; the summary keeps the addresses."""
+    summary = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [
+            _knhk_mesh(),
+            "up",
+            "--transport=quic",
+            "--nodes=2",
+            "--duration=4",
+            "--prometheus-port=0",
+            f"--workdir={tmp_path / 'mesh'}",
+            f"--summary={summary}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        endpoints: dict[str, str] = {}
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        while len(endpoints) < 2 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.match(r"metrics for Prometheus: (node-\d+) http://(127\.0\.0\.1:\d+)/metrics", line)
+            if found:
+                endpoints[found.group(1)] = found.group(2)
+        assert sorted(endpoints) == ["node-00", "node-01"], "".join(seen)
+        for address in endpoints.values():
+            host, port = address.split(":")
+            body = _scrape(host, int(port))
+            (target_info,) = [line for line in body.splitlines() if line.startswith("target_info{")]
+            assert "knhk_mesh_node_id=" in target_info
+            # the node's own figures (every agent is reported healthy from its start)
+            assert 'knhk_mesh_partition_status{knhk_mesh_partition_status="healthy"' in body, body
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, "".join(seen) + rest
+    doc = json.loads(summary.read_text())
+    assert doc["prometheus_targets"] == endpoints
