@@ -125,6 +125,7 @@ class MeshNode:
         # agents whose certificate was refused as revoked or expired, with the key it certified: the
         # agent stays out while that key is its newest, and is back once it has rotated past it
         self.banned: dict[AgentId, bytes] = {}
+        self._reload_error = ""  # the last reason credentials were not reloaded (logged once)
         self._instrumentation = instrumentation
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -271,6 +272,7 @@ class MeshNode:
         try:
             if not self.credentials.reload_if_changed():
                 return False
+            self._reload_error = ""
             log.info("node %s: credentials reloaded", self.node_id)
             assert self.transport is not None
             self.transport.credentials_reloaded()
@@ -279,7 +281,10 @@ class MeshNode:
                 self._rotate()
             return True
         except (PkiError, OSError) as exc:
-            log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
+            # tried again every second (a file may have been read half-written); said once per reason
+            if str(exc) != self._reload_error:
+                self._reload_error = str(exc)
+                log.error("node %s: credentials not reloaded, keeping the old ones: %s", self.node_id, exc)
             return False
 
     def _rotate(self) -> None:
@@ -315,6 +320,10 @@ class MeshNode:
         the key's own id."""
         if self.engine is not None:
             registry = self.engine.registry
+            own = agent_id_of(key)  # a genesis key names its agent: no scan for a peer that never rotated
+            record = registry.record(own)
+            if registry.public_key(own) == key or (record is not None and record.genesis_key == key):
+                return own
             for info in registry.peers():
                 record = registry.record(info.agent_id)
                 if info.public_key == key or (record is not None and key in record.keys):

@@ -309,6 +309,12 @@ class Credentials:
             raise PkiError(f"{self.paths.node_cert}: certificate is not for the key in {self.paths.node_key}")
         identity = identity_of(node_key)
         if hasattr(self, "identity") and identity.public_key != self.identity.public_key:
+            if identity.public_key in self.identity.keys:
+                epoch = self.identity.keys.index(identity.public_key)
+                raise PkiError(
+                    f"{self.paths.node_key}: the node's key of epoch {epoch}, retired by a later rotation "
+                    f"(now at epoch {self.identity.epoch}): key epochs only move forward, issue a new key"
+                )
             # a key rotation: the new key is covered by the new certificate (checked above) and
             # the rotation is signed by the key in use until now, so the agent id stays
             identity = self.identity.rotate(signing_key_of(node_key))

@@ -6,6 +6,8 @@ The race of issue 11: a peer has accepted a node's rotation, but a connection ma
 OLD certificate is still open when the CRL revoking that old certificate reaches the peer. The old
 certificate's key is retired, not the member: the connection is closed without a refusal, the member
 keeps its place and reputation, and gossip goes on over connections made under the new certificate.
+And key epochs only move forward: an old key is retired, never taken back (by the node itself, in a
+record's chain, or at a handshake).
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
 from knhk_mesh import node as node_module
 from knhk_mesh import pki
-from knhk_mesh.node import MeshNode
+from knhk_mesh.core.messages import Rotation, rotation_signed_bytes
+from knhk_mesh.core.security import Identity, verify_record
+from knhk_mesh.node import MeshNode, TransportObserver
 from knhk_mesh.node_config import NodeConfig
+from knhk_mesh.transport.quic import QuicTransport
 
 LOOPBACK = ("127.0.0.1", 0)
 
@@ -60,12 +67,16 @@ def no_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(node_module, "RECONNECT_AFTER_ROTATION_S", 3600.0)
 
 
-async def _pair(folder: Path) -> tuple[MeshNode, MeshNode]:
+Observer = Callable[[str], TransportObserver]
+
+
+async def _pair(folder: Path, observer: Observer | None) -> tuple[MeshNode, MeshNode]:
     a = MeshNode(_config(folder, "a"), pki.Credentials(_config(folder, "a").pki))
     await a.start()
     assert a.transport is not None
     b_config = _config(folder, "b", seeds=(a.transport.listen_address,))
-    b = MeshNode(b_config, pki.Credentials(b_config.pki))
+    b_creds = pki.Credentials(b_config.pki)
+    b = MeshNode(b_config, b_creds, observer=observer(b_creds.identity.hex_id) if observer else None)
     await b.start()
     assert a.engine is not None and b.engine is not None
     ea, eb = a.engine, b.engine
@@ -84,15 +95,20 @@ def _rotate_files(folder: Path, name: str) -> Path:
     return old_cert
 
 
-def _two_nodes(tmp_path: Path, scenario: Callable[[Path, MeshNode, MeshNode], Awaitable[None]]) -> None:
-    """Nodes a and b of a fresh mesh CA, b joined through a, then `scenario(pki folder, a, b)`."""
+def _two_nodes(
+    tmp_path: Path,
+    scenario: Callable[[Path, MeshNode, MeshNode], Awaitable[None]],
+    observer: Observer | None = None,
+) -> None:
+    """Nodes a and b of a fresh mesh CA, b joined through a (and reporting to `observer`), then
+    `scenario(pki folder, a, b)`."""
     folder = tmp_path / "pki"
     pki.init_ca(folder)
     for name in ("a", "b"):
         pki.issue_node(folder, name, folder)
 
     async def body() -> None:
-        a, b = await _pair(folder)
+        a, b = await _pair(folder, observer)
         try:
             await scenario(folder, a, b)
         finally:
@@ -174,3 +190,82 @@ async def _late_rotation(folder: Path, a: MeshNode, b: MeshNode) -> None:
     pki.revoke(folder, folder / "a.pem")
     assert b.reload_credentials()
     assert b.banned == {ea.agent_id: new_key} and ea.agent_id not in eb.registry
+
+
+def test_key_epochs_only_move_forward() -> None:
+    """A key an agent has had is retired: rotating back to it is refused where it is made, and a
+    chain that takes one back (made by hand) does not verify anywhere it is heard."""
+    k0, k1 = SigningKey(bytes(range(32))), SigningKey(bytes(range(1, 33)))
+    genesis = Identity(k0)
+    rotated = genesis.rotate(k1)
+    with pytest.raises(ValueError, match=r"epoch 0 .* retired"):
+        rotated.rotate(k0)
+    back = bytes(k0.verify_key)
+    proof = rotated.sign(rotation_signed_bytes(rotated.agent_id, 2, back))
+    swapped = Identity(
+        k0, genesis_key=genesis.public_key, rotations=(*rotated.rotations, Rotation(back, proof))
+    )
+    assert verify_record(rotated.record("127.0.0.1", 1, "", 1))
+    assert not verify_record(swapped.record("127.0.0.1", 1, "", 2))
+
+
+def test_a_node_does_not_rotate_back_to_its_old_key(tmp_path: Path) -> None:
+    folder = tmp_path / "pki"
+    pki.init_ca(folder)
+    pki.issue_node(folder, "a", folder)
+    (folder / "a.old.key").write_bytes((folder / "a.key").read_bytes())
+    creds = pki.Credentials(_config(folder, "a").pki)
+    _rotate_files(folder, "a")
+    assert creds.reload_if_changed() and creds.identity.epoch == 1
+    new_key = creds.identity.public_key
+
+    # the operator puts the old key and certificate back
+    (folder / "a.key").write_bytes((folder / "a.old.key").read_bytes())
+    (folder / "a.pem").write_bytes((folder / "a.old.pem").read_bytes())
+    with pytest.raises(
+        pki.PkiError, match=r"a\.key: the node's key of epoch 0, retired .* only move forward"
+    ):
+        creds.reload_if_changed()
+    assert (creds.identity.epoch, creds.identity.public_key) == (1, new_key)  # the new key stays
+
+
+def test_a_peer_presenting_a_retired_key_again_is_refused_and_the_refusal_emitted(
+    tmp_path: Path, no_timers: None, telemetry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After b accepted a's rotation, someone presents a's old key and certificate (not revoked) at a
+    handshake, as a's old files restored elsewhere would: b refuses it as retired_key, one event and
+    one log line naming the peer, and a itself keeps its place under its new key."""
+    seen: dict[str, str] = {}
+
+    async def swap_back(folder: Path, a: MeshNode, b: MeshNode) -> None:
+        assert a.engine is not None and b.engine is not None and b.transport is not None
+        ea, eb = a.engine, b.engine
+        (folder / "a.old.key").write_bytes((folder / "a.key").read_bytes())
+        _rotate_files(folder, "a")
+        assert a.reload_credentials()
+        new_key = ea.identity.public_key
+        assert await _until(lambda: eb.registry.public_key(ea.agent_id) == new_key)
+
+        old = pki.Credentials(
+            pki.PkiPaths(
+                folder / pki.CA_CERT, folder / "a.old.pem", folder / "a.old.key", folder / pki.CA_CRL
+            )
+        )
+        ghost = QuicTransport(old, LOOPBACK, on_frame=lambda address, data: None)
+        ghost_address = await ghost.start()
+        caplog.clear()
+        try:
+            ghost.send(b.transport.listen_address, b"under a retired key")
+            assert await _until(lambda: b.refusals["retired_key"] >= 1)
+        finally:
+            await ghost.close()
+        assert set(b.refusals) == {"retired_key"} and not b.banned
+        assert eb.registry.public_key(ea.agent_id) == new_key  # a is untouched
+        lines = [r.getMessage() for r in caplog.records if "retired_key" in r.getMessage()]
+        assert lines and all("\n" not in line and f"{ghost_address[1]}" in line for line in lines)
+        seen["agent"] = ea.agent_id.hex()
+
+    _two_nodes(tmp_path, swap_back, observer=lambda node_id: telemetry.hub.for_node(node_id))
+    events = telemetry.events("knhk.mesh.handshake.refused")
+    assert events and all(e.attributes["knhk.mesh.rejection.reason"] == "retired_key" for e in events)
+    assert {e.attributes["knhk.mesh.peer.id"] for e in events} == {seen["agent"]}

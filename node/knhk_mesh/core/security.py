@@ -93,8 +93,14 @@ class Identity:
         )
 
     def rotate(self, new_key: SigningKey) -> Identity:
-        """The same agent under `new_key`; the rotation is signed by the current key."""
+        """The same agent under `new_key`; the rotation is signed by the current key. Key epochs only
+        move forward: a key this agent has had before is retired, never taken back (ValueError)."""
         public = bytes(new_key.verify_key)
+        if public in self.keys:
+            epoch = self.keys.index(public)
+            raise ValueError(
+                f"key of epoch {epoch} of agent {self.hex_id} is retired: keys only move forward"
+            )
         proof = self.sign(rotation_signed_bytes(self.agent_id, self.epoch + 1, public))
         return Identity(
             new_key, genesis_key=self.genesis_key, rotations=(*self.rotations, Rotation(public, proof))
@@ -134,10 +140,13 @@ def verify_entry(public_key: bytes, entry: Entry) -> bool:
 
 @lru_cache(maxsize=65536)
 def verify_record(record: PeerRecord) -> bool:
-    """The record's id is its genesis key's, each rotation is signed by the key before it, and the
+    """The record's id is its genesis key's, each rotation is signed by the key before it and names a
+    key the chain never had (epochs only move forward: a retired key is not taken back), and the
     current key signed the record. Memoised: a record is relayed many times, and a verdict on the
     same bytes never changes."""
     if agent_id_of(record.genesis_key) != record.agent:
+        return False
+    if len(set(record.keys)) != len(record.rotations) + 1:
         return False
     key = record.genesis_key
     for epoch, rot in enumerate(record.rotations, start=1):

@@ -70,6 +70,7 @@ class HandshakeReason:
     IMPERSONATION = "impersonation"
     REPLAY = "replay"
     MALFORMED = "malformed"
+    RETIRED_KEY = "retired_key"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ def _key_or_none_der(cert_der: bytes) -> bytes | None:
         return _key_or_none(x509.load_der_x509_certificate(cert_der))
     except ValueError:
         return None
+
+
+def _retired_detail(key: bytes) -> str:
+    return f"key {key.hex()[:16]}… was retired by its node's rotation (key epochs only move forward)"
 
 
 def _widen_receive_buffer(transport: Any) -> None:
@@ -288,6 +293,9 @@ class _Conn(QuicConnectionProtocol):
                 HandshakeReason.IMPERSONATION, "proof not signed by the certificate's key", claimed, key
             )
             return
+        if mesh.retired(key):
+            self._refuse(HandshakeReason.RETIRED_KEY, _retired_detail(key), claimed, key)
+            return
         holder = mesh.holder_of(claimed)
         if holder is not None and holder != key and not mesh.successor(holder, key):
             self._refuse(
@@ -332,6 +340,12 @@ class _Conn(QuicConnectionProtocol):
             assert self.outbound is not None
             mesh.on_refused(Refused(exc.reason.value, exc.detail, self.outbound, _key_or_none(cert)))
             self._fail(f"server certificate refused: {exc}")
+            return
+        if mesh.retired(self.peer_key):
+            assert self.outbound is not None
+            detail = _retired_detail(self.peer_key)
+            mesh.on_refused(Refused(HandshakeReason.RETIRED_KEY, detail, self.outbound, self.peer_key))
+            self._fail(f"server certificate refused: {detail}")
             return
         self.write_record(Kind.HELLO, msgpack.packb([1], use_bin_type=True))
         self.transmit()
@@ -429,7 +443,8 @@ class QuicTransport:
         # over the address the old key's connection holds (the mesh knows key chains, TLS does not)
         self.successor = successor
         # key -> True when its member has rotated past it: the revocation of such a key's certificate
-        # is how a rotation ends, so it closes that key's connections without refusing the member
+        # is how a rotation ends, so it closes that key's connections without refusing the member;
+        # a new handshake under such a key is refused (retired_key): key epochs only move forward
         self.retired = retired
         self.limits = limits or TransportLimits()
         self.rng = rng or random.Random()

@@ -333,6 +333,8 @@ class RejectionReason(StrEnum):
     """A QUIC peer's node certificate is expired or not valid yet."""
     REVOKED_CERTIFICATE = "revoked_certificate"
     """A QUIC peer's node certificate is on the mesh CA's revocation list."""
+    RETIRED_KEY = "retired_key"
+    """A QUIC peer presented a key its node had rotated away from (key epochs only move forward)."""
 
 
 RejectionReasonValue: TypeAlias = Literal[
@@ -352,6 +354,7 @@ RejectionReasonValue: TypeAlias = Literal[
     "untrusted_certificate",
     "expired_certificate",
     "revoked_certificate",
+    "retired_key",
 ]
 """The values of `RejectionReason`: a helper takes a member or its value."""
 
