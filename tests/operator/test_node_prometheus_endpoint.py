@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -164,9 +165,13 @@ def test_up_over_quic_serves_one_prometheus_endpoint_per_node_process(tmp_path: 
             assert 'knhk_mesh_partition_status{knhk_mesh_partition_status="healthy"' in body, body
         rest, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc.poll() is None:  # the test failed early: `up` stops its node processes on SIGINT
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
     assert proc.returncode == 0, "".join(seen) + rest
     doc = json.loads(summary.read_text())
     assert doc["prometheus_targets"] == endpoints
