@@ -354,6 +354,9 @@ _BODY_DECODERS: dict[MessageType, Callable[[list[Any]], Body]] = {
     MessageType.ANSWER: _answer,
 }
 
+# by wire code, so decoding looks the type up without building the enum member
+_DECODERS_BY_CODE: dict[int, Callable[[list[Any]], Body]] = {int(t): f for t, f in _BODY_DECODERS.items()}
+
 
 def decode(data: bytes) -> Envelope:
     """Parse a frame (signature not yet checked); raises ProtocolError and nothing else."""
@@ -371,14 +374,13 @@ def decode(data: bytes) -> Envelope:
     if version != PROTOCOL_VERSION:
         raise _fail("unsupported_version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
     code = _int(top[1], "message type", 0, 255)
-    try:
-        mtype = MessageType(code)
-    except ValueError as exc:
-        raise _fail("unknown_type", f"message type {code}") from exc
+    decoder = _DECODERS_BY_CODE.get(code)
+    if decoder is None:
+        raise _fail("unknown_type", f"message type {code}")
     sender = _bin(top[2], "sender", AGENT_ID_BYTES)
     recipient = _bin(top[3], "recipient", AGENT_ID_BYTES)
     nonce = _int(top[4], "nonce")
-    body = _BODY_DECODERS[mtype](_list(top[5], "body"))
+    body = decoder(_list(top[5], "body"))
     return Envelope(
         sender=sender, recipient=recipient, nonce=nonce, body=body, signed=signed, signature=signature
     )
