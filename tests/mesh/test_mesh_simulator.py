@@ -45,20 +45,23 @@ def test_mean_rounds_agree_with_real_engines_within_half_a_round(loss: float) ->
 
 def test_the_model_rides_entries_on_pushes_for_as_long_as_the_engine_does() -> None:
     assert MeshConfig().hot_rounds == HOT_ROUNDS
+    # one write: every agent forwards it once to k peers, which the engine's default budget allows
+    assert MeshConfig().forward_frames_per_round >= MeshConfig().fanout
 
 
 def test_a_hot_holder_informs_on_arrival_and_a_cold_one_only_by_next_round_pull() -> None:
     spread = Spread(SimParams(agents=2000, fanout=10, seed=3))
     spread.step()  # the write's own round
-    spread.step()
-    assert (spread.learnt[spread.informed] <= 2).all()
-    # make every holder cold: nothing rides on the pushes, so no one new is informed this round,
-    # but the targets that saw a different root pull in the round after
-    spread.learnt[spread.informed] = -10
-    before = int(spread.informed.sum())
-    assert spread.step() == before
+    # a quarter holds the write, all of them cold: nothing rides on the pushes and nobody forwards,
+    # so no one new is informed this round, but the targets that saw a different root pull next round
+    spread.informed[:] = False
+    spread.informed[:500] = True
+    spread.learnt[:500] = -10
+    assert spread.step() == 500
     assert spread.pull_next.any()
-    assert spread.step() > before
+    assert spread.step() > 500
+    # what a pull brought is not pushed on: the newly informed are cold, and forwarded nothing
+    assert (spread.learnt[500:][spread.informed[500:]] < 0).all()
 
 
 def test_sampled_peers_are_distinct_others_of_the_own_group_and_uniform() -> None:
@@ -89,9 +92,11 @@ def test_a_group_smaller_than_the_fanout_gives_every_other_member() -> None:
         assert sorted(int(p) for p in picks[i] if p >= 0) == [j for j in range(4) if j != i]
 
 
-def test_the_write_round_is_the_eager_push_and_coverage_only_grows() -> None:
+def test_the_write_round_is_the_eager_push_and_its_forwarding_and_coverage_only_grows() -> None:
+    # the writer's eager push to k peers, each of which passes it on at once to k more, and so on:
+    # the write's own round reaches almost everyone (an agent is missed when none of ~k forwards hit it)
     result = simulate(SimParams(agents=5000, fanout=10, seed=3))
-    assert result.informed[0] == 11  # the writer and the k peers of its eager push, nothing else
+    assert result.informed[0] >= 4990
     assert result.informed == sorted(result.informed)
     assert result.rounds == len(result.informed)
     assert result.coverage[-1] == 1.0
@@ -129,14 +134,15 @@ def test_multi_region_crosses_regions_only_through_leaders() -> None:
     spread = Spread(params, layout)
     spread.step()
     writer_region = int(layout.group_of(np.array([spread.writer], dtype=np.int32))[0])
-    informed = np.flatnonzero(spread.informed)
-    assert set(layout.group_of(informed.astype(np.int32)).tolist()) == {writer_region}
     assert spread.informed[layout.starts[writer_region]]  # the leader hears of a write at once
-    src, dst = spread._pushes()
-    crossing = layout.group_of(src) != layout.group_of(dst)
-    assert crossing.any()
-    assert set(src[crossing].tolist()) <= set(layout.leaders.tolist())
-    assert set(dst[crossing].tolist()) <= set(layout.leaders.tolist())
+    ordinary = np.array([5, 1500, 2999], dtype=np.int32)
+    for src, dst in (spread._pushes(), spread._forward_targets(np.arange(3000, dtype=np.int32))):
+        crossing = layout.group_of(src) != layout.group_of(dst)
+        assert crossing.any()
+        assert set(src[crossing].tolist()) <= set(layout.leaders.tolist())
+        assert set(dst[crossing].tolist()) <= set(layout.leaders.tolist())
+    src, dst = spread._forward_targets(ordinary)
+    assert (layout.group_of(src) == layout.group_of(dst)).all() and len(dst) == 3 * 10
     assert simulate(params).rounds is not None
 
 

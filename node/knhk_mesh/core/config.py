@@ -31,6 +31,7 @@ class MeshConfig:
     ping_every_rounds: int = 10
     replay_window: int = 1024  # per (sender, receiver): nonces count frames towards this receiver
     hot_rounds: int = 2  # rounds a newly learnt entry rides on the pushes (rumour), before repair takes over
+    forward_frames_per_round: int = 40  # eager forwards of fresh entries on receipt, in frames per round
     sync_peers_per_round: int = 1  # anti-entropy pulls started per round (each from one differing peer)
     repair_budget_bytes: int = (
         256 * 1024
@@ -78,6 +79,8 @@ class MeshConfig:
             raise ValueError(f"rejoin_after must be > 0, got {self.rejoin_after}")
         if self.liveness_rounds < 1 or self.cross_region_fanout < 1 or self.summary_every_rounds < 1:
             raise ValueError("liveness_rounds, cross_region_fanout and summary_every_rounds must be >= 1")
+        if self.forward_frames_per_round < 0:
+            raise ValueError(f"forward_frames_per_round must be >= 0, got {self.forward_frames_per_round}")
         if self.rate_per_second <= 0 or self.burst < 1:
             raise ValueError("rate_per_second must be > 0 and burst >= 1")
 

@@ -5,10 +5,11 @@ Shaped like aioquic's QuicConnection: `receive(addr, data, now)`, `messages_to_s
 randomness only from the `random.Random` it is given, so every run is reproducible from a seed.
 Transports (memory, QUIC) and simulators are thin shells that move bytes and call the timer.
 
-Spreading is rumour plus repair: a new entry rides on every push for `hot_rounds` rounds after it is
-learnt, and anti-entropy pulls (Merkle root first, down to the differing leaves) repair whatever the
-rumour missed, bounded per round. Membership records are signed by their member and admitted only
-after a challenge sent to their address is answered.
+Spreading is rumour plus repair: an entry new to an agent goes on at once to `fanout` peers (rumour
+mongering: once per entry and agent, within a per-round budget of frames) and rides on every push for
+`hot_rounds` rounds after it is learnt; anti-entropy pulls (Merkle root first, down to the differing
+leaves) repair whatever the rumour missed, bounded per round. Membership records are signed by their
+member and admitted only after a challenge sent to their address is answered.
 """
 
 from __future__ import annotations
@@ -235,6 +236,9 @@ class MeshEngine:
         self._orphans: dict[AgentId, list[Entry]] = {}  # entries waiting for their owner's keys
         self._orphan_count = 0
         self._hot: deque[list[Entry]] = deque([[]], maxlen=self.config.hot_rounds + 1)
+        self._replied: dict[AgentId, int] = {}  # this round: how much of _hot[-1] a pusher was sent back
+        self._forward_budget = self.config.forward_frames_per_round  # eager forward frames left this round
+        self.forwarded = {"frames": 0, "entries": 0, "over_budget": 0}  # eager forwards on receipt
         self._record_seq = self.config.nonce_base
         self._record: PeerRecord | None = None
         self._version = 0
@@ -415,6 +419,8 @@ class MeshEngine:
             )
         self.round_no += 1
         self._hot.append([])
+        self._replied.clear()
+        self._forward_budget = cfg.forward_frames_per_round
         self._served.clear()
         self._pulls.clear()
         self._challenges_left = cfg.challenges_per_round
@@ -576,12 +582,48 @@ class MeshEngine:
         return fit_entries(newest_first, self.config.max_message_bytes)
 
     def _push_back(self, peer: AgentId, address: Address, push: Push) -> None:
-        """The pull half of push-pull: our recent entries the pusher did not send, at once."""
+        """The pull half of push-pull: our recent entries the pusher did not send, at once.
+
+        Once per peer and round the whole hot set goes back; later pushes of that peer in the same
+        round get only what became hot since (a peer pushing a burst would otherwise get the same
+        frame-sized reply to each push). What a lost reply carried still rides our pushes and repair."""
+        current = self._hot[-1]
+        done = self._replied.get(peer)
+        if done is None:
+            batches: Iterator[list[Entry]] = reversed(self._hot)
+        elif done < len(current):
+            batches = iter((current[done:],))
+        else:
+            return
         sent = set(push.entries)
-        newest_first = (e for batch in reversed(self._hot) for e in reversed(batch) if e not in sent)
+        newest_first = (e for batch in batches for e in reversed(batch) if e not in sent)
         entries = fit_entries(newest_first, self.config.max_message_bytes)
+        self._replied[peer] = len(current)
         if entries:
             self._send(peer, address, Push(self.state.digest, entries, reply=True))
+
+    def _forward(self, sender: AgentId, fresh: list[Entry]) -> None:
+        """Rumour mongering: entries new to us (from a push) go on at once to `fanout` peers, not back
+        to the sender, so a write crosses the mesh in network hops instead of rounds. An entry is new to
+        an agent once, so each agent forwards it at most once; `forward_frames_per_round` bounds the
+        frames, so a burst cannot flood. What the budget leaves out still rides the next pushes."""
+        budget = self._forward_budget
+        if budget <= 0:
+            self.forwarded["over_budget"] += 1
+            return
+        with self.instr.measure(Operation.PEER_SELECTION):
+            peers = [p for p in self._select(self.config.fanout) if p != sender][:budget]
+        if not peers:
+            return
+        self._forward_budget = budget - len(peers)
+        entries = fit_entries(reversed(fresh), self.config.max_message_bytes)
+        push = Push(self.state.digest, entries)
+        for peer in peers:
+            address = self.registry.address_of(peer)
+            assert address is not None
+            self._send(peer, address, push)
+        self.forwarded["frames"] += len(peers)
+        self.forwarded["entries"] += len(entries)
 
     def _announce(self, now: float) -> None:
         """Eager push of own entries written since the last one: every receiver lacks them."""
@@ -1280,10 +1322,14 @@ class MeshEngine:
     ) -> None:
         body, sender = env.body, env.sender
         if isinstance(body, Push):
+            hot = self._hot[-1]
+            before = len(hot)
             self._merge(sender, entries, now, rumour=True)
             self._observe(sender, body.root)
             if not body.reply and body.root != self.state.digest:
                 self._push_back(sender, address, body)
+            if len(hot) > before:
+                self._forward(sender, hot[before:])
         elif isinstance(body, SyncRequest):
             self._observe(sender, body.root)
             self._serve(sender, address, body)

@@ -42,6 +42,7 @@ FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
 Index = NDArray[np.int32]
 _NEVER = np.float32(np.inf)
+_COLD = np.int32(-(2**30))  # `learnt` of an agent that got the write by a pull: never hot
 
 
 @dataclass
@@ -133,6 +134,8 @@ class Spread:
         self.writer = int(ordinary[picks[0]])
         self.byzantine = np.zeros(n, dtype=np.bool_)
         self.byzantine[ordinary[picks[1:]]] = True
+        self.leader_pos = np.full(n, -1, dtype=np.int32)  # a leader's index in layout.leaders
+        self.leader_pos[lay.leaders] = np.arange(len(lay.leaders), dtype=np.int32)
         self.honest = n - params.byzantine
         self.informed = np.zeros(n, dtype=np.bool_)
         self.learnt = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)  # the round each got the write
@@ -189,7 +192,37 @@ class Spread:
             src, dst = src[keep], dst[keep]
         return src, dst
 
-    def _write_round(self) -> FloatArray:
+    def _forward_targets(self, fwd: Index) -> tuple[Index, Index]:
+        """The pushes of agents passing the write on at once, as (forwarder, target): k distinct peers of
+        the own group, plus, for leaders, what their round pushes reach beyond it (other leaders, or the
+        coordinators); targets that are Byzantine are dropped (they inform nobody anyway)."""
+        k = self.params.fanout
+        picks = sample_peers(self.rng, fwd, self.agent_start[fwd], self.agent_size[fwd], k)
+        src, dst = np.repeat(fwd, picks.shape[1]), picks.ravel()
+        lay = self.layout
+        leading = fwd[self.leader_pos[fwd] >= 0] if len(lay.leaders) else fwd[:0]
+        if len(leading):
+            if len(lay.coordinators):  # an aggregator passes it up to every coordinator
+                coords = lay.coordinators
+                ls, ld = np.repeat(leading, len(coords)), np.tile(coords, len(leading))
+            else:  # a regional leader passes it to LEADER_FANOUT other leaders
+                g = len(lay.leaders)
+                pos = self.leader_pos[leading]
+                picks = sample_peers(
+                    self.rng,
+                    pos,
+                    np.zeros(len(pos), dtype=np.int32),
+                    np.full(len(pos), g, np.int32),
+                    LEADER_FANOUT,
+                )
+                ls, ld = np.repeat(leading, picks.shape[1]), lay.leaders[picks.ravel()]
+            src, dst = np.concatenate([src, ls]), np.concatenate([dst, ld])
+        keep = (dst >= 0) & (src != dst)
+        keep[keep] &= ~self.byzantine[dst[keep]]
+        return src[keep], dst[keep]
+
+    def _write_round(self) -> tuple[FloatArray, BoolArray]:
+        """The writer's eager push (to its leader too, in a grouped mesh), then the forwarding cascade."""
         k = self.params.fanout
         w = self.writer
         me = np.array([w], dtype=np.int32)
@@ -199,21 +232,25 @@ class Spread:
         leader = int(self.layout.starts[group])
         if len(self.layout.leaders) and leader != w and leader not in targets:
             targets = np.append(targets, np.int32(leader))  # the upward summary: the leader hears at once
-        when = np.full(self.params.agents, _NEVER, dtype=np.float32)
-        when[w] = 0.0
+        n = self.params.agents
+        rumour = np.full(n, _NEVER, dtype=np.float32)
         ok = self._delivered(len(targets), 1) & ~self.byzantine[targets]
-        when[targets[ok]] = self._delays(int(ok.sum()))
-        return when
+        rumour[targets[ok]] = self._delays(int(ok.sum()))
+        had = np.zeros(n, dtype=np.bool_)
+        had[w] = True
+        none = np.empty(0, dtype=np.int32)
+        return self._cascade(had, had, rumour, np.full(n, _NEVER, dtype=np.float32), none, none)
 
-    def _gossip_round(self) -> FloatArray:
+    def _gossip_round(self) -> tuple[FloatArray, BoolArray]:
         had = self.informed
-        hot = had & (self.learnt >= self.round - HOT_ROUNDS)  # learnt in the last HOT_ROUNDS rounds
-        when = np.where(had, np.float32(0.0), _NEVER).astype(np.float32)
+        hot = had & (self.learnt >= self.round - HOT_ROUNDS)  # learnt by rumour in the last HOT_ROUNDS rounds
+        n = self.params.agents
         # last round's cold roots: a pull request and its reply, from the round's start
+        pulled = np.full(n, _NEVER, dtype=np.float32)
         pulls = np.flatnonzero(self.pull_next & ~had)
         self.pull_next[:] = False
         ok = self._delivered(len(pulls), 2)
-        np.minimum.at(when, pulls[ok], (self._delays(len(pulls)) + self._delays(len(pulls)))[ok])
+        np.minimum.at(pulled, pulls[ok], (self._delays(len(pulls)) + self._delays(len(pulls)))[ok])
         src, dst = self._pushes()
         # a holder's push to an agent lacking the write: the entry rides on it (hot), or the root
         # differs and the target pulls next round (cold)
@@ -221,7 +258,8 @@ class Spread:
         hot_give = give & hot[src]
         gd = dst[hot_give]
         ok = self._delivered(len(gd), 1)
-        np.minimum.at(when, gd[ok], self._delays(len(gd))[ok])
+        rumour = np.full(n, _NEVER, dtype=np.float32)
+        np.minimum.at(rumour, gd[ok], self._delays(len(gd))[ok])
         cold = dst[give & ~hot[src]]
         self.pull_next[cold[self._delivered(len(cold), 1)]] = True
         # a push by an agent lacking it: answered with the entry if the target holds it hot on arrival
@@ -230,33 +268,96 @@ class Spread:
         ok = self._delivered(len(asrc), 2)
         if not ok.all():
             asrc, adst = asrc[ok], adst[ok]
+        return self._cascade(had, hot, rumour, pulled, asrc, adst)
+
+    def _cascade(
+        self, had: BoolArray, hot: BoolArray, rumour: FloatArray, pulled: FloatArray, asrc: Index, adst: Index
+    ) -> tuple[FloatArray, BoolArray]:
+        """Follow the round by arrival time: when each agent gets the write, and whether by rumour.
+
+        `rumour` holds the arrivals known at the round's start (entries riding on pushes), `pulled` the
+        replies of last round's pulls; (`asrc`, `adst`) are the pushes of agents that lack the write.
+        An agent that gets the write by rumour before any pull reply passes it on at once to its
+        targets (the engine's forwarding on receipt, once per agent) and answers every push of a lacker
+        that lands on it afterwards (push-back); one that holds it hot from the round's start answers
+        such pushes too. Every step takes at least one minimal delay, so agents are settled in slices
+        of that width, earliest first: an agent's time is final once its slice comes up.
+        """
+        n = self.params.agents
+        step = np.float32(LATENCY[0])
         arrive = self._delays(len(asrc))
         answered = np.zeros(len(asrc), dtype=np.bool_)
-        can_answer = hot | ~had  # a holder from the round's start only while hot; one informed now is hot
-        fresh = when < _NEVER  # agents whose time changed: only pushes landing on them can be answered
-        while True:
-            cand = np.flatnonzero(fresh[adst] & can_answer[adst])
-            if not len(cand):
+        order = np.argsort(adst, kind="stable")
+        counts = np.bincount(adst, minlength=n)
+        firsts = np.zeros(n, dtype=np.int64)
+        np.cumsum(counts[:-1], out=firsts[1:])
+
+        def landing_on(agents: Index) -> NDArray[np.int64]:
+            """Indices of the lackers' pushes that land on `agents`."""
+            lens = counts[agents]
+            total = int(lens.sum())
+            if not total:
+                return np.empty(0, dtype=np.int64)
+            ends = np.cumsum(lens)
+            base = np.repeat(firsts[agents] - (ends - lens), lens)
+            return order[base + np.arange(total)]
+
+        def answer(agents: Index, since: FloatArray) -> Index:
+            """Lackers' pushes landing on `agents` after `since` are answered with the entry."""
+            p = landing_on(agents)
+            if not len(p):
+                return np.empty(0, dtype=np.int32)
+            p = p[~answered[p] & (arrive[p] > since[np.searchsorted(agents, adst[p])])]
+            answered[p] = True
+            winners = asrc[p]
+            old = rumour[winners]
+            np.minimum.at(rumour, winners, arrive[p] + self._delays(len(p)))
+            return winners[rumour[winners] < old]
+
+        holders = np.flatnonzero(had & hot).astype(np.int32)  # sorted, as `answer` needs
+        answer(holders, np.zeros(len(holders), dtype=np.float32))
+        done = had.copy()
+        queued = np.zeros(n, dtype=np.bool_)
+        slot = np.empty(n, dtype=np.int32)  # scratch for removing duplicates without sorting
+        active = np.flatnonzero((rumour < _NEVER) & ~done).astype(np.int32)
+        queued[active] = True
+        for _ in range(n + 1):  # bounded: every pass settles at least one agent for good
+            if not len(active):
                 break
-            cand = cand[~answered[cand]]
-            cand = cand[when[adst[cand]] < arrive[cand]]
-            if not len(cand):
-                break
-            answered[cand] = True
-            winners = asrc[cand]
-            old = when[winners]
-            np.minimum.at(when, winners, arrive[cand] + self._delays(len(cand)))
-            fresh = np.zeros(len(when), dtype=np.bool_)
-            fresh[winners[when[winners] < old]] = True
-        return when
+            times = rumour[active]
+            first = times < times.min() + step
+            batch, active = np.sort(active[first]), active[~first]
+            done[batch] = True
+            fwd = batch[rumour[batch] < pulled[batch]]  # by rumour first: it passes the write on
+            improved = [answer(fwd, rumour[fwd])]
+            if len(fwd):
+                src, dst = self._forward_targets(fwd)
+                ok = self._delivered(len(dst), 1)
+                src, dst = src[ok], dst[ok]
+                old = rumour[dst]
+                np.minimum.at(rumour, dst, rumour[src] + self._delays(len(dst)))
+                improved.append(dst[rumour[dst] < old])
+            new = np.concatenate(improved)
+            new = new[~done[new] & ~queued[new]]
+            slot[new] = np.arange(len(new), dtype=np.int32)  # the last of duplicates wins its slot
+            new = new[slot[new] == np.arange(len(new), dtype=np.int32)]
+            queued[new] = True
+            active = np.concatenate([active, new.astype(np.int32)])
+        when = np.minimum(rumour, pulled)
+        when[had] = 0.0
+        return when, rumour < pulled
 
     def step(self) -> int:
         """Run one round; returns the honest agents holding the write after it."""
         self.round += 1
-        when = self._write_round() if self.round == 1 else self._gossip_round()
+        when, by_rumour = self._write_round() if self.round == 1 else self._gossip_round()
         informed = when < _NEVER
         informed &= ~self.byzantine
-        self.learnt[informed & ~self.informed] = self.round
+        new = informed & ~self.informed
+        # hot for the next HOT_ROUNDS rounds only if learnt by rumour: an entry a pull brought is not
+        # pushed on (the engine's repair is no rumour)
+        self.learnt[new & by_rumour] = self.round
+        self.learnt[new & ~by_rumour] = _COLD
         self.informed = informed
         return int(self.informed.sum())
 
