@@ -29,6 +29,7 @@ from knhk_mesh.upquic import LiveChecker
 log = logging.getLogger("knhk_mesh")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class UsageError(Exception):
@@ -495,15 +496,15 @@ def _drive(cluster: Cluster, rounds: int, interval: float, splits: Sequence[Spli
 
 def _live_check_factory() -> LiveChecker:
     """An embedded live-check (OTLP gRPC on a free loopback port) of the registry the nodes emit for."""
-    from knhk_otel.runtime.config import ConfigError
+    from knhk_otel.runtime.config import ConfigError, default_registry_path
     from knhk_otel.runtime.providers import load_registry
     from knhk_otel.validate.server import LiveCheck, LiveCheckOptions
 
-    path = os.environ.get("KNHK_OTEL_REGISTRY", "schema")
+    path = os.environ.get("KNHK_OTEL_REGISTRY") or default_registry_path()
     try:
         registry = load_registry(path)
     except ConfigError as exc:
-        raise UsageError(f"{exc} (set KNHK_OTEL_REGISTRY to the schema folder)") from None
+        raise UsageError(str(exc)) from None
     return LiveCheck(
         registry, LiveCheckOptions(address="127.0.0.1", grpc_port=0, http_port=None, admin_port=None)
     )
@@ -778,6 +779,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"knhk-mesh: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C: whatever the command started is already stopped by its own `finally` blocks
+        print("knhk-mesh: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -25,6 +25,7 @@ from knhk_mesh.adversary import Attack
 from knhk_mesh.localcluster import ClusterError, ClusterSpec, LocalCluster, region_names
 
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 POLL_S = 1.0
 
 
@@ -171,6 +172,7 @@ def run_up_quic(
     error: str | None = None
     codes: dict[str, int | None] = {}
     honest_names = {f"node-{i:02d}" for i in range(n - b)}
+    interrupted = False
     t0 = time.monotonic()
     started = 0.0
     try:
@@ -209,6 +211,9 @@ def run_up_quic(
     except (ClusterError, OSError) as exc:
         error = str(exc)
         final, converged_end = cluster.statuses(), False
+    except KeyboardInterrupt:  # Ctrl-C: stop the nodes, still write what was seen so far
+        interrupted, error = True, "interrupted (Ctrl-C) before the end of the run"
+        final, converged_end = {}, False
     finally:
         for node in cluster.nodes:
             if node.alive and node.process is not None:
@@ -261,7 +266,13 @@ def run_up_quic(
             f"convergence: {len(writes)} writes at {len(writes)} nodes; "
             f"all {n - b} honest nodes hold identical state "
             f"{converged_at:.1f} s after the writes (polled every {POLL_S:g} s)"
-            + ("" if converged_end else ", but NOT at the end")
+            + (
+                ""
+                if converged_end
+                else " (interrupted: not checked at the end)"
+                if interrupted
+                else ", but NOT at the end"
+            )
         )
     else:
         say(f"convergence: the {n - b} honest nodes did NOT reach identical state in {args.duration} s")
@@ -280,4 +291,6 @@ def run_up_quic(
         say(f"nodes that did not stop cleanly: {bad_exits}")
     say(f"summary: {summary_path}")
     ok = error is None and converged_end and violations == 0 and stats["total_samples"] > 0 and not bad_exits
+    if interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if ok else EXIT_FAILED

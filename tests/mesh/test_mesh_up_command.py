@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +110,42 @@ def test_export_to_an_absent_endpoint_is_one_line_at_once(
     assert time.monotonic() - started < 10
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "drop --export" in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the run started is stopped by its own `finally`; the user sees one line, not a traceback."""
+
+    def interrupted(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_up", interrupted)
+    assert cli.main(["up", "--transport", "memory", "--nodes", "4"]) == 130
+    assert capsys.readouterr().err == "knhk-mesh: interrupted\n"
+
+
+def test_up_validates_against_the_checkouts_schema_from_any_folder(tmp_path: Path) -> None:
+    """Started outside the repository (no ./schema), the mesh still finds the schema it emits for."""
+    env = {k: v for k, v in os.environ.items() if k != "KNHK_OTEL_REGISTRY"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "knhk_mesh.cli",
+            "up",
+            "--transport",
+            "memory",
+            "--nodes",
+            "4",
+            "--rounds",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr

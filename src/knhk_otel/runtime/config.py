@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal, TypeVar
 
 Protocol = Literal["grpc", "http/protobuf"]
@@ -26,6 +27,15 @@ DEFAULT_PROMETHEUS_PORT = 9464  # the OTel specification's default for OTEL_EXPO
 
 class ConfigError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
+
+
+def default_registry_path() -> str:
+    """`schema` in the working folder, else the checkout's own `schema/` (an editable install: what
+    the helpers were generated from), so a mesh started from any folder validates against it."""
+    if Path("schema").is_dir():
+        return "schema"
+    checkout = Path(__file__).resolve().parents[3] / "schema"
+    return str(checkout) if (checkout / "manifest.yaml").is_file() else "schema"
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class TelemetryConfig:
             resource_attributes=tuple(
                 (k, v) for k, v in resource if k not in ("service.name", "service.instance.id")
             ),
-            registry_path=e.get("KNHK_OTEL_REGISTRY", "schema"),
+            registry_path=e.get("KNHK_OTEL_REGISTRY") or default_registry_path(),
             metrics_exporters=_metrics_exporters(e.get("OTEL_METRICS_EXPORTER", "")),
             prometheus_host=e.get("OTEL_EXPORTER_PROMETHEUS_HOST", "").strip() or "localhost",
             prometheus_port=_port(e, "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),

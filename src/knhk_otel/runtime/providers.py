@@ -162,7 +162,10 @@ def load_registry(path: str | Path) -> ResolvedRegistry:
     errors = [d for d in diagnostics if d.is_error]
     if registry is None or errors:
         first = errors[0].render() if errors else "no registry"
-        raise ConfigError(f"{path}: cannot load the registry for validation: {first}")
+        raise ConfigError(
+            f"{path}: cannot load the registry for validation: {first} "
+            "(set KNHK_OTEL_REGISTRY to the schema folder)"
+        )
     if not registry.groups:
         raise ConfigError(f"{path}: cannot load the registry for validation: it defines nothing")
     return registry
