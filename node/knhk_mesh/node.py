@@ -67,14 +67,14 @@ class TransportObserver(Protocol):
 
     def queue_changed(self, delta: int) -> None: ...
 
-    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None: ...
+    def handshake_refused(self, reason: str, peer: AgentId | None, address: Address) -> None: ...
 
 
 class _NoObserver:
     def queue_changed(self, delta: int) -> None:
         return None
 
-    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None:
+    def handshake_refused(self, reason: str, peer: AgentId | None, address: Address) -> None:
         return None
 
 
@@ -350,6 +350,9 @@ class MeshNode:
 
     def _on_refused(self, refused: Refused) -> None:
         self.refusals[refused.reason] += 1
+        # the agent the key belongs to, not the key's own id (after a rotation they differ); asked
+        # before a ban forgets the member
+        peer = self._agent_of_key(refused.peer_key) if refused.peer_key is not None else None
         if refused.reason in CERTIFICATE_REFUSALS and refused.peer_key is not None:
             if self._retired(refused.peer_key):
                 # a key its member rotated away from while it was still certified: revoking it ends
@@ -357,7 +360,8 @@ class MeshNode:
                 log.info("node %s: the certificate of a retired key was refused", self.node_id)
             else:
                 # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
-                self.banned[self._agent_of_key(refused.peer_key)] = refused.peer_key
+                assert peer is not None
+                self.banned[peer] = refused.peer_key
                 self._forget_banned()
         log.warning(
             "node %s: refused %s:%d at the handshake: %s (%s)",
@@ -366,7 +370,7 @@ class MeshNode:
             refused.reason,
             refused.detail,
         )
-        self.observer.handshake_refused(refused.reason, refused.peer_key, refused.address)
+        self.observer.handshake_refused(refused.reason, peer, refused.address)
 
     def _forget_banned(self) -> None:
         engine = self.engine

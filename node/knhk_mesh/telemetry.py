@@ -39,7 +39,7 @@ from knhk_mesh.core.events import (
     WriteRefused,
 )
 from knhk_mesh.core.instrument import Operation
-from knhk_mesh.core.messages import Address, AgentId, agent_id_of
+from knhk_mesh.core.messages import Address, AgentId
 from knhk_mesh.core.messages import MessageType as WireType
 from knhk_mesh.core.partition import PartitionStatus
 from knhk_otel.runtime.ticks import TickClock, schema_budgets
@@ -404,7 +404,7 @@ class NodeTelemetry:
     def queue_changed(self, delta: int) -> None:
         self.hub.queue_size.add(delta)
 
-    def handshake_refused(self, reason: str, peer_key: bytes | None, address: Address) -> None:
+    def handshake_refused(self, reason: str, peer: AgentId | None, address: Address) -> None:
         h = self.hub
         why = A.RejectionReason(reason)
         h.rejected.add(1, rejection_reason=why)
@@ -412,7 +412,7 @@ class NodeTelemetry:
             h.logger,
             node_id=self.node_id,
             rejection_reason=why,
-            peer_id=agent_id_of(peer_key).hex() if peer_key is not None else None,
+            peer_id=peer.hex() if peer is not None else None,
             network_peer_address=address[0] or None,
         )
 

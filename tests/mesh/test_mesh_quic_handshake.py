@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from knhk_mesh import pki
+from knhk_mesh.core.messages import agent_id_of
 from knhk_mesh.core.security import Identity
 from knhk_mesh.transport import quic
 from knhk_mesh.transport.quic import QuicTransport, Refused, TransportLimits
@@ -120,7 +121,9 @@ def _refusal_case(
     async def body() -> None:
         server = Rig(
             _creds(mesh_pki, "server"),
-            on_refused=lambda r: node.handshake_refused(r.reason, r.peer_key, r.address),
+            on_refused=lambda r: node.handshake_refused(
+                r.reason, agent_id_of(r.peer_key) if r.peer_key else None, r.address
+            ),
         )
         await server.transport.start()
         prepare()

@@ -161,12 +161,16 @@ async def _old_certificate_revoked_mid_rotation(folder: Path, a: MeshNode, b: Me
 
 
 def test_a_rotation_heard_after_the_old_certificate_was_refused_lifts_the_ban_under_the_new_key(
-    tmp_path: Path, no_timers: None
+    tmp_path: Path, no_timers: None, telemetry: Any
 ) -> None:
     """The other order: b refuses a's old certificate before it hears of a's rotation. Then a is a
     member the CA no longer vouches for (banned, forgotten); once its rotation arrives and its new key
     passes a handshake of its own, it is a member again. Revoking the new certificate bans it again."""
-    _two_nodes(tmp_path, _late_rotation)
+    _two_nodes(tmp_path, _late_rotation, observer=lambda node_id: telemetry.hub.for_node(node_id))
+    events = telemetry.events("knhk.mesh.handshake.refused")
+    # both refusals (the old certificate, then the new one under the rotated key) name agent a
+    assert len({e.attributes["knhk.mesh.peer.id"] for e in events}) == 1
+    assert {e.attributes["knhk.mesh.rejection.reason"] for e in events} == {"revoked_certificate"}
 
 
 async def _late_rotation(folder: Path, a: MeshNode, b: MeshNode) -> None:
