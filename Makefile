@@ -32,6 +32,7 @@ demo: $(STAMP) prometheus
 
 lint: $(STAMP)
 	$(BIN)/ruff check src node tests bench
+	$(BIN)/ruff format --check src node tests bench
 	$(BIN)/mypy src node
 
 generate: $(STAMP)
