@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,27 @@ def test_validation_needs_a_loadable_registry(tmp_path: Path, where: str) -> Non
     config = TelemetryConfig.from_env({}, validation="count", export=False, registry_path=str(path))
     with pytest.raises(ConfigError, match="cannot load the registry"):
         build_providers(config)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_shutdown_with_the_backend_down_stops_within_its_budget(
+    protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node stopping while its Collector is down: the exporters would retry each signal for 10 s
+    in turn; the shutdown aborts them after its budget and says so in one line."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    config = TelemetryConfig(
+        validation="off", export=True, otlp_endpoint=f"http://127.0.0.1:{closed}", otlp_protocol=protocol
+    )
+    telemetry = build_providers(config)
+    with telemetry.tracer_provider.get_tracer("t").start_as_current_span("s"):
+        telemetry.meter_provider.get_meter("t").create_counter("c").add(1)
+    start = time.monotonic()
+    telemetry.shutdown(budget_s=0.5)
+    took = time.monotonic() - start
+    assert took < 8.0  # unbounded, the exporters' retries take 13-15 s here
+    lines = [r.getMessage() for r in caplog.records if "did not take the last batches" in r.getMessage()]
+    assert len(lines) == 1 and str(closed) in lines[0]
+    telemetry.shutdown()  # idempotent

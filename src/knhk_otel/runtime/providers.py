@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from knhk_otel.validate.sdk import (
 
 _log = logging.getLogger(__name__)
 SCOPE = "knhk_otel"
+#: What a shutdown gives an unreachable backend for the last batches: the OTLP exporters otherwise
+#: retry each signal for up to OTEL_EXPORTER_OTLP_TIMEOUT (10 s), one after the other.
+SHUTDOWN_BUDGET_S = 5.0
 
 
 @dataclass
@@ -50,20 +54,40 @@ class Telemetry:
     prometheus_address: tuple[str, int] | None = None  # where the scrape endpoint listens, if any
     _prometheus_server: Any = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
+    _exporters: tuple[_Abortable, ...] = field(default=(), repr=False)
 
-    def shutdown(self) -> None:
-        """Flush everything that is buffered, then shut the providers down (idempotent)."""
+    def shutdown(self, budget_s: float = SHUTDOWN_BUDGET_S) -> None:
+        """Flush everything that is buffered, then shut the providers down (idempotent). A backend
+        that does not take the last batches within `budget_s` loses them, said in one warning: a
+        node stopping while its Collector is down must stop, not retry for half a minute."""
         if self._closed:
             return
         self._closed = True
-        # Spans and logs first: their processors may still count findings into a metric. The meter
-        # provider's shutdown does the final collection itself (a flush before it would export
-        # cumulative points twice).
-        self.tracer_provider.force_flush()
-        self.logger_provider.force_flush()
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
-        self.logger_provider.shutdown()
+        finished = threading.Event()
+
+        def flush_and_close() -> None:
+            try:
+                # Spans and logs first: their processors may still count findings into a metric. The
+                # meter provider's shutdown does the final collection itself (a flush before it would
+                # export cumulative points twice).
+                self.tracer_provider.force_flush()
+                self.logger_provider.force_flush()
+                self.tracer_provider.shutdown()
+                self.meter_provider.shutdown()
+                self.logger_provider.shutdown()
+            finally:
+                finished.set()
+
+        threading.Thread(target=flush_and_close, name="knhk-otel-shutdown", daemon=True).start()
+        if not finished.wait(budget_s):
+            for exporter in self._exporters:
+                exporter.abort()  # the OTLP exporters stop retrying: the providers close at once
+            finished.wait(budget_s)
+            _log.warning(
+                "telemetry: %s did not take the last batches within %g s; stopped without them",
+                self.config.endpoint,
+                budget_s,
+            )
         if self._prometheus_server is not None:
             self._prometheus_server.shutdown()
             self._prometheus_server.server_close()
@@ -86,7 +110,22 @@ class ExportFailures:
                 _log.exception("export-failure listener failed")
 
 
-class _CountingSpanExporter(SpanExporter):
+class _Abortable:
+    """An exporter wrapper a bounded shutdown can stop mid-retry (the inner exporter's own shutdown
+    aborts its backoff); the provider's later shutdown call is then a no-op, not a second one."""
+
+    _aborted = False
+
+    def abort(self) -> None:
+        if not self._aborted:
+            self._aborted = True
+            self._close_inner()
+
+    def _close_inner(self) -> None:
+        raise NotImplementedError
+
+
+class _CountingSpanExporter(_Abortable, SpanExporter):
     def __init__(self, inner: SpanExporter, failures: ExportFailures) -> None:
         self._inner, self._failures = inner, failures
 
@@ -97,13 +136,17 @@ class _CountingSpanExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
+        if not self._aborted:
+            self._close_inner()
+
+    def _close_inner(self) -> None:
         self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._inner.force_flush(timeout_millis)
 
 
-class _CountingMetricExporter(MetricExporter):
+class _CountingMetricExporter(_Abortable, MetricExporter):
     def __init__(self, inner: MetricExporter, failures: ExportFailures) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
@@ -123,10 +166,14 @@ class _CountingMetricExporter(MetricExporter):
         return self._inner.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        if not self._aborted:
+            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    def _close_inner(self) -> None:
+        self._inner.shutdown()
 
 
-class _CountingLogExporter(LogRecordExporter):
+class _CountingLogExporter(_Abortable, LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, failures: ExportFailures) -> None:
         self._inner, self._failures = inner, failures
 
@@ -137,6 +184,10 @@ class _CountingLogExporter(LogRecordExporter):
         return result
 
     def shutdown(self) -> None:
+        if not self._aborted:
+            self._close_inner()
+
+    def _close_inner(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -238,12 +289,15 @@ def build_providers(
     span_exporter: SpanExporter | None = None
     metric_exporter: MetricExporter | None = None
     log_exporter: LogRecordExporter | None = None
+    abortable: list[_Abortable] = []
     if config.export:
         spans, metric_points, logs = _exporters(config)
         span_exporter = _CountingSpanExporter(spans, exports)
         log_exporter = _CountingLogExporter(logs, exports)
+        abortable += [span_exporter, log_exporter]
         if "otlp" in config.metrics_exporters:
             metric_exporter = _CountingMetricExporter(metric_points, exports)
+            abortable.append(metric_exporter)
 
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
@@ -297,4 +351,5 @@ def build_providers(
         exports,
         prometheus_address,
         prometheus_server,
+        _exporters=tuple(abortable),
     )
