@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     # the exporters log each failed batch themselves; the one line below says it all
     logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
+    logging.getLogger("knhk_otel.runtime.providers").setLevel(logging.ERROR)  # its bounded-shutdown note too
     try:
         config = TelemetryConfig.from_env(
             service_name=args.service_name or "knhk-otel-emit",
