@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -556,6 +557,14 @@ def run_node(args: argparse.Namespace) -> int:
     from knhk_otel.runtime.ticks import TickClock, schema_budgets, tick_ns_from_env
 
     logging.getLogger("knhk_mesh").setLevel(logging.INFO)
+    # a node runs for hours: its log lines carry the time (UTC, to the millisecond), so a refusal
+    # can be set beside a peer's CRL reload or a rotation in another node's log
+    stamped = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    stamped.converter = time.gmtime
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(stamped)
     try:
         config = load_node_config(args.config)
         credentials = Credentials(config.pki)
