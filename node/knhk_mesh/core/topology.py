@@ -260,20 +260,17 @@ class _NearFirst:
         if want <= 0:
             return chosen[:k]
         rank_of = ranking.rank.get
-        if bridge and chosen:
-            beyond = _draw(pool, want, rng, lambda a: a not in taken and rank_of(a, math.inf) > farthest)
-            if len(beyond) < want:  # too few found by sampling: count them exactly
-                listed = [c.agent_id for c in pool.candidates() if c.agent_id not in taken]
-                far = [a for a in listed if rank_of(a, math.inf) > farthest]
-                beyond = rng.sample(far, want) if len(far) >= want else []
-                if not beyond:
-                    return chosen + rng.sample(listed, min(want, len(listed)))
-            return chosen + beyond
-        rest = _draw(pool, want, rng, lambda a: a not in taken)
-        if len(rest) < want:
-            listed = [c.agent_id for c in pool.candidates() if c.agent_id not in taken]
-            rest = rng.sample(listed, min(want, len(listed)))
-        return chosen + rest
+
+        def keep(agent: AgentId) -> bool:  # a bridge lies beyond the nearest picked
+            return agent not in taken and (not (bridge and chosen) or rank_of(agent, math.inf) > farthest)
+
+        picks = _draw(pool, want, rng, keep)
+        if len(picks) == want:
+            return chosen + picks
+        # too few found by sampling: list them exactly; too few bridges, then any peer not taken
+        listed = [c.agent_id for c in pool.candidates() if c.agent_id not in taken]
+        kept = [a for a in listed if keep(a)]
+        return chosen + rng.sample(kept if len(kept) >= want else listed, min(want, len(listed)))
 
 
 def _sample_from(
