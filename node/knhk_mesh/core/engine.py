@@ -72,7 +72,7 @@ from knhk_mesh.core.messages import (
     SyncRequest,
     agent_id_of,
 )
-from knhk_mesh.core.partition import Check, PartitionDetector, PartitionStatus
+from knhk_mesh.core.partition import Check, PartitionDetector, PartitionStatus, RoundClock
 from knhk_mesh.core.regions import GLOBAL_SUMMARY_KEY, GlobalSummary, RegionalRole
 from knhk_mesh.core.registry import PeerRegistry, RegistryPool
 from knhk_mesh.core.security import (
@@ -270,6 +270,7 @@ class MeshEngine:
                 summary_every_rounds=cfg.summary_every_rounds,
             )
         self.partition = PartitionDetector(self.config.partition)
+        self._round_clock = RoundClock(self.config.round_interval)  # the partition windows, in rounds run
         self._root_votes = [0, 0]  # roots heard this round: equal to ours, different
         self._probe_cursor = 0
 
@@ -537,22 +538,25 @@ class MeshEngine:
     def _check_partition(self, now: float) -> bool:
         """One health check of the partition detector (see core/partition.py), and probes of peers
         silent for half its window; returns whether this round's repair is a recovery."""
-        cfg, det = self.config, self.partition
+        cfg, det, clock = self.config, self.partition, self._round_clock
         agreeing, differing = self._root_votes
         self._root_votes = [0, 0]
+        clock.started(now)
         if not cfg.partition.enabled:
             return False
         members, _ = self.registry.reachability(now, cfg.min_reputation)
         window = cfg.partition.window_for(members + 1, cfg.fanout)
         half = max(1, window // 2)
+        # both thresholds count rounds this node ran (core.partition.RoundClock), so a starved or
+        # suspended process does not find its peers silent merely because its own rounds came late
         silent, self._probe_cursor = self.registry.silent_since(
-            now - half * cfg.round_interval, self._probe_cursor, -(-members // half), cfg.min_reputation
+            clock.since(half, now), self._probe_cursor, -(-members // half), cfg.min_reputation
         )
         for peer in silent:  # a pong is a frame heard: quiet peers are asked rather than presumed gone
             self._ping(peer, now)
         if self.round_no <= window:
             return False  # no verdict before a whole window of evidence
-        _, heard = self.registry.reachability(now - window * cfg.round_interval, cfg.min_reputation)
+        _, heard = self.registry.reachability(clock.since(window, now), cfg.min_reputation)
         check = Check(members + 1, heard, agreeing, differing)
         quiet = det.quiet(check)
         move = det.check(check, now)

@@ -6,6 +6,11 @@ peer is *reachable* when one of its authenticated frames (gossip, repair, a pong
 us within the last `window` rounds. The engine feeds the counts; this module only decides, in the
 style of h11: three states, explicit inputs, transitions returned (never I/O, never a clock of its own).
 
+The window is counted in rounds this node actually ran (`RoundClock`), not in configured intervals of
+wall time: how often gossip brings a frame from a given peer is a rate per round, so a process starved
+of CPU (fewer rounds a second than configured) or suspended for a while must wait for as many rounds
+as a healthy one before calling a peer silent. It never shrinks below `window` intervals of wall time.
+
     healthy --(below quorum on `confirm_rounds` checks in a row)--> partitioned     (read-only)
     partitioned --(quorum on `confirm_rounds` checks in a row)--> recovering        (writes again)
     recovering --(roots agree on `clean_rounds` rounds in a row)--> healthy          (healed)
@@ -18,6 +23,7 @@ after a whole window of silence, and a verdict needs `confirm_rounds` consecutiv
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,6 +67,32 @@ class PartitionConfig:
         if self.window_rounds:
             return self.window_rounds
         return max(self.min_window_rounds, math.ceil(3 * max(members - 1, 0) / max(fanout, 1)))
+
+
+class RoundClock:
+    """When this node's last rounds started, so "the last W rounds" means rounds it ran: a node whose
+    rounds come late (a loaded host, a suspended process) stretches its windows with its own slowness
+    instead of finding every peer silent."""
+
+    def __init__(self, interval: float, capacity: int = 64) -> None:
+        self.interval = interval
+        self._starts: deque[float] = deque(maxlen=max(capacity, 2))
+
+    def started(self, now: float) -> None:
+        """A round starts at `now` (called once per round, first thing)."""
+        self._starts.append(now)
+
+    def since(self, rounds: int, now: float) -> float:
+        """The start of the round `rounds` before the current one, or `rounds` intervals before `now`
+        if that is earlier (rounds on time give exactly the configured window). Before that many
+        rounds were run (or remembered) the oldest start known stands in, bounded the same way."""
+        starts = self._starts
+        if starts.maxlen is not None and rounds >= starts.maxlen:
+            self._starts = starts = deque(starts, maxlen=2 * (rounds + 1))  # a window grew with the mesh
+        wall = now - rounds * self.interval
+        if not starts:
+            return wall
+        return min(wall, starts[-1 - rounds] if rounds < len(starts) else starts[0])
 
 
 @dataclass(frozen=True, slots=True)
