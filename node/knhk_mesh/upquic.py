@@ -151,6 +151,7 @@ def run_up_quic(
         nearest_fraction=args.nearest_fraction,
         rebalance_every_rounds=args.rebalance_every,
         topology=args.topology,
+        validation="count",  # as a lone `knhk-mesh node` (live-check judges the export too)
         export=True,
         env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",
