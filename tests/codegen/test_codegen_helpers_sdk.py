@@ -151,3 +151,77 @@ def test_strict_mode_rejects_bool_for_int(sdk: Sdk) -> None:
     tracer = sdk.tracer_provider.get_tracer("test")
     with pytest.raises(SchemaUsageError, match="expected int"):
         spans.start_gossip_round(tracer, node_id="a", gossip_round=True)
+
+
+def test_counter_exports_what_a_synchronous_counter_exports(sdk: Sdk) -> None:
+    """Counters sum in process and report through a callback: the exported data must be the SDK
+    synchronous counter's (kind, unit, description, cumulative monotonic sums per attribute set, a
+    zero-initialised series included), over several collections."""
+    ours = metrics.Messages(sdk.meter_provider.get_meter("ours"))
+    theirs = sdk.meter_provider.get_meter("theirs").create_counter(
+        metrics.Messages.NAME,
+        unit=metrics.Messages.UNIT,
+        description="Messages sent and received by the node, by type.",
+    )
+    adds = [
+        (0, "sent", "push"),
+        (1, "received", "push"),
+        (2, "received", "sync_reply"),
+        (1, "received", "push"),
+        (5, "sent", "sync_request"),
+    ]
+    for collection in range(2):
+        for value, direction, mtype in adds[collection * 2 : collection * 2 + 3]:
+            ours.add(value, message_direction=direction, message_type=mtype)  # type: ignore[arg-type]
+            theirs.add(value, {"knhk.mesh.message.direction": direction, "knhk.mesh.message.type": mtype})
+        data = sdk.metrics.get_metrics_data()
+        assert data is not None
+        by_scope = {
+            sm.scope.name: {
+                tuple(sorted(dict(p.attributes).items())): p.value
+                for m in sm.metrics
+                for p in m.data.data_points  # type: ignore[union-attr]
+            }
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+        }
+        assert by_scope["ours"] == by_scope["theirs"]
+        zero = (("knhk.mesh.message.direction", "sent"), ("knhk.mesh.message.type", "push"))
+        assert by_scope["ours"][zero] == 0
+        shapes = [
+            (m.unit, m.description, m.data.is_monotonic, m.data.aggregation_temporality)  # type: ignore[union-attr]
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        ]
+        assert len(shapes) == 2 and shapes[0] == shapes[1] and shapes[0][2] is True
+
+
+def test_counter_helpers_of_one_meter_share_their_sums_and_refuse_what_the_sdk_refuses(sdk: Sdk) -> None:
+    meter = sdk.meter_provider.get_meter("test")
+    first, second = metrics.GossipRounds(meter), metrics.GossipRounds(meter)
+    first.add(2)
+    second.add(3)  # the SDK keeps the first registration's callback only: both must land in it
+    first.add(-1)
+    first.add(float("nan"))
+    (point,) = _metric(sdk, "knhk.mesh.gossip.rounds").data.data_points
+    assert point.value == 5
+
+
+def test_counter_sums_lose_nothing_to_threads(sdk: Sdk) -> None:
+    import threading
+
+    counter = metrics.GossipRounds(sdk.meter_provider.get_meter("test"))
+
+    def work() -> None:
+        for _ in range(20_000):
+            counter.add(1)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    sdk.metrics.get_metrics_data()  # a collection in the middle of the adds
+    for t in threads:
+        t.join()
+    (point,) = _metric(sdk, "knhk.mesh.gossip.rounds").data.data_points
+    assert point.value == 80_000

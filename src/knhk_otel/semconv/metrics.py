@@ -4,8 +4,17 @@
 
 Counters and up-down counters have `add`, histograms `record`, gauges `set`; keyword arguments are
 the metric's attributes (None means "not set"). Histograms carry the schema's bucket advice.
+
+A counter sums what it is given in process, per attribute set, and reports the cumulative sums
+through an observable counter's callback: what is exported is the same monotonic cumulative sum a
+synchronous counter gives, but an `add` costs a dictionary update instead of an SDK measurement
+(attribute cleaning, context lookup, aggregation), and the SDK aggregates once per collection.
 """
 
+import logging as _logging
+import math as _math
+import threading as _threading
+import weakref as _weakref
 from collections import abc as _abc
 from typing import Any, Final
 
@@ -14,6 +23,63 @@ from opentelemetry.util import types as _types
 
 from . import attributes
 from . import strict as _strict
+
+_log = _logging.getLogger(__name__)
+
+
+class _Sums:
+    """The cumulative sums of one counter, per attribute set, observed at each collection."""
+
+    __slots__ = ("__weakref__", "_lock", "_name", "_sums")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = _threading.Lock()
+        self._sums: dict[tuple[tuple[str, Any], ...], float] = {}
+
+    def add(self, value: float, attrs: dict[str, _types.AttributeValue]) -> None:
+        # what the SDK's Counter.add refuses, refused alike
+        if not _math.isfinite(value):
+            _log.warning("Add amount %s is not finite on Counter %s, ignoring it.", value, self._name)
+            return
+        if value < 0:
+            _log.warning("Add amount must be non-negative on Counter %s.", self._name)
+            return
+        key = tuple(attrs.items())
+        with self._lock:
+            try:
+                self._sums[key] = self._sums.get(key, 0) + value
+            except TypeError:  # a list value: keyed by its tuple (what the SDK exports it as)
+                key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key)
+                self._sums[key] = self._sums.get(key, 0) + value
+
+    def observe(self, options: _metrics.CallbackOptions) -> _abc.Iterable[_metrics.Observation]:
+        with self._lock:
+            items = list(self._sums.items())
+        return [_metrics.Observation(total, dict(key)) for key, total in items]
+
+
+_SUMS_LOCK = _threading.Lock()
+_SUMS: "_weakref.WeakKeyDictionary[_metrics.Meter, dict[str, _Sums]]" = _weakref.WeakKeyDictionary()
+
+
+def _sums(meter: _metrics.Meter, name: str, unit: str, description: str) -> _Sums:
+    """The sums of counter `name` of `meter`: one per meter and name, as the SDK keeps one instrument
+    (and the first registration's callback) per name, so that every helper made from one meter adds
+    to the sums that meter reports."""
+    with _SUMS_LOCK:
+        try:
+            by_name = _SUMS.setdefault(meter, {})
+        except TypeError:  # a meter that cannot be weakly referenced: sums of this helper alone
+            by_name = {}
+        sums = by_name.get(name)
+        if sums is None:
+            sums = by_name[name] = _Sums(name)
+            meter.create_observable_counter(
+                name, callbacks=[sums.observe], unit=unit, description=description
+            )
+        return sums
+
 
 _SPEC_BYZANTINE_EVENTS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.byzantine.kind", attributes.ByzantineKind, True),
@@ -31,7 +97,7 @@ class ByzantineEvents:
     - byzantine_kind: `knhk.mesh.byzantine.kind`, required. Kind of Byzantine behaviour detected.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.byzantine.events"
     UNIT: Final = "{event}"
@@ -39,10 +105,11 @@ class ByzantineEvents:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Byzantine behaviour detected by the node, by kind.",
+            self.UNIT,
+            "Byzantine behaviour detected by the node, by kind.",
         )
 
     def add(
@@ -64,7 +131,7 @@ class ByzantineEvents:
             "knhk.mesh.byzantine.kind": getattr(byzantine_kind, "_value_", byzantine_kind),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_CONVERGENCE_DURATION: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.topology", attributes.Topology, False),
@@ -262,7 +329,7 @@ class GossipRounds:
     `knhk_mesh_gossip_rounds_total`.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.gossip.rounds"
     UNIT: Final = "{round}"
@@ -270,10 +337,11 @@ class GossipRounds:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Gossip rounds run by the node.",
+            self.UNIT,
+            "Gossip rounds run by the node.",
         )
 
     def add(
@@ -284,7 +352,7 @@ class GossipRounds:
         """Add `value` with the given attributes."""
         _attributes: dict[str, _types.AttributeValue] = {}
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_HIERARCHY_AGENTS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.hierarchy.level", attributes.HierarchyLevel, True),
@@ -364,7 +432,7 @@ class Messages:
     - message_type: `knhk.mesh.message.type`, required. Type of a mesh protocol message.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.messages"
     UNIT: Final = "{message}"
@@ -372,10 +440,11 @@ class Messages:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Messages sent and received by the node, by type.",
+            self.UNIT,
+            "Messages sent and received by the node, by type.",
         )
 
     def add(
@@ -400,7 +469,7 @@ class Messages:
             "knhk.mesh.message.type": getattr(message_type, "_value_", message_type),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_MESSAGES_REJECTED: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.rejection.reason", attributes.RejectionReason, True),
@@ -418,7 +487,7 @@ class MessagesRejected:
     - rejection_reason: `knhk.mesh.rejection.reason`, required. Why a message was rejected.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.messages.rejected"
     UNIT: Final = "{message}"
@@ -426,10 +495,11 @@ class MessagesRejected:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Messages the node rejected, by reason.",
+            self.UNIT,
+            "Messages the node rejected, by reason.",
         )
 
     def add(
@@ -451,7 +521,7 @@ class MessagesRejected:
             "knhk.mesh.rejection.reason": getattr(rejection_reason, "_value_", rejection_reason),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_NETWORK_IO: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.message.direction", attributes.MessageDirection, True),
@@ -470,7 +540,7 @@ class NetworkIo:
       by the node.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.network.io"
     UNIT: Final = "By"
@@ -478,10 +548,11 @@ class NetworkIo:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Bytes sent and received by the node.",
+            self.UNIT,
+            "Bytes sent and received by the node.",
         )
 
     def add(
@@ -503,7 +574,7 @@ class NetworkIo:
             "knhk.mesh.message.direction": getattr(message_direction, "_value_", message_direction),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 
 class PartitionRecoveryDuration:
@@ -621,7 +692,7 @@ class PartitionsDetected:
     `knhk_mesh_partitions_detected_total`.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.partitions.detected"
     UNIT: Final = "{partition}"
@@ -629,10 +700,11 @@ class PartitionsDetected:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Partitions the node detected.",
+            self.UNIT,
+            "Partitions the node detected.",
         )
 
     def add(
@@ -643,7 +715,7 @@ class PartitionsDetected:
         """Add `value` with the given attributes."""
         _attributes: dict[str, _types.AttributeValue] = {}
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 
 class PeerCount:
@@ -846,7 +918,7 @@ class SchemaFindings:
     - schema_signal_type: `knhk.mesh.schema.signal.type`, recommended. Kind of signal a finding is about.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.schema.findings"
     UNIT: Final = "{finding}"
@@ -854,10 +926,11 @@ class SchemaFindings:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Schema findings of emitted telemetry, by id and level.",
+            self.UNIT,
+            "Schema findings of emitted telemetry, by id and level.",
         )
 
     def add(
@@ -890,7 +963,7 @@ class SchemaFindings:
                 getattr(schema_signal_type, "_value_", schema_signal_type)
             )
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_TELEMETRY_EXPORT_FAILURES: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.schema.signal.type", attributes.SchemaSignalType, True),
@@ -908,7 +981,7 @@ class TelemetryExportFailures:
     - schema_signal_type: `knhk.mesh.schema.signal.type`, required. Kind of signal a finding is about.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.telemetry.export.failures"
     UNIT: Final = "{batch}"
@@ -916,10 +989,11 @@ class TelemetryExportFailures:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description=(
+            self.UNIT,
+            (
                 "Export batches (spans, metric points or events) that an OTLP exporter failed to deliver."
             ),
         )
@@ -943,7 +1017,7 @@ class TelemetryExportFailures:
             "knhk.mesh.schema.signal.type": getattr(schema_signal_type, "_value_", schema_signal_type),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_TICK_OVERRUNS: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
@@ -962,7 +1036,7 @@ class TickOverruns:
       budget.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.tick.overruns"
     UNIT: Final = "{overrun}"
@@ -970,10 +1044,11 @@ class TickOverruns:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Operations that took more ticks than their budget.",
+            self.UNIT,
+            "Operations that took more ticks than their budget.",
         )
 
     def add(
@@ -995,7 +1070,7 @@ class TickOverruns:
             "knhk.mesh.tick.operation": getattr(tick_operation, "_value_", tick_operation),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
 
 _SPEC_TICK_USAGE: tuple[_strict.AttributeSpec, ...] = (
     ("knhk.mesh.tick.operation", attributes.TickOperation, True),
@@ -1128,7 +1203,7 @@ class TopologyRebalances:
     - topology: `knhk.mesh.topology`, required. Deployment topology of the mesh.
     """
 
-    __slots__ = ("_instrument",)
+    __slots__ = ("_sums",)
 
     NAME: Final = "knhk.mesh.topology.rebalances"
     UNIT: Final = "{rebalance}"
@@ -1136,10 +1211,11 @@ class TopologyRebalances:
     ANNOTATIONS: Final[_abc.Mapping[str, Any]] = {}
 
     def __init__(self, meter: _metrics.Meter) -> None:
-        self._instrument = meter.create_counter(
+        self._sums = _sums(
+            meter,
             self.NAME,
-            unit=self.UNIT,
-            description="Topology rebalances run by the node.",
+            self.UNIT,
+            "Topology rebalances run by the node.",
         )
 
     def add(
@@ -1161,4 +1237,4 @@ class TopologyRebalances:
             "knhk.mesh.topology": getattr(topology, "_value_", topology),
         }
 
-        self._instrument.add(value, _attributes)
+        self._sums.add(value, _attributes)
