@@ -15,7 +15,10 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import _logs, context, metrics, trace
+from opentelemetry.context import attach as _attach
+from opentelemetry.context import detach as _detach
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import set_span_in_context as _set_span_in_context
 
 from knhk_mesh import __version__
 from knhk_mesh.core.config import MeshConfig
@@ -54,6 +57,7 @@ DISTRUST_BELOW = MeshConfig().min_reputation
 
 _TYPES = {t: A.MessageType(t.label) for t in WireType}
 _OPS = {op: A.TickOperation(op.value) for op in Operation}
+_OP_NAMES = {attr: op.value for op, attr in _OPS.items()}  # the tick clock's keys: plain strings
 _REJECTIONS = {r: A.RejectionReason(r.value) for r in Rejection}
 _STATUSES = {s: A.PartitionStatus(s.value) for s in PartitionStatus}
 
@@ -140,6 +144,14 @@ class MeshTelemetry:
         self.partition_status.move(None, PartitionStatus.HEALTHY)  # every engine starts healthy
         return NodeTelemetry(self, node_id)
 
+    def account(self, op: A.TickOperation, ns: int) -> None:
+        """One measured duration of `op`: into the tick clock's totals, the usage histogram, and the
+        overrun counter when over the op's budget."""
+        ticks, overrun = self.ticks.account(_OP_NAMES[op], ns)
+        self.tick_usage.record(ticks, tick_operation=op)
+        if overrun:
+            self.tick_overruns.add(1, tick_operation=op)
+
     def export_failed(self, signal: str) -> None:
         """Count a batch an exporter could not deliver (`signal`: span, metric or event)."""
         self.export_failures.add(1, schema_signal_type=A.SchemaSignalType(signal))
@@ -189,38 +201,43 @@ class _StatusCounts:
 class _SpanScope:
     """An open span, current while the engine works inside it, that it can add what it learns to
     (peer, type, size, rejection). Does what the SDK's start_as_current_span + use_span do (attach,
-    record an escaping exception, detach, end) without their two stacked generator context managers."""
+    record an escaping exception, detach, end) without their two stacked generator context managers.
+    A measuring scope also times the work inside in ticks itself (no second context manager)."""
 
-    __slots__ = ("_measure", "_span", "_token")
+    __slots__ = ("_hub", "_op", "_span", "_start", "_token")
 
     def __init__(self, span: Span) -> None:
         self._span = span
         self._token: object = None
-        self._measure: _Measure | None = None
+        self._hub: MeshTelemetry | None = None
+        self._op: A.TickOperation = A.TickOperation.MESSAGE
+        self._start = 0
 
-    def measuring(self, measure: _Measure) -> _SpanScope:
+    def measuring(self, hub: MeshTelemetry, op: A.TickOperation) -> _SpanScope:
         """Also measure the work inside in ticks (one scope instead of a span and a measure)."""
-        self._measure = measure
+        self._hub = hub
+        self._op = op
         return self
 
     def __enter__(self) -> _SpanScope:
-        self._token = context.attach(trace.set_span_in_context(self._span))
-        if self._measure is not None:
-            self._measure.__enter__()
+        self._token = _attach(_set_span_in_context(self._span))
+        if self._hub is not None:
+            self._start = perf_counter_ns()
         return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         span = self._span
-        if self._measure is not None:
-            self._measure.__exit__(et, ev, tb)
+        hub = self._hub
+        if hub is not None:
+            hub.account(self._op, perf_counter_ns() - self._start)
         try:
-            if isinstance(ev, Exception) and span.is_recording():
+            if ev is not None and isinstance(ev, Exception) and span.is_recording():
                 span.record_exception(ev)
                 span.set_status(Status(StatusCode.ERROR, f"{type(ev).__name__}: {ev}"))
         finally:
-            context.detach(self._token)  # type: ignore[arg-type]
+            _detach(self._token)  # type: ignore[arg-type]
             span.end()
 
     def peer(self, peer_id: AgentId) -> None:
@@ -281,12 +298,11 @@ class _ScopeTracer(trace.Tracer):
 
 
 class _Measure:
-    __slots__ = ("_attr", "_hub", "_name", "_start")
+    __slots__ = ("_attr", "_hub", "_start")
 
-    def __init__(self, node: NodeTelemetry, op: Operation) -> None:
-        self._hub = node.hub
-        self._name = op.value
-        self._attr = _OPS[op]
+    def __init__(self, hub: MeshTelemetry, op: A.TickOperation) -> None:
+        self._hub = hub
+        self._attr = op
         self._start = 0
 
     def __enter__(self) -> _Measure:
@@ -296,12 +312,7 @@ class _Measure:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        ns = perf_counter_ns() - self._start
-        hub = self._hub
-        ticks, overrun = hub.ticks.account(self._name, ns)
-        hub.tick_usage.record(ticks, tick_operation=self._attr)
-        if overrun:
-            hub.tick_overruns.add(1, tick_operation=self._attr)
+        self._hub.account(self._attr, perf_counter_ns() - self._start)
 
 
 class NodeTelemetry:
@@ -345,7 +356,7 @@ class NodeTelemetry:
             message_size=size,
             network_peer_address=address[0],
         )
-        return scope.measuring(_Measure(self, Operation.MESSAGE))
+        return scope.measuring(self.hub, A.TickOperation.MESSAGE)
 
     def merge(self, peer_id: AgentId, entries: int, round_no: int) -> _SpanScope:
         scope: _SpanScope = S.start_state_merge(  # type: ignore[assignment]
@@ -355,7 +366,7 @@ class NodeTelemetry:
             state_entries=entries,
             gossip_round=round_no,
         )
-        return scope.measuring(_Measure(self, Operation.MERGE))
+        return scope.measuring(self.hub, A.TickOperation.MERGE)
 
     def register(self, peer_id: AgentId, address: Address, region: str, peer_count: int) -> _SpanScope:
         return S.start_peer_register(  # type: ignore[return-value]
@@ -369,7 +380,7 @@ class NodeTelemetry:
         )
 
     def measure(self, operation: Operation) -> _Measure:
-        return _Measure(self, operation)
+        return _Measure(self.hub, _OPS[operation])
 
     def rebalance(self, clusters: int) -> _SpanScope:
         h = self.hub
