@@ -1285,7 +1285,8 @@ class MeshEngine:
         for e in candidates:
             held = state.get(e.agent, e.key)
             if held is not None and not evidence:
-                if held is e or held == e:
+                # equal entries have equal fingerprints: one int comparison settles the common unequal case
+                if held is e or (held.fingerprint == e.fingerprint and held == e):
                     self.ignored["duplicate_entry"] += 1
                     continue
                 if held.version > e.version:

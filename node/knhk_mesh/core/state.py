@@ -212,9 +212,13 @@ class State:
         agent, version, key = entry.agent, entry.version, entry.key
         by_version = self._by_version
         held_same_version = by_version.get((agent, version))
+        # equal entries have equal fingerprints: one int comparison settles the common unequal cases
+        fingerprint = entry.fingerprint
         conflict = (
             held_same_version
-            if held_same_version is not None and held_same_version is not entry and held_same_version != entry
+            if held_same_version is not None
+            and held_same_version is not entry
+            and (held_same_version.fingerprint != fingerprint or held_same_version != entry)
             else None
         )
         regs = self._by_agent.get(agent)
@@ -223,9 +227,9 @@ class State:
         current = regs.get(key)
         register = (agent, key)
         if current is not None:
-            if current is entry or current == entry:
+            if current is entry or (current.fingerprint == fingerprint and current == entry):
                 return _DUPLICATE
-            if (current.version, current.fingerprint) > (version, entry.fingerprint):
+            if (current.version, current.fingerprint) > (version, fingerprint):
                 return _STALE if conflict is None else ApplyResult(Applied.STALE, conflict)
             superseded = (current.agent, current.version)
             held = by_version.get(superseded)
