@@ -179,23 +179,29 @@ class State:
         blake2b, width = hashlib.blake2b, DIGEST_BYTES
         levels = self._levels
         leaves = levels[TREE_DEPTH]
+        by_leaf = self._leaves
         for leaf in dirty:
-            regs = self._leaves[leaf]
+            regs = by_leaf[leaf]
             at = leaf * width
             if not regs:
                 leaves[at : at + width] = EMPTY
-                continue
-            h = blake2b(_LEAF_DOMAIN, digest_size=width)
-            for fp in sorted(e.fingerprint for e in regs.values()):
-                h.update(fp.to_bytes(width, "big"))
-            leaves[at : at + width] = h.digest()
+            elif len(regs) == 1:  # the common leaf: one register, hashed in one call
+                for e in regs.values():
+                    data = _LEAF_DOMAIN + e.fingerprint.to_bytes(width, "big")
+                    leaves[at : at + width] = blake2b(data, digest_size=width).digest()
+            else:  # fingerprints in order, fixed width: the same bytes as hashing them one by one
+                fps = b"".join(
+                    [fp.to_bytes(width, "big") for fp in sorted([e.fingerprint for e in regs.values()])]
+                )
+                leaves[at : at + width] = blake2b(_LEAF_DOMAIN + fps, digest_size=width).digest()
         changed = dirty
         span = CHILD_HASHES_BYTES
         for depth in range(TREE_DEPTH - 1, -1, -1):
             below, level = levels[depth + 1], levels[depth]
             parents = {c // TREE_FANOUT for c in changed}
             for p in parents:
-                kids = below[p * span : (p + 1) * span]
+                at = p * span
+                kids = below[at : at + span]
                 at = p * width
                 level[at : at + width] = (
                     EMPTY
