@@ -165,6 +165,16 @@ def test_off_mode_neither_raises_nor_records(
     p.shutdown()
 
 
+def test_the_mode_is_fixed_when_the_hook_is_made(shop: ResolvedRegistry) -> None:
+    """Span processors read it once; a mode that could change later would be ignored by them."""
+    hook = ValidationHook(shop, "count")
+    with pytest.raises(AttributeError):
+        hook.mode = "off"  # type: ignore[misc]
+    assert hook.mode == "count"
+    with pytest.raises(ValueError, match="validation mode must be one of strict, count, off"):
+        ValidationHook(shop, "loud")  # type: ignore[arg-type]
+
+
 def test_resource_is_judged_once_per_hook(
     shop: ResolvedRegistry, schema_validation: SchemaValidation
 ) -> None:

@@ -200,3 +200,86 @@ def test_span_processor_finds_what_a_fresh_validator_finds_span_by_span(shop: Re
     finally:
         uninstall_recorder(recorder)
     assert checked == 3 * len(OTLP_SPANS)
+
+
+#: Spans the processor's shape lookup could confuse, each set emitted after spans of the same name
+#: and keys with other value types (or the same keys in another order, or another kind) had set up
+#: the cheap path: (name, SDK kind, attributes).
+_O = "shop.order.id"
+_M = "shop.payment.method"
+_C = "shop.item.count"
+_P = "shop.priority"
+_HEADERS = [f"shop.header.h{i}" for i in range(12)]
+CONFUSABLE: list[tuple[str, SpanKind, dict[str, Any]]] = [
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "card", _C: 3}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "card", _C: True}),  # bool is no int
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "card", _C: 3.0}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "card", _C: "3"}),
+    ("shop.checkout", SpanKind.SERVER, {_O: 5, _M: "card", _C: 3}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: 7, _C: 3}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "bitcoin", _C: 3}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _M: "card", _C: 3}),
+    ("shop.checkout", SpanKind.CLIENT, {_O: "o", _M: "card", _C: 3}),  # same keys, another kind
+    ("shop.checkout", SpanKind.SERVER, {_C: 3, _O: "o", _M: "card"}),  # same keys, another order
+    ("shop.checkout", SpanKind.SERVER, {_C: True, _O: "o", _M: "card"}),
+    ("shop.checkout", SpanKind.SERVER, {_C: 3, _O: "o", _M: True}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _P: 2}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _P: True}),  # True == 1, a member: still no int
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", _P: 1}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", "shop.tags": ("a", "b")}),
+    ("shop.checkout", SpanKind.SERVER, {_O: "o", "shop.tags": ("a", 1)}),
+    ("shop.refund", SpanKind.INTERNAL, {_O: "o", _M: "card", _C: 3}),  # same keys, another name
+    ("shop.refund", SpanKind.INTERNAL, {_O: "o", _M: "card", _C: 3.5}),
+    # every arity from none to more attributes than any unpacked shape key handles
+    *[
+        ("shop.checkout", SpanKind.SERVER, {_O: "o", **{h: "v" for h in _HEADERS[:n]}})
+        for n in range(len(_HEADERS))
+    ],
+    *[  # the same, the last value of the wrong type
+        (
+            "shop.checkout",
+            SpanKind.SERVER,
+            {_O: "o", **{h: "v" for h in _HEADERS[: n - 1]}, _HEADERS[n - 1]: 1},
+        )
+        for n in range(1, len(_HEADERS))
+    ],
+    ("shop.checkout", SpanKind.SERVER, {}),
+]
+
+
+@pytest.mark.allow_schema_findings
+@pytest.mark.parametrize("mode", ["strict", "count"])
+def test_span_processor_tells_apart_spans_that_share_name_and_keys(shop: ResolvedRegistry, mode: Any) -> None:
+    hook = ValidationHook(shop, mode)
+    provider = TracerProvider()
+    provider.add_span_processor(ValidatingSpanProcessor(hook))
+    tracer = provider.get_tracer("shop.tests")
+    recorder = FindingRecorder()
+    install_recorder(recorder)
+    try:
+        for order in (CONFUSABLE, CONFUSABLE[::-1], CONFUSABLE):  # cold, then each after the others
+            for name, kind, attrs in order:
+                span = tracer.start_span(name, kind=kind, attributes=attrs)
+                expected = afresh(hook.validator.index, from_sdk_span(span))
+                recorder.findings.clear()
+                violation = any(f.level == "violation" for f in expected)
+                if mode == "strict" and violation:
+                    with pytest.raises(SchemaViolation):
+                        span.end()
+                else:
+                    span.end()
+                found = [f for f in recorder.findings if f.signal_type != "resource"]
+                assert sorted(found, key=Finding.sort_key) == sorted(expected, key=Finding.sort_key), (
+                    name,
+                    kind,
+                    attrs,
+                )
+    finally:
+        uninstall_recorder(recorder)
+    # the set holds what it is meant to: wrong types among the same keys are violations
+    assert any(f.id == "type_mismatch" for f in afresh(hook.validator.index, _sample(CONFUSABLE[1])))
+
+
+def _sample(span: tuple[str, SpanKind, dict[str, Any]]) -> SpanSample:
+    name, kind, attrs = span
+    return SpanSample(name, kind.name.lower(), attrs, [], [], None)

@@ -37,7 +37,7 @@ from knhk_otel.validate.samples import (
     from_sdk_log,
     from_sdk_metrics,
 )
-from knhk_otel.validate.validator import Validator
+from knhk_otel.validate.validator import SpanShape, Validator
 
 Mode = Literal["strict", "count", "off"]
 MODES: tuple[Mode, ...] = ("strict", "count", "off")
@@ -92,14 +92,18 @@ class ValidationHook:
         if mode not in MODES:
             raise ValueError(f"validation mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.validator = registry if isinstance(registry, Validator) else Validator(registry)
-        self.mode: Mode = mode
+        self._mode: Mode = mode
         self._logged: set[tuple[str, str, str | None, str | None]] = set()
         self._resources_seen: set[Any] = set()
         self._lock = threading.Lock()
         self._counter: _FindingsCounter | None = None
-        self.last_resource: Any = None  # the resource judged last: spans of a provider share one
         if meter is not None:
             self.bind_meter(meter)
+
+    @property
+    def mode(self) -> Mode:
+        """Fixed at construction: the span processor decides once what each span end does."""
+        return self._mode
 
     def bind_meter(self, meter: Meter) -> None:
         """Where `count` mode counts (set after the meter provider that validates exists)."""
@@ -206,65 +210,120 @@ class ValidatingSpanProcessor(SpanProcessor):
 
     def __init__(self, hook: ValidationHook) -> None:
         self.hook = hook
-        self._shapes = hook.validator.sdk_span_shapes
+        # Read once: `on_end` runs for every span, and none of these changes after construction.
+        validator = hook.validator
+        self._validator = validator
+        self._shapes = validator.sdk_span_shapes
+        self._families = validator.sdk_span_families
+        self._with_entities = validator.spans_with_entities
+        self._off = hook.mode == "off"
+        self._counting = hook.mode == "count"
+        self._any_entities = bool(validator.spans_with_entities)
+        self._last_resource: Any = None  # the resource judged last: spans of a provider share one
 
     def on_end(self, span: ReadableSpan) -> None:
-        hook = self.hook
-        if hook.mode == "off":
+        if self._off:
             return
         # ReadableSpan.attributes wraps the SDK's BoundedAttributes in a proxy whose every read runs
         # Python code under a lock, and its BoundedLists answer `len()` in Python: the span has
         # ended, so the plain dict and deques underneath are safe to read directly.
         try:
             attrs: Any = span._attributes._dict  # type: ignore[union-attr]
-            bare = not (span._events._dq or span._links._dq)  # type: ignore[attr-defined]
+            extras = span._events._dq or span._links._dq  # type: ignore[attr-defined]
         except AttributeError:  # a span not built by the SDK's Span
             attrs = span.attributes or {}
-            bare = not (span._events or span._links)
-        found: Sequence[Finding]
-        if bare:
+            extras = span._events or span._links
+        if extras:
+            self._judge_whole(span, attrs)
+        else:
             name = span._name
             kind = span._kind
-            shape_key = (name, id(kind), *attrs, *map(type, attrs.values()))
-            shape = self._shapes.get(shape_key)
-            if shape is None:
-                validator = hook.validator
-                shape = validator.remember_span_shape(
-                    self._shapes,
-                    shape_key,
-                    validator.span_shape(
-                        name, _KIND_WORDS.get(id(kind)), tuple(attrs), tuple(attrs.values())
-                    ),
-                )
+            # (name, *keys) and (kind, *value types), unpacked for the arities mesh spans have:
+            # built from a list (`*attrs`) a key costs a reallocation, `type(v)` through `map` a
+            # call per value; written out, both are single instructions.
+            n = len(attrs)
+            if n == 6:
+                ka, kb, kc, kd, ke, kf = attrs
+                a, b, c, d, e, f = attrs.values()
+                family_key: tuple[str, ...] = (name, ka, kb, kc, kd, ke, kf)
+                types: tuple[Any, ...] = (kind, type(a), type(b), type(c), type(d), type(e), type(f))
+            elif n == 5:
+                ka, kb, kc, kd, ke = attrs
+                a, b, c, d, e = attrs.values()
+                family_key = (name, ka, kb, kc, kd, ke)
+                types = (kind, type(a), type(b), type(c), type(d), type(e))
+            elif n == 4:
+                ka, kb, kc, kd = attrs
+                a, b, c, d = attrs.values()
+                family_key = (name, ka, kb, kc, kd)
+                types = (kind, type(a), type(b), type(c), type(d))
+            elif n == 7:
+                ka, kb, kc, kd, ke, kf, kg = attrs
+                a, b, c, d, e, f, g = attrs.values()
+                family_key = (name, ka, kb, kc, kd, ke, kf, kg)
+                types = (kind, type(a), type(b), type(c), type(d), type(e), type(f), type(g))
+            else:
+                family_key = (name, *attrs)
+                types = (kind, *map(type, attrs.values()))
+            # The family of (name, keys) remembers the kind and value types of its first span and
+            # that span's shape: a span of the same kind and types has that shape, found without
+            # hashing kind and types (other kinds and types: see `_shape`).
+            family = self._families.get(family_key)
+            if family is not None and family[0] == types:
+                shape = family[1]
+            else:
+                shape = self._shape(name, attrs, types, family_key, family is None)
             getter = shape.getter
             if getter is None:
                 verdict = shape.verdict
             else:
                 checked = getter(attrs)
-                memo = shape.memo
-                verdict = (memo and memo.get(checked)) or shape.judge(checked)
+                verdict = shape.recall(checked) or shape.judge(checked)
             # Findings come most serious first: without a recorder, strict mode has nothing to do
             # unless the first one is a violation.
-            if verdict.findings and (_recorders or hook.mode != "strict" or verdict.violation):
-                hook.handle(list(verdict.findings))
-            if name in hook.validator.spans_with_entities:
-                validator = hook.validator
+            if verdict.violation or ((_recorders or self._counting) and verdict.findings):
+                self.hook.handle(list(verdict.findings))
+            if self._any_entities and name in self._with_entities:
+                validator = self._validator
                 rule = validator.index.spans.get(name)
                 entities = validator.entity_findings(rule, _resource_attributes(span))
                 if entities:
-                    hook.handle(list(entities))
-        else:
-            kind_word = _KIND_WORDS.get(id(span._kind))
-            events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
-            links = [link.attributes or {} for link in span._links]
-            sample = SpanSample(span._name, kind_word, attrs, events, links, _resource_attributes(span))
-            found = hook.validator.validate_span(sample)
-            if found:
-                hook.handle(list(found))
-        resource = span._resource
-        if resource is not None and resource is not hook.last_resource:
-            hook.last_resource = resource
-            hook.handle(hook.resource(resource.attributes))
+                    self.hook.handle(list(entities))
+        if span._resource is not self._last_resource:
+            self._last_resource = resource = span._resource
+            if resource is not None:
+                self.hook.handle(self.hook.resource(resource.attributes))
+
+    def _shape(
+        self,
+        name: str,
+        attrs: dict[str, Any],
+        types: tuple[Any, ...],
+        family_key: tuple[str, ...],
+        new_family: bool,
+    ) -> SpanShape:
+        """The shape by its full key (name, kind, keys, value types), judged if not known yet."""
+        kind = types[0]
+        key = (name, id(kind), *attrs, *types[1:])
+        shape = self._shapes.get(key)
+        validator = self._validator
+        if shape is None:
+            keys = tuple(attrs)
+            found = validator.span_shape(name, _KIND_WORDS.get(id(kind)), keys, tuple(attrs.values()))
+            shape = validator.remember_span_shape(self._shapes, key, found)
+        if new_family:  # stored complete (one tuple): other threads read families without a lock
+            validator.remember_span_family(self._families, family_key, (types, shape))
+        return shape
+
+    def _judge_whole(self, span: ReadableSpan, attrs: Any) -> None:
+        """A span with events or links: no shape; the validator judges it (and them) in full."""
+        kind_word = _KIND_WORDS.get(id(span._kind))
+        events = [SpanEventSample(e.name, e.attributes or {}) for e in span._events]
+        links = [link.attributes or {} for link in span._links]
+        sample = SpanSample(span._name, kind_word, attrs, events, links, _resource_attributes(span))
+        found = self._validator.validate_span(sample)
+        if found:
+            self.hook.handle(list(found))
 
 
 def _resource_attributes(span: ReadableSpan) -> Any:
