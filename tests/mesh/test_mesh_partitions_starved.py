@@ -20,7 +20,7 @@ from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.messages import Address, Entry
-from knhk_mesh.core.partition import PartitionStatus, quorum
+from knhk_mesh.core.partition import PartitionStatus, RoundClock, quorum
 from knhk_mesh.transport.memory import Faults
 
 N = 32
@@ -157,3 +157,22 @@ def test_a_node_suspended_for_several_windows_resumes_healthy_and_writable() -> 
         f"\nsuspended {stall:g} s ({node.lost} frames lost): healthy on every one of its next "
         f"{len(statuses)} rounds, {N} writes everywhere in {spread} rounds"
     )
+
+
+def test_the_round_clock_gives_the_configured_window_on_time_and_stretches_it_when_rounds_are_late() -> None:
+    clock = RoundClock(0.1, capacity=4)
+    assert clock.since(20, 5.0) == 5.0 - 20 * 0.1  # no round yet: the configured window of wall time
+    for r in range(30):  # on time: exactly the old window, whatever the capacity
+        clock.started(r * 0.1)
+    now = 29 * 0.1
+    assert clock.since(20, now) == pytest.approx(now - 2.0)
+    assert clock.since(10, now) == pytest.approx(now - 1.0)  # (it grew to hold 20 rounds)
+    for r in range(30):  # late: a round every 0.3 s, the window is 20 of them
+        clock.started(3.0 + r * 0.3)
+    now = 3.0 + 29 * 0.3
+    assert clock.since(20, now) == pytest.approx(now - 20 * 0.3)
+    clock.started(now + 60.0)  # back from a one-minute stall: the window reaches over it
+    assert clock.since(20, now + 60.0) == pytest.approx(now - 19 * 0.3)
+    # 40 rounds back: the stall, 30 late rounds, then on-time ones (it holds 42 starts since `since(20)`)
+    assert clock.since(40, now + 60.0) == pytest.approx(2.0)
+    assert clock.since(100, now + 60.0) == pytest.approx(1.9)  # older than remembered: the oldest held
