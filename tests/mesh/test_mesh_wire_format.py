@@ -86,6 +86,30 @@ def test_entries_survive_relay_with_their_original_signature() -> None:
     assert not verify_entry(BOB.public_key, relayed.entries[0])
 
 
+def test_a_decoded_entry_is_the_sent_entry_in_every_field() -> None:
+    """Decoding builds entries without the dataclass __init__: every field, the signed bytes and the
+    fingerprint (the Merkle leaf and tie-break) must still be the constructor's."""
+    sent = [
+        ALICE.sign_entry(
+            v,
+            f"k{v}",
+            bytes(v),
+        )
+        for v in range(1, 6)
+    ]
+    sent.append(ALICE.rotate(SigningKey(bytes(range(32)))).sign_entry(9, "", b""))
+    signed = encode_signed_part(ALICE.agent_id, BOB.agent_id, 1, Push(bytes(16), tuple(sent)))
+    body = decode(frame(signed, ALICE.sign(envelope_message(signed)))).body
+    assert isinstance(body, Push)
+    for got, want in zip(body.entries, sent, strict=True):
+        assert got is not want and got == want and hash(got) == hash(want) and repr(got) == repr(want)
+        assert [getattr(got, f.name) for f in dataclasses.fields(got)] == [
+            getattr(want, f.name) for f in dataclasses.fields(want)
+        ]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.version = 0  # type: ignore[misc]
+
+
 def test_oversized_frames_are_refused_before_parsing() -> None:
     with pytest.raises(ProtocolError) as info:
         decode(bytes(MAX_MESSAGE_BYTES + 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 
 import msgpack
@@ -69,9 +69,13 @@ class Entry:
             object.__setattr__(
                 self, "signed", entry_signed_bytes(self.agent, self.epoch, self.version, self.key, self.value)
             )
-        h = hashlib.blake2b(self.signed, digest_size=DIGEST_BYTES)
-        h.update(self.signature)
-        object.__setattr__(self, "fingerprint", int.from_bytes(h.digest(), "big"))
+        object.__setattr__(self, "fingerprint", _fingerprint(self.signed, self.signature))
+
+
+def _fingerprint(signed: bytes, signature: bytes) -> int:
+    h = hashlib.blake2b(signed, digest_size=DIGEST_BYTES)
+    h.update(signature)
+    return int.from_bytes(h.digest(), "big")
 
 
 class _Packers(threading.local):
@@ -89,6 +93,36 @@ def entry_signed_bytes(agent: AgentId, epoch: int, version: int, key: str, value
     """The exact bytes an agent signs for an entry (domain-separated, fixed field order)."""
     packed: bytes = _PACKERS.packer.pack([agent, epoch, version, key, value])
     return ENTRY_DOMAIN + packed
+
+
+# Entry's slots, set directly: a decoded entry is built without the frozen dataclass's __init__, whose
+# object.__setattr__ per field (ten with __post_init__) costs more than the fields' own checks. The
+# order is the dataclass's; the check below fails the import when a field is added and not set here.
+_ENTRY_FIELDS = ("agent", "version", "key", "value", "signature", "epoch", "signed", "fingerprint")
+if tuple(f.name for f in fields(Entry)) != _ENTRY_FIELDS:
+    raise RuntimeError("decoded_entry must set every Entry field: update _ENTRY_FIELDS and decoded_entry")
+_set_agent, _set_version, _set_key, _set_value, _set_signature, _set_epoch, _set_signed, _set_fp = (
+    Entry.__dict__[name].__set__ for name in _ENTRY_FIELDS
+)
+_new_object = object.__new__
+
+
+def decoded_entry(
+    agent: AgentId, version: int, key: str, value: bytes, signature: bytes, epoch: int
+) -> Entry:
+    """`Entry(agent, version, key, value, signature, epoch)`, equal in every field, for a decoder that
+    has checked the field types (once per entry of every push and reply)."""
+    e: Entry = _new_object(Entry)
+    _set_agent(e, agent)
+    _set_version(e, version)
+    _set_key(e, key)
+    _set_value(e, value)
+    _set_signature(e, signature)
+    _set_epoch(e, epoch)
+    signed = entry_signed_bytes(agent, epoch, version, key, value)
+    _set_signed(e, signed)
+    _set_fp(e, _fingerprint(signed, signature))
+    return e
 
 
 @dataclass(frozen=True, slots=True)

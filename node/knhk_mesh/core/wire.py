@@ -42,6 +42,7 @@ from knhk_mesh.core.messages import (
     Rotation,
     SyncReply,
     SyncRequest,
+    decoded_entry,
 )
 
 PROTOCOL_VERSION = 2
@@ -210,7 +211,7 @@ def _entry(x: object) -> Entry:
             and type(signature) is bytes
             and len(signature) == SIGNATURE_BYTES
         ):
-            return Entry(agent, version, key, value, signature, epoch)
+            return decoded_entry(agent, version, key, value, signature, epoch)
     return _checked_entry(x)
 
 
