@@ -237,48 +237,49 @@ class ValidatingSpanProcessor(SpanProcessor):
             self._judge_whole(span, attrs)
         else:
             name = span._name
-            kind = span._kind
-            # (name, *keys) and (kind, *value types), unpacked for the arities mesh spans have:
-            # built from a list (`*attrs`) a key costs a reallocation, `type(v)` through `map` a
-            # call per value; written out, both are single instructions.
+            # (name, *keys) and the value types, unpacked for the arities mesh spans have: built
+            # from a list (`*attrs`) a key costs a reallocation, `type(v)` through `map` a call
+            # per value; written out, both are single instructions.
             n = len(attrs)
-            if n == 6:
-                ka, kb, kc, kd, ke, kf = attrs
-                a, b, c, d, e, f = attrs.values()
-                family_key: tuple[str, ...] = (name, ka, kb, kc, kd, ke, kf)
-                types: tuple[Any, ...] = (kind, type(a), type(b), type(c), type(d), type(e), type(f))
-            elif n == 5:
+            if n == 5:
                 ka, kb, kc, kd, ke = attrs
                 a, b, c, d, e = attrs.values()
-                family_key = (name, ka, kb, kc, kd, ke)
-                types = (kind, type(a), type(b), type(c), type(d), type(e))
+                family_key: tuple[str, ...] = (name, ka, kb, kc, kd, ke)
+                types: tuple[type, ...] = (type(a), type(b), type(c), type(d), type(e))
+            elif n == 6:
+                ka, kb, kc, kd, ke, kf = attrs
+                a, b, c, d, e, f = attrs.values()
+                family_key = (name, ka, kb, kc, kd, ke, kf)
+                types = (type(a), type(b), type(c), type(d), type(e), type(f))
             elif n == 4:
                 ka, kb, kc, kd = attrs
                 a, b, c, d = attrs.values()
                 family_key = (name, ka, kb, kc, kd)
-                types = (kind, type(a), type(b), type(c), type(d))
+                types = (type(a), type(b), type(c), type(d))
             elif n == 7:
                 ka, kb, kc, kd, ke, kf, kg = attrs
                 a, b, c, d, e, f, g = attrs.values()
                 family_key = (name, ka, kb, kc, kd, ke, kf, kg)
-                types = (kind, type(a), type(b), type(c), type(d), type(e), type(f), type(g))
+                types = (type(a), type(b), type(c), type(d), type(e), type(f), type(g))
             else:
                 family_key = (name, *attrs)
-                types = (kind, *map(type, attrs.values()))
+                types = tuple(map(type, attrs.values()))
             # The family of (name, keys) remembers the kind and value types of its first span and
             # that span's shape: a span of the same kind and types has that shape, found without
             # hashing kind and types (other kinds and types: see `_shape`).
             family = self._families.get(family_key)
-            if family is not None and family[0] == types:
-                shape = family[1]
+            if family is not None and family[0] is span._kind and family[1] == types:
+                shape = family[2]
             else:
-                shape = self._shape(name, attrs, types, family_key, family is None)
+                shape = self._shape(name, span._kind, attrs, types, family_key, family is None)
             getter = shape.getter
             if getter is None:
                 verdict = shape.verdict
             else:
                 checked = getter(attrs)
-                verdict = shape.recall(checked) or shape.judge(checked)
+                memo = shape.memo
+                found = memo.get(checked) if memo is not None else None
+                verdict = found if found is not None else shape.judge(checked)
             # Findings come most serious first: without a recorder, strict mode has nothing to do
             # unless the first one is a violation.
             if verdict.violation or ((_recorders or self._counting) and verdict.findings):
@@ -289,22 +290,22 @@ class ValidatingSpanProcessor(SpanProcessor):
                 entities = validator.entity_findings(rule, _resource_attributes(span))
                 if entities:
                     self.hook.handle(list(entities))
-        if span._resource is not self._last_resource:
-            self._last_resource = resource = span._resource
-            if resource is not None:
-                self.hook.handle(self.hook.resource(resource.attributes))
+        resource = span._resource
+        if resource is not self._last_resource and resource is not None:
+            self._last_resource = resource
+            self.hook.handle(self.hook.resource(resource.attributes))
 
     def _shape(
         self,
         name: str,
+        kind: SpanKind,
         attrs: dict[str, Any],
-        types: tuple[Any, ...],
+        types: tuple[type, ...],
         family_key: tuple[str, ...],
         new_family: bool,
     ) -> SpanShape:
         """The shape by its full key (name, kind, keys, value types), judged if not known yet."""
-        kind = types[0]
-        key = (name, id(kind), *attrs, *types[1:])
+        key = (name, id(kind), *attrs, *types)
         shape = self._shapes.get(key)
         validator = self._validator
         if shape is None:
@@ -312,7 +313,7 @@ class ValidatingSpanProcessor(SpanProcessor):
             found = validator.span_shape(name, _KIND_WORDS.get(id(kind)), keys, tuple(attrs.values()))
             shape = validator.remember_span_shape(self._shapes, key, found)
         if new_family:  # stored complete (one tuple): other threads read families without a lock
-            validator.remember_span_family(self._families, family_key, (types, shape))
+            validator.remember_span_family(self._families, family_key, (kind, types, shape))
         return shape
 
     def _judge_whole(self, span: ReadableSpan, attrs: Any) -> None:

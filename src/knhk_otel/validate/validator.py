@@ -40,7 +40,6 @@ _VERDICT_MEMO_LIMIT = 1024  # distinct checked values remembered per span shape
 #: Types whose equal values have equal reprs (so a memoised verdict's messages are the very ones
 #: the value would get): the only values verdicts are memoised for. Not float (-0.0 == 0.0, nan).
 _MEMO_TYPES = frozenset({str, int, bool})
-_NOTHING_MEMOISED: dict[Any, SpanVerdict] = {}  # never filled: the `recall` of shapes without a memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,7 @@ class SpanShape:
     tuple of them for several.
     """
 
-    __slots__ = ("_validator", "checks", "fields", "getter", "keys", "memo", "name", "recall", "verdict")
+    __slots__ = ("_validator", "checks", "fields", "getter", "keys", "memo", "name", "verdict")
 
     def __init__(
         self,
@@ -98,11 +97,6 @@ class SpanShape:
         memoise = checks and all(type(values[i]) in _MEMO_TYPES for i, _ in checks)
         #: Verdicts by checked values (`judge` fills it), when they are of `_MEMO_TYPES`.
         self.memo: dict[Any, SpanVerdict] | None = {} if memoise else None
-        #: The memoised verdict for checked values, or None (always None without a memo): the hot
-        #: path's one call before `judge`.
-        self.recall: Callable[[Any], SpanVerdict | None] = (
-            self.memo.get if self.memo is not None else _NOTHING_MEMOISED.get
-        )
 
     def judge(self, checked: Any) -> SpanVerdict:
         """The verdict for the checked values (one value for one check, else a tuple)."""
@@ -170,9 +164,9 @@ class Validator:
         #: receivers' (name, kind number, key, AnyValue field, key, field, ...).
         #: Filled through `span_shape` and `remember_span_shape`.
         self.sdk_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
-        #: The span processor's first look: (name, *keys) -> ((SDK kind, *value types), shape) of
-        #: the first such span, so that spans like it skip hashing kind and types.
-        self.sdk_span_families: dict[tuple[str, ...], tuple[tuple[Any, ...], SpanShape]] = {}
+        #: The span processor's first look: (name, *keys) -> (SDK kind, value types, shape) of the
+        #: first such span, so that spans like it skip hashing kind and types.
+        self.sdk_span_families: dict[tuple[str, ...], tuple[Any, tuple[type, ...], SpanShape]] = {}
         self.otlp_span_shapes: dict[tuple[Any, ...], SpanShape] = {}
         self._interned: dict[tuple[str, str, str, str | None, str | None], Finding] = {}
         self._advice: dict[tuple[str, str, str | None], tuple[Finding, ...]] = {}
@@ -278,9 +272,9 @@ class Validator:
 
     @staticmethod
     def remember_span_family(
-        cache: dict[tuple[str, ...], tuple[tuple[Any, ...], SpanShape]],
+        cache: dict[tuple[str, ...], tuple[Any, tuple[type, ...], SpanShape]],
         family_key: tuple[str, ...],
-        family: tuple[tuple[Any, ...], SpanShape],
+        family: tuple[Any, tuple[type, ...], SpanShape],
     ) -> None:
         """Store a span family (a tuple: complete when other threads read it) in a bounded cache."""
         if len(cache) >= _SHAPE_CACHE_LIMIT:
