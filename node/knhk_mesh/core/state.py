@@ -32,6 +32,10 @@ _NODE_DOMAIN = b"knhk-mesh/node/2\x00"
 _LEAF_SHIFT = 64 - (LEAVES.bit_length() - 1)
 _FP_SHIFT = 8 * (DIGEST_BYTES - SHORT_FINGERPRINT_BYTES)
 _NO_CHILDREN = bytes(CHILD_HASHES_BYTES)
+# Hashers holding their domain, copied per hash: cheaper than a constructor parsing its keywords and the
+# domain again (the refresh of a frame's merge hashes ~3 nodes per entry).
+_LEAF_HASHER = hashlib.blake2b(_LEAF_DOMAIN, digest_size=DIGEST_BYTES)
+_NODE_HASHER = hashlib.blake2b(_NODE_DOMAIN, digest_size=DIGEST_BYTES)
 
 
 def leaf_of(agent: AgentId, key: str) -> int:
@@ -176,7 +180,8 @@ class State:
         if not dirty:
             return
         self._dirty = set()
-        blake2b, width = hashlib.blake2b, DIGEST_BYTES
+        width = DIGEST_BYTES
+        leaf_hasher, node_hasher = _LEAF_HASHER.copy, _NODE_HASHER.copy
         levels = self._levels
         leaves = levels[TREE_DEPTH]
         by_leaf = self._leaves
@@ -185,15 +190,15 @@ class State:
             at = leaf * width
             if not regs:
                 leaves[at : at + width] = EMPTY
-            elif len(regs) == 1:  # the common leaf: one register, hashed in one call
+                continue
+            h = leaf_hasher()
+            if len(regs) == 1:  # the common leaf: one register
                 for e in regs.values():
-                    data = _LEAF_DOMAIN + e.fingerprint.to_bytes(width, "big")
-                    leaves[at : at + width] = blake2b(data, digest_size=width).digest()
+                    h.update(e.fingerprint.to_bytes(width, "big"))
             else:  # fingerprints in order, fixed width: the same bytes as hashing them one by one
-                fps = b"".join(
-                    [fp.to_bytes(width, "big") for fp in sorted([e.fingerprint for e in regs.values()])]
-                )
-                leaves[at : at + width] = blake2b(_LEAF_DOMAIN + fps, digest_size=width).digest()
+                ordered = sorted([e.fingerprint for e in regs.values()])
+                h.update(b"".join([fp.to_bytes(width, "big") for fp in ordered]))
+            leaves[at : at + width] = h.digest()
         changed = dirty
         span = CHILD_HASHES_BYTES
         for depth in range(TREE_DEPTH - 1, -1, -1):
@@ -203,11 +208,12 @@ class State:
                 at = p * span
                 kids = below[at : at + span]
                 at = p * width
-                level[at : at + width] = (
-                    EMPTY
-                    if kids == _NO_CHILDREN
-                    else blake2b(_NODE_DOMAIN + kids, digest_size=width).digest()
-                )
+                if kids == _NO_CHILDREN:
+                    level[at : at + width] = EMPTY
+                else:
+                    h = node_hasher()
+                    h.update(kids)
+                    level[at : at + width] = h.digest()
             changed = parents
         self._root = bytes(levels[0])
 
