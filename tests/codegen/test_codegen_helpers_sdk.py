@@ -225,3 +225,33 @@ def test_counter_sums_lose_nothing_to_threads(sdk: Sdk) -> None:
         t.join()
     (point,) = _metric(sdk, "knhk.mesh.gossip.rounds").data.data_points
     assert point.value == 80_000
+
+
+def test_counter_sums_are_bounded_as_the_sdk_bounds_a_counter(sdk: Sdk) -> None:
+    """Past the SDK's 2,000 attribute sets a counter sums the rest in one overflow series, as the SDK's
+    own counter does: the same points exported, and memory that does not grow with cardinality."""
+    ours = metrics.SchemaFindings(sdk.meter_provider.get_meter("ours"))
+    theirs = sdk.meter_provider.get_meter("theirs").create_counter(metrics.SchemaFindings.NAME)
+    level = attributes.SchemaFindingLevel.VIOLATION
+    for i in range(2_100):
+        ours.add(1 + i % 3, schema_finding_id=f"finding_{i}", schema_finding_level=level)
+        theirs.add(
+            1 + i % 3,
+            {"knhk.mesh.schema.finding.id": f"finding_{i}", "knhk.mesh.schema.finding.level": "violation"},
+        )
+    data = sdk.metrics.get_metrics_data()
+    assert data is not None
+    by_scope = {
+        sm.scope.name: {
+            tuple(sorted(dict(p.attributes).items())): p.value
+            for m in sm.metrics
+            for p in m.data.data_points  # type: ignore[union-attr]
+        }
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+    }
+    assert by_scope["ours"] == by_scope["theirs"]
+    assert len(by_scope["ours"]) == 2_001
+    overflow = by_scope["ours"][(("otel.metric.overflow", True),)]
+    assert overflow == sum(1 + i % 3 for i in range(2_000, 2_100))
+    assert len(ours._sums._sums) == 2_001  # what the helper holds, whatever more attribute sets come

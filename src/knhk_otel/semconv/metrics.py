@@ -25,6 +25,10 @@ from . import attributes
 from . import strict as _strict
 
 _log = _logging.getLogger(__name__)
+# The SDK's default: at most this many attribute sets per counter, further ones summed in one series
+# marked `otel.metric.overflow` (so a high-cardinality attribute cannot grow the sums without bound).
+_CARDINALITY_LIMIT: Final = 2000
+_OVERFLOW_KEY: Final = (("otel.metric.overflow", True),)
 
 
 class _Sums:
@@ -46,12 +50,19 @@ class _Sums:
             _log.warning("Add amount must be non-negative on Counter %s.", self._name)
             return
         key = tuple(attrs.items())
+        sums = self._sums
         with self._lock:
             try:
-                self._sums[key] = self._sums.get(key, 0) + value
+                total = sums.get(key)
             except TypeError:  # a list value: keyed by its tuple (what the SDK exports it as)
                 key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key)
-                self._sums[key] = self._sums.get(key, 0) + value
+                total = sums.get(key)
+            if total is None:
+                total = 0
+                if len(sums) >= _CARDINALITY_LIMIT:  # as the SDK: a bounded map, the rest in one series
+                    key = _OVERFLOW_KEY
+                    total = sums.get(key, 0)
+            sums[key] = total + value
 
     def observe(self, options: _metrics.CallbackOptions) -> _abc.Iterable[_metrics.Observation]:
         with self._lock:
