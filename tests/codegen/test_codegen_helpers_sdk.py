@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from opentelemetry.sdk.metrics.export import Histogram, Sum
 from opentelemetry.trace import SpanKind
@@ -153,6 +155,17 @@ def test_strict_mode_rejects_bool_for_int(sdk: Sdk) -> None:
         spans.start_gossip_round(tracer, node_id="a", gossip_round=True)
 
 
+def _points_by_scope(data: Any) -> dict[str, dict[tuple[tuple[str, Any], ...], Any]]:
+    """Each scope's data points: sorted attributes -> value."""
+    return {
+        sm.scope.name: {
+            tuple(sorted(dict(p.attributes).items())): p.value for m in sm.metrics for p in m.data.data_points
+        }
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+    }
+
+
 def test_counter_exports_what_a_synchronous_counter_exports(sdk: Sdk) -> None:
     """Counters sum in process and report through a callback: the exported data must be the SDK
     synchronous counter's (kind, unit, description, cumulative monotonic sums per attribute set, a
@@ -176,15 +189,7 @@ def test_counter_exports_what_a_synchronous_counter_exports(sdk: Sdk) -> None:
             theirs.add(value, {"knhk.mesh.message.direction": direction, "knhk.mesh.message.type": mtype})
         data = sdk.metrics.get_metrics_data()
         assert data is not None
-        by_scope = {
-            sm.scope.name: {
-                tuple(sorted(dict(p.attributes).items())): p.value
-                for m in sm.metrics
-                for p in m.data.data_points  # type: ignore[union-attr]
-            }
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-        }
+        by_scope = _points_by_scope(data)
         assert by_scope["ours"] == by_scope["theirs"]
         zero = (("knhk.mesh.message.direction", "sent"), ("knhk.mesh.message.type", "push"))
         assert by_scope["ours"][zero] == 0
@@ -241,15 +246,7 @@ def test_counter_sums_are_bounded_as_the_sdk_bounds_a_counter(sdk: Sdk) -> None:
         )
     data = sdk.metrics.get_metrics_data()
     assert data is not None
-    by_scope = {
-        sm.scope.name: {
-            tuple(sorted(dict(p.attributes).items())): p.value
-            for m in sm.metrics
-            for p in m.data.data_points  # type: ignore[union-attr]
-        }
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-    }
+    by_scope = _points_by_scope(data)
     assert by_scope["ours"] == by_scope["theirs"]
     assert len(by_scope["ours"]) == 2_001
     overflow = by_scope["ours"][(("otel.metric.overflow", True),)]
