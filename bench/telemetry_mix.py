@@ -141,7 +141,12 @@ def decode(recorded: Recorded) -> list[tuple[str, Any]]:
 
 
 def spans_of(recorded: Recorded) -> list[tuple[str, int, dict[str, Any]]]:
-    """(name, OTLP kind, attributes) of every recorded span, in order: the mix SDK benches emit."""
+    """(name, OTLP kind, attributes) of every recorded span, in order: the mix SDK benches emit.
+
+    Span names and attribute keys are interned: an emitter passes the same constant objects for
+    every span (the generated helpers' name and key constants), where decoding makes a fresh copy
+    of each per span. Values stay as decoded, one object per span, as ids and sizes are.
+    """
     out = []
     for signal, request in decode(recorded):
         if signal != "traces":
@@ -149,8 +154,8 @@ def spans_of(recorded: Recorded) -> list[tuple[str, int, dict[str, Any]]]:
         for rs in request.resource_spans:
             for ss in rs.scope_spans:
                 for span in ss.spans:
-                    attrs = {kv.key: _plain(kv.value) for kv in span.attributes}
-                    out.append((span.name, int(span.kind), attrs))
+                    attrs = {sys.intern(kv.key): _plain(kv.value) for kv in span.attributes}
+                    out.append((sys.intern(span.name), int(span.kind), attrs))
     return out
 
 
