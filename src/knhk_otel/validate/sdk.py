@@ -37,7 +37,7 @@ from knhk_otel.validate.samples import (
     from_sdk_log,
     from_sdk_metrics,
 )
-from knhk_otel.validate.validator import SpanShape, Validator
+from knhk_otel.validate.validator import SpanShape, Validator, remember
 
 Mode = Literal["strict", "count", "off"]
 MODES: tuple[Mode, ...] = ("strict", "count", "off")
@@ -313,7 +313,7 @@ class ValidatingSpanProcessor(SpanProcessor):
             found = validator.span_shape(name, _KIND_WORDS.get(id(kind)), keys, tuple(attrs.values()))
             shape = validator.remember_span_shape(self._shapes, key, found)
         if new_family:  # stored complete (one tuple): other threads read families without a lock
-            validator.remember_span_family(self._families, family_key, (kind, types, shape))
+            remember(self._families, family_key, (kind, types, shape))
         return shape
 
     def _judge_whole(self, span: ReadableSpan, attrs: Any) -> None:

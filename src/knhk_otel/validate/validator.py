@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from knhk_otel.schema.model import ResolvedRegistry
 from knhk_otel.validate import findings as F
@@ -33,6 +33,8 @@ from knhk_otel.validate.samples import (
 )
 
 _SHAPE_CACHE_LIMIT = 8192
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 #: Weaver's attribute name format (its built-in advice policy).
 _NAME_FORMAT = re.compile(r"^[a-z][a-z0-9]*([._][a-z0-9]+)*$")
 _VERDICT_MEMO_LIMIT = 1024  # distinct checked values remembered per span shape
@@ -40,6 +42,16 @@ _VERDICT_MEMO_LIMIT = 1024  # distinct checked values remembered per span shape
 #: Types whose equal values have equal reprs (so a memoised verdict's messages are the very ones
 #: the value would get): the only values verdicts are memoised for. Not float (-0.0 == 0.0, nan).
 _MEMO_TYPES = frozenset({str, int, bool})
+
+
+def remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Store `value` (complete: other threads read caches without a lock) in a cache bounded at
+    `_SHAPE_CACHE_LIMIT` entries, emptied when full: the shapes a process emits are few, and a flood of
+    new ones (a bug, hostile input) must not grow memory without bound."""
+    if len(cache) >= _SHAPE_CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +234,7 @@ class Validator:
         found = self._entities.get(cache_key)
         if found is None:
             found = tuple(entity_findings(rule.associations, keys, rule.signal_type, rule.name))
-            if len(self._entities) >= _SHAPE_CACHE_LIMIT:
-                self._entities.clear()
-            self._entities[cache_key] = found
+            remember(self._entities, cache_key, found)
         return found
 
     def judge_span(
@@ -265,21 +275,7 @@ class Validator:
 
         `cache_key` must tell apart everything the shape depends on: name, kind, keys, value types.
         """
-        if len(cache) >= _SHAPE_CACHE_LIMIT:
-            cache.clear()
-        cache[cache_key] = shape
-        return shape
-
-    @staticmethod
-    def remember_span_family(
-        cache: dict[tuple[str, ...], tuple[Any, tuple[type, ...], SpanShape]],
-        family_key: tuple[str, ...],
-        family: tuple[Any, tuple[type, ...], SpanShape],
-    ) -> None:
-        """Store a span family (a tuple: complete when other threads read it) in a bounded cache."""
-        if len(cache) >= _SHAPE_CACHE_LIMIT:
-            cache.clear()
-        cache[family_key] = family
+        return remember(cache, cache_key, shape)
 
     def _span_findings(self, name: str, kind: str | None, attrs: Mapping[str, Any]) -> list[Finding]:
         rule = self.index.spans.get(name)
@@ -491,10 +487,7 @@ class Validator:
         if self.default_advice:
             self._default_advice(key, template is not None, add)
         result = tuple(out)
-        if len(self._advice) >= _SHAPE_CACHE_LIMIT:
-            self._advice.clear()
-        self._advice[cache_key] = result
-        return result
+        return remember(self._advice, cache_key, result)
 
     def _default_advice(self, key: str, templated: bool, add: Callable[[str, str], None]) -> None:
         """What Weaver's default `live_check_advice` policy says about a key's name."""
@@ -533,9 +526,7 @@ class Validator:
         shape = self._shapes.get(cache_key)
         if shape is None:
             shape = self._shape(signal_type, signal_name, rule, keys, values, registry_only)
-            if len(self._shapes) >= _SHAPE_CACHE_LIMIT:
-                self._shapes.clear()
-            self._shapes[cache_key] = shape
+            remember(self._shapes, cache_key, shape)
         if shape.findings:
             out.extend(shape.findings)
         if shape.checks:
@@ -685,9 +676,7 @@ class Validator:
         key = (fid, message, signal_type, signal_name, attribute)
         found = self._interned.get(key)
         if found is None:
-            if len(self._interned) >= _SHAPE_CACHE_LIMIT:
-                self._interned.clear()
-            found = self._interned[key] = _finding(fid, message, signal_type, signal_name, attribute)
+            found = remember(self._interned, key, _finding(fid, message, signal_type, signal_name, attribute))
         return found
 
     def _type_mismatch(
