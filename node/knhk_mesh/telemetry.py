@@ -139,6 +139,20 @@ class MeshTelemetry:
         for signal in (A.SchemaSignalType.SPAN, A.SchemaSignalType.METRIC, A.SchemaSignalType.EVENT):
             self.export_failures.add(0, schema_signal_type=signal)
         self.detections: Counter[tuple[str, str]] = Counter()  # (kind, peer hex) for summaries
+        # (node, peer) pairs counted in `knhk.mesh.peer.distrusted`: a peer pruned while distrusted
+        # leaves the count with it (no reputation event tells of that)
+        self.distrusted_pairs: set[tuple[str, AgentId]] = set()
+
+    def distrust(self, node: str, peer: AgentId, distrusted: bool) -> None:
+        """Keep `knhk.mesh.peer.distrusted` equal to the distrusted peers the nodes hold now."""
+        pair = (node, peer)
+        pairs = self.distrusted_pairs
+        if distrusted and pair not in pairs:
+            pairs.add(pair)
+            self.distrusted.add(1)
+        elif not distrusted and pair in pairs:
+            pairs.remove(pair)
+            self.distrusted.add(-1)
 
     def for_node(self, node_id: str) -> NodeTelemetry:
         self.partition_status.move(None, PartitionStatus.HEALTHY)  # every engine starts healthy
@@ -455,8 +469,7 @@ class NodeTelemetry:
                 network_peer_address=event.address[0] if event.address is not None else None,
             )
         elif isinstance(event, ReputationChanged):
-            if (event.previous < DISTRUST_BELOW) != (event.current < DISTRUST_BELOW):
-                h.distrusted.add(1 if event.current < DISTRUST_BELOW else -1)
+            h.distrust(node, event.peer_id, event.current < DISTRUST_BELOW)
             E.emit_reputation_changed(
                 h.logger,
                 node_id=node,
@@ -474,6 +487,7 @@ class NodeTelemetry:
                 network_peer_address=event.address[0],
             )
         elif isinstance(event, PeerLeft):
+            h.distrust(node, event.peer_id, False)
             E.emit_peer_left(h.logger, node_id=node, peer_id=event.peer_id.hex(), error_type=event.reason)
         elif isinstance(event, Converged):
             h.convergence_rounds.record(event.rounds, topology=h.topology)
