@@ -218,7 +218,6 @@ class ValidatingSpanProcessor(SpanProcessor):
         self._with_entities = validator.spans_with_entities
         self._off = hook.mode == "off"
         self._counting = hook.mode == "count"
-        self._any_entities = bool(validator.spans_with_entities)
         self._last_resource: Any = None  # the resource judged last: spans of a provider share one
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -284,7 +283,7 @@ class ValidatingSpanProcessor(SpanProcessor):
             # unless the first one is a violation.
             if verdict.violation or ((_recorders or self._counting) and verdict.findings):
                 self.hook.handle(list(verdict.findings))
-            if self._any_entities and name in self._with_entities:
+            if self._with_entities and name in self._with_entities:  # a frozenset: empty is falsy
                 validator = self._validator
                 rule = validator.index.spans.get(name)
                 entities = validator.entity_findings(rule, _resource_attributes(span))
