@@ -2,8 +2,9 @@
 
 Three node processes on 127.0.0.1 export over OTLP as the standard `OTEL_*` variables say; writes go
 through their send queues; then one node's certificate is revoked, so the others refuse it at the
-handshake. The QUIC-only signals (send-queue size, refused handshakes) then come from real emitters,
-and so does `knhk.mesh.schema.findings` (the nodes validate in `count` mode, as deployed).
+handshake and take it out of their membership. The QUIC-only signals (send-queue size, refused
+handshakes) then come from real emitters, and so do `knhk.mesh.peer.left` (the revoked member leaving)
+and `knhk.mesh.schema.findings` (the nodes validate in `count` mode, as deployed).
 Exit 0 when every step happened, 1 (one line saying which) otherwise; every process is stopped.
 """
 
@@ -39,10 +40,15 @@ def drill(workdir: Path, nodes: int, timeout: float) -> str | None:
 
         def refused() -> bool:
             st = cluster.statuses(others)
-            return len(st) == len(others) and all(s["handshake_refusals"] for s in st.values())
+            return len(st) == len(others) and all(
+                s["handshake_refusals"] and s["peers_left"] for s in st.values()
+            )
 
         if not wait_until(refused, timeout):
-            return f"{revoked.name}'s revoked certificate was not refused by all others in {timeout:g} s"
+            return (
+                f"{revoked.name}'s revoked certificate was not refused, and it was not taken out of "
+                f"membership, by all others in {timeout:g} s"
+            )
         return None
     except (ClusterError, OSError, urllib.error.URLError) as exc:
         return str(exc)
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if failed is not None:
         print(f"knhk-mesh drill: failed: {failed}", file=sys.stderr)
         return 1
-    print(f"knhk-mesh drill: {args.nodes} QUIC node processes exported; one revoked node was refused")
+    done = "one revoked node was refused and left their membership"
+    print(f"knhk-mesh drill: {args.nodes} QUIC node processes exported; {done}")
     return 0
 
 

@@ -125,6 +125,7 @@ class MeshNode:
         # agents whose certificate was refused as revoked or expired, with the key it certified: the
         # agent stays out while that key is its newest, and is back once it has rotated past it
         self.banned: dict[AgentId, bytes] = {}
+        self._ban_reasons: dict[AgentId, str] = {}  # the refusal that banned it: why it left membership
         self._reload_error = ""  # the last reason credentials were not reloaded (logged once)
         self._instrumentation = instrumentation
         self._stopping = asyncio.Event()
@@ -362,6 +363,7 @@ class MeshNode:
                 # a node the CA no longer vouches for leaves membership: not sampled, not gossiped
                 assert peer is not None
                 self.banned[peer] = refused.peer_key
+                self._ban_reasons[peer] = refused.reason
                 self._forget_banned()
         log.warning(
             "node %s: refused %s:%d at the handshake: %s (%s)",
@@ -388,11 +390,11 @@ class MeshNode:
                 # a rotation heard of after the refusal (a refused key can still sign one): believed
                 # once the new key has itself passed a handshake, certificate and CRL checked
                 del self.banned[agent]
+                self._ban_reasons.pop(agent, None)
                 log.info(
                     "node %s: %s rotated past its refused key: no longer banned", self.node_id, agent.hex()
                 )
-            elif agent in engine.registry:
-                engine.registry.remove(agent)
+            elif engine.remove_peer(agent, self._ban_reasons.get(agent, "banned")):
                 self.counts.banned_removals += 1
 
     def _pump(self) -> None:

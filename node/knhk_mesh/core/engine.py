@@ -15,6 +15,7 @@ member and admitted only after a challenge sent to their address is answered.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -312,6 +313,15 @@ class MeshEngine:
         self._register(agent_id, public_key, address, region, now)
         if record is not None:
             self.registry.set_record(record)
+
+    def remove_peer(self, agent_id: AgentId, reason: str) -> bool:
+        """Take a peer out of membership for a reason the shell knows and the engine cannot see (its
+        certificate revoked, say), reported like a pruned one (`PeerLeft` with `reason`). Its address
+        is not kept to knock at again. False when it was not a member."""
+        if not self.registry.remove(agent_id):
+            return False
+        self._left(agent_id, reason)
+        return True
 
     def rotate_key(self, identity: Identity) -> None:
         """Move to the next key of this agent (from `Identity.rotate`) and tell every peer at once: our
@@ -700,12 +710,10 @@ class MeshEngine:
 
     def _prune(self, now: float) -> None:
         # not while cut off: the silent peers are across the partition, and healing needs their addresses
-        stale_timeout = self.config.stale_timeout if not self.partition.read_only else float("inf")
-        for agent, address in self.registry.prune_stale_at(now, stale_timeout):
-            self._fallback.append(address)
-            self._roots.pop(agent, None)
-            self._windows.pop(agent, None)
-            self._emit(PeerLeft(agent, "stale"))
+        if not self.partition.read_only:
+            for agent, address in self.registry.prune_stale_at(now, now - self._stale_before(now)):
+                self._fallback.append(address)
+                self._left(agent, "stale")
         # buckets of addresses nobody is registered at (strangers, departed peers) would grow forever
         for address in [a for a in self._buckets if self.registry.agent_at(a) is None]:
             del self._buckets[address]
@@ -902,6 +910,20 @@ class MeshEngine:
             self._known_records.pop(next(iter(self._known_records)))
         self._known_records[record.agent] = record
         self._adopt_orphans(record.agent)
+
+    def _stale_before(self, now: float) -> float:
+        """Peers last heard before this are stale: silent for `stale_timeout` and for as many rounds of
+        this node's as fit in it. A node whose own rounds stopped (a suspended process, a starved host)
+        heard nobody meanwhile: counted in wall time alone, it would prune every peer on waking."""
+        cfg = self.config
+        rounds = math.ceil(cfg.stale_timeout / cfg.round_interval - 1e-9)
+        return min(now - cfg.stale_timeout, self._round_clock.since(rounds, now))
+
+    def _left(self, agent: AgentId, reason: str) -> None:
+        """What the engine keeps of a peer that is no longer a member goes with it."""
+        self._roots.pop(agent, None)
+        self._windows.pop(agent, None)
+        self._emit(PeerLeft(agent, reason))
 
     def _adopt_orphans(self, agent: AgentId) -> None:
         """Entries that arrived before their owner's keys: verify and merge them now."""
