@@ -354,3 +354,32 @@ def test_a_hierarchical_mesh_of_node_processes_over_quic_summarises_every_region
     finally:
         codes = cluster.stop()
     assert set(codes.values()) == {0}
+
+
+def test_a_member_suspended_past_the_liveness_window_keeps_its_leader_on_waking() -> None:
+    """Its liveness window counts rounds it ran: waking after 10 s (five windows) it has heard nobody
+    because it ran nothing, and must not take itself for its region's leader (it would push across
+    regions, and as the hierarchy's coordinator summarise it alone) until it hears from the others."""
+    from .test_mesh_partitions_starved import Starved
+
+    cluster = _mesh(TopologyKind.MULTI_REGION, 12, 2, seed=8)
+    net = cluster.network
+    regions = _by_region(cluster)
+    members = regions["region-0"]
+    leader, sleeper = members[0], members[-1]
+    node = Starved(sleeper, lag=0.0)
+    net.remove(sleeper.address)
+    net.add(node)
+    net.run_for(30 * INTERVAL)
+    assert _leaders_seen(members) == {leader.agent_id}
+    before = sleeper.round_no
+    node.suspend(net.now, 10.0)
+    net.run_for(10.0)
+    assert sleeper.round_no == before + 1  # its first round back, on waking, before any frame
+    seen: list[bytes | None] = []
+    for _ in range(30):  # bounded: its first rounds back, more than a liveness window
+        assert sleeper.regions is not None and sleeper.regions.view is not None
+        seen.append(sleeper.regions.view.leader)
+        net.run_for(INTERVAL)
+    assert set(seen) == {leader.agent_id}, [s.hex() if s else None for s in seen]
+    assert _leaders_seen(members) == {leader.agent_id}

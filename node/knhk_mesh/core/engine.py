@@ -258,6 +258,8 @@ class MeshEngine:
         self._offended: set[AgentId] = set()
         self._now = 0.0
         self.regions: RegionalRole | None = None  # multi-region and hierarchical meshes
+        # when this node's rounds started: windows (partition, liveness, staleness) count rounds it ran
+        self._round_clock = RoundClock(self.config.round_interval)
         layout = self.config.topology
         if layout is not TopologyKind.SINGLE_REGION:
             cfg = self.config
@@ -269,9 +271,9 @@ class MeshEngine:
                 liveness_rounds=cfg.liveness_rounds,
                 cross_region_fanout=cfg.cross_region_fanout,
                 summary_every_rounds=cfg.summary_every_rounds,
+                clock=self._round_clock,
             )
         self.partition = PartitionDetector(self.config.partition)
-        self._round_clock = RoundClock(self.config.round_interval)  # the partition windows, in rounds run
         self._root_votes = [0, 0]  # roots heard this round: equal to ours, different
         self._probe_cursor = 0
 
@@ -417,6 +419,7 @@ class MeshEngine:
 
     def _run_round(self, now: float) -> None:
         cfg = self.config
+        self._round_clock.started(now)
         with self.instr.measure(Operation.CONVERGENCE_CHECK):
             closed = self.convergence.end_round(self.round_no)
         if closed:
@@ -551,7 +554,6 @@ class MeshEngine:
         cfg, det, clock = self.config, self.partition, self._round_clock
         agreeing, differing = self._root_votes
         self._root_votes = [0, 0]
-        clock.started(now)
         if not cfg.partition.enabled:
             return False
         members, _ = self.registry.reachability(now, cfg.min_reputation)

@@ -5,8 +5,8 @@ message about it (the rule is documented in docs/topology.md):
 
 - rank(region, agent) = BLAKE2b-64(b"knhk-mesh/leader/1\\0" + region + b"\\0" + agent id); the region's
   eligible members (registered, reputation >= min_reputation, not barred) are ordered by rank;
-- the leader is the first of them that is live: heard from directly within the liveness window (an
-  agent always counts itself live); the deputy is the next live one;
+- the leader is the first of them that is live: heard from directly within the liveness window, in
+  rounds the agent ran (an agent always counts itself live); the deputy is the next live one;
 - the leader and the deputy pick their intra-region targets round-robin over the region (not at random),
   so every member hears from both within ceil((m-1)/k) rounds; the liveness window is at least three
   times that. When the leader fails (stops, is removed, is pruned, falls under min_reputation or is
@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from knhk_mesh.core.messages import AgentId, Entry
+from knhk_mesh.core.partition import RoundClock
 from knhk_mesh.core.registry import PeerRegistry
 from knhk_mesh.core.state import State
 from knhk_mesh.core.topology import TopologyKind
@@ -209,7 +210,10 @@ class RegionalRole:
         liveness_rounds: int = 20,
         cross_region_fanout: int = 3,
         summary_every_rounds: int = 5,
+        clock: RoundClock | None = None,
     ) -> None:
+        """`clock`: the agent's own round starts, so the liveness window counts rounds it ran (a member
+        is not dead to an agent that was itself suspended); without one, configured intervals."""
         if layout is TopologyKind.SINGLE_REGION:
             raise ValueError("a single-region mesh has no regional role")
         if liveness_rounds < 1 or cross_region_fanout < 1 or summary_every_rounds < 1:
@@ -221,6 +225,7 @@ class RegionalRole:
         self.liveness_rounds = liveness_rounds
         self.cross_region_fanout = cross_region_fanout
         self.summary_every_rounds = summary_every_rounds
+        self._clock = clock or RoundClock(round_interval)
         self._cursor = 0  # round-robin position over our region, when we lead or deputise
         self._round: _Round | None = None
         self._written: dict[str, bytes] = {}  # summary key -> the value we last wrote
@@ -267,8 +272,8 @@ class RegionalRole:
         live_ranked: dict[str, list[AgentId]] = {}
         for region, group in groups.items():
             group.sort()
-            window = liveness_rounds(self.liveness_rounds, len(group), self.fanout) * self.round_interval
-            live = [agent for _, agent, seen in group if agent == me or now - seen <= window]
+            since = self._clock.since(liveness_rounds(self.liveness_rounds, len(group), self.fanout), now)
+            live = [agent for _, agent, seen in group if agent == me or seen >= since]
             live_ranked[region] = live
             # a region we hear nothing from: its first-ranked member is still the best guess
             leaders[region] = live[0] if live else group[0][1]
