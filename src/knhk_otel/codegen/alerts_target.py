@@ -181,13 +181,21 @@ def _rules(inp: GenerationInput) -> tuple[list[dict[str, Any]], list[_Alert], se
         ),
         _Alert(
             "KnhkByzantineDetectionsRising",
-            f"sum by ({by}, {kind}) (rate({byz}[{w}])) > 0",
+            # unknown_sender is not an offence (it costs no reputation): a restarted agent, one pruned
+            # while suspended or the far side of a long partition sends before it is known again
+            f'sum by ({by}, {kind}) (rate({byz}{{{kind}!="unknown_sender"}}[{w}])) > 0',
             fo("1m"),
             "warning",
             "Mesh nodes are detecting Byzantine behaviour.",
             "{{ $labels.instance }} detects {{ $labels." + kind + ' }} at {{ $value | printf "%.2f" }}/s.',
             _Case({f'{byz}{{{node}, {kind}="equivocation"}}': "0+5x30"}, True),
-            _Case({f'{byz}{{{node}, {kind}="equivocation"}}': "7x30"}, False),
+            _Case(
+                {
+                    f'{byz}{{{node}, {kind}="equivocation"}}': "7x30",
+                    f'{byz}{{{node}, {kind}="unknown_sender"}}': "0+5x30",
+                },
+                False,
+            ),
             {"job": "knhk-mesh", "instance": "node-a", kind: "equivocation"},
             "node-a detects equivocation at 0.08/s.",
         ),
