@@ -11,7 +11,7 @@ from typing import Any
 
 import msgpack
 from nacl.signing import VerifyKey
-from run import Figure, figure
+from run import Figure, at_most, figure, value_at_most
 
 from knhk_mesh.cluster import build_cluster
 from knhk_mesh.core.config import MeshConfig
@@ -78,7 +78,7 @@ def _message_vs_verify(entries_per_message: int = ENTRIES_PER_MESSAGE) -> Figure
         per_message,
         "µs",
         best_bare / MESSAGES * 1e6,
-        goal="<= 1.5",
+        goal=at_most(1.5),
         note=f"one signed sync reply of {entries_per_message} entries end to end (decode, "
         f"{entries_per_message + 1} verifications, merge, spans/metrics on SDK providers without "
         "exporters) vs bare PyNaCl verify of the same signatures; best of 5",
@@ -141,12 +141,12 @@ def _registry_figures() -> dict[str, Figure]:
             columnar,
             "B",
             slots,
-            goal="<= 256",
+            goal=value_at_most(256, "B"),
             note="tracemalloc over 1,000,000 registered peers; baseline: one __slots__ object per peer "
             "(+ its dict entry), the seed's ~1 KB design",
         ),
         "random_peers_1m_vs_1k_ratio": figure(
-            t_big, "µs", t_small, goal="<= 1.2", note="random_peers(10) at 1M peers vs at 1k peers"
+            t_big, "µs", t_small, goal=at_most(1.2), note="random_peers(10) at 1M peers vs at 1k peers"
         ),
     }
 
@@ -206,7 +206,7 @@ def _repair_bytes_ratio() -> Figure:
         sent,
         "B",
         lacked,
-        goal="<= 1.5",
+        goal=at_most(1.5),
         note=f"late joiner in a 31-agent mesh holding {len(joiner.state)} entries: all bytes to and from "
         f"it until its root agrees ({rounds} rounds: join, challenges, pushes, pulls) vs the encoded "
         "size of the entries it lacked",
@@ -231,7 +231,7 @@ def _frame_bytes_10k_writers() -> Figure:
         len(pushes[0]),
         "B",
         v1_vector,
-        goal="<= 1024 B",
+        goal=value_at_most(1024, "B"),
         note="a round's push between agents agreeing on 10,000 writers' entries; baseline: the version "
         "vector alone that a version-1 push carried in the same state",
     )
@@ -252,7 +252,7 @@ def run() -> dict[str, Any]:
         real,
         "rounds",
         ideal,
-        goal="<= 4.0",
+        goal=value_at_most(4.0, "rounds"),
         note="mean rounds until all 1,000 agents hold a write (real engines, lock-step rounds, 20 seeds); "
         "baseline: idealised synchronous push-pull, same n, k and seeds",
     )

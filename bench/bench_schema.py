@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from run import Figure, figure, reference  # type: ignore[import-not-found]
+from run import Figure, figure, reference, value_below  # type: ignore[import-not-found]
 
 from knhk_otel.harness.reference import SEMCONV_MODEL
 from knhk_otel.schema import load_and_resolve
@@ -54,8 +54,14 @@ def run() -> dict[str, Figure]:
         full = resolve_only
         note = "knhk_otel.check not importable: load + resolve only"
     return {
-        "check_semconv_s": figure(full, "s", baseline, goal="< 2 s", note=f"{note}; median of {ROUNDS}"),
+        "check_semconv_s": figure(
+            full, "s", baseline, goal=value_below(2, "s"), note=f"{note}; median of {ROUNDS}"
+        ),
         "resolve_semconv_s": figure(
-            resolve_only, "s", baseline, goal="< 1 s", note=f"load_and_resolve only; median of {ROUNDS}"
+            resolve_only,
+            "s",
+            baseline,
+            goal=value_below(1, "s"),
+            note=f"load_and_resolve only; median of {ROUNDS}",
         ),
     }

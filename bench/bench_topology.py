@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from run import Figure, figure
+from run import Figure, at_most, checked, figure, value_at_most
 
 from knhk_mesh.cluster import BASE_PORT, MEMORY_HOST, build_cluster
 from knhk_mesh.core.config import MeshConfig
@@ -72,30 +72,40 @@ def run() -> dict[str, Figure]:
         results[strategy] = tuple(statistics.mean(r[i] for r in runs) for i in range(3))
     rnd, lat, hyb = results[Strategy.RANDOM], results[Strategy.LATENCY], results[Strategy.HYBRID]
     setup = f"{N} agents in {REGIONS} regions, k={K}, {len(SEEDS)} seeds"
+    near = MeshConfig().nearest_fraction
+    mix = ((1 - near) * rnd[0] + near * lat[0]) * 1000
     return {
         "latency_aware_rtt_ratio": figure(
             lat[0] * 1000,
             "ms",
             rnd[0] * 1000,
-            goal="<= 0.5",
+            goal=at_most(0.5),
             note=f"mean RTT of gossip targets, latency / random; {setup}",
         ),
         "hybrid_rtt_ratio": figure(
             hyb[0] * 1000,
             "ms",
             rnd[0] * 1000,
-            goal="<= 0.5 (not reachable at 20 % nearest)",
-            note=f"hybrid 80 % random / 20 % nearest vs random; {setup}",
+            # a fifth of its targets are the nearest, the rest random: it owes that share of the
+            # latency-aware gain (0.5 of random is out of its reach by design)
+            goal=checked(
+                f"<= {1 - near:g} random + {near:g} latency-aware ({mix:.1f} ms)", hyb[0] * 1000 <= mix
+            ),
+            note=f"hybrid {1 - near:.0%} random / {near:.0%} nearest vs random; {setup}",
         ),
         "latency_aware_convergence_rounds": figure(
             lat[1],
             "rounds",
             rnd[1],
-            goal=f"<= random + 1 ({rnd[1] + 1:.2f})",
+            goal=value_at_most(rnd[1] + 1, "rounds", "(random + 1)"),
             note=f"mean rounds until every agent holds a write ({WRITES} writes per seed)",
         ),
         "hybrid_convergence_rounds": figure(
-            hyb[1], "rounds", rnd[1], goal=f"<= random + 1 ({rnd[1] + 1:.2f})", note="as above, hybrid"
+            hyb[1],
+            "rounds",
+            rnd[1],
+            goal=value_at_most(rnd[1] + 1, "rounds", "(random + 1)"),
+            note="as above, hybrid",
         ),
         "latency_aware_select_us": figure(
             lat[2], "µs", rnd[2], note=f"one round's target selection at {N - 1} peers, latency / random"

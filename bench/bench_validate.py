@@ -35,7 +35,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
-from run import Figure, figure  # type: ignore[import-not-found]
+from run import Figure, at_most, figure, value_at_least  # type: ignore[import-not-found]
 from telemetry_mix import MIX, Recorded, read_all, record, spans_of
 
 from knhk_otel.schema import load_and_resolve
@@ -97,7 +97,7 @@ def _replay_figures(registry: ResolvedRegistry, recorded: Recorded) -> dict[str,
             spans / best_traces,
             "spans/s",
             spans / best_decode_traces,
-            goal=">= 50000",
+            goal=value_at_least(50000, "spans/s"),
             note=f"{spans} recorded spans ({len(traces)} requests) through Checker.ingest (decode + judge "
             f"+ report), cold; {best_traces / spans * 1e6:.2f} µs/span; baseline = decode-and-read rate",
         ),
@@ -105,7 +105,7 @@ def _replay_figures(registry: ResolvedRegistry, recorded: Recorded) -> dict[str,
             per_live,
             "µs/item",
             per_decode,
-            goal="<= 1.5",
+            goal=at_most(1.5),
             note=f"mix of {MIX}: {len(recorded)} requests, {items} spans/points/log records ({by_type}); "
             f"live-check {per_live:.2f} µs vs decode+read {per_decode:.2f} µs per item; cold, "
             f"best of {REPEAT}",
@@ -136,7 +136,7 @@ def _inprocess_figure(registry: ResolvedRegistry, recorded: Recorded) -> dict[st
             best_validated / n * 1e6,
             "µs/span",
             best_plain / n * 1e6,
-            goal="<= 1.10",
+            goal=at_most(1.10),
             note=f"{n} recorded spans ({names} names) through SDK start_span+end with the validating "
             f"processor {best_validated / n * 1e6:.2f} µs vs without {best_plain / n * 1e6:.2f} µs; "
             f"cold hook each time, best of {INPROCESS_REPEAT}",
@@ -243,7 +243,7 @@ def _e2e_figures(recorded: Recorded) -> dict[str, Figure]:
             live / total * 1e6,
             "µs/span",
             sink / total * 1e6,
-            goal="<= 1.3",
+            goal=at_most(1.3),
             note=f"end to end, wall clock from go until both exporters shut down: live-check "
             f"{live:.2f} s vs decode-only sink {sink:.2f} s for {total} spans",
         ),

@@ -24,19 +24,70 @@ NOT_MEASURED: list[str] = []
 
 
 @dataclass(frozen=True)
+class Goal:
+    """What a figure must meet, so the table says met or MISSED rather than leaving the comparison to
+    the reader: `op bound` on the ratio (`at_most`) or on the value (`value_*`), or a check the bench
+    made itself (`checked`)."""
+
+    op: str  # "<=", "<" or ">="
+    bound: float
+    on_value: bool = False
+    unit: str = ""
+    label: str = ""  # printed after the bound
+    verdict: bool | None = None  # a `checked` goal's own verdict
+
+    @property
+    def text(self) -> str:
+        if self.verdict is not None:
+            return self.label
+        bound = f"{self.bound:g} {self.unit}".strip() if self.on_value else f"{self.bound:g}"
+        return f"{self.op} {bound}{' ' + self.label if self.label else ''}"
+
+    def met(self, value: float, ratio: float) -> bool:
+        if self.verdict is not None:
+            return self.verdict
+        x = value if self.on_value else ratio
+        return {"<=": x <= self.bound, "<": x < self.bound, ">=": x >= self.bound}[self.op]
+
+
+def at_most(bound: float, label: str = "") -> Goal:
+    """The ratio is at most `bound`."""
+    return Goal("<=", bound, label=label)
+
+
+def value_at_most(bound: float, unit: str, label: str = "") -> Goal:
+    return Goal("<=", bound, on_value=True, unit=unit, label=label)
+
+
+def value_below(bound: float, unit: str) -> Goal:
+    return Goal("<", bound, on_value=True, unit=unit)
+
+
+def value_at_least(bound: float, unit: str) -> Goal:
+    return Goal(">=", bound, on_value=True, unit=unit)
+
+
+def checked(text: str, met: bool) -> Goal:
+    """A goal the bench judged itself (several conditions, a bound computed from other figures)."""
+    return Goal("", 0.0, label=text, verdict=met)
+
+
+@dataclass(frozen=True)
 class Figure:
     value: float
     unit: str
     baseline: float
     ratio: float
     goal: str = ""
+    met: bool | None = None  # None: no goal
     note: str = ""
 
 
-def figure(value: float, unit: str, baseline: float, *, goal: str = "", note: str = "") -> Figure:
+def figure(value: float, unit: str, baseline: float, *, goal: Goal | None = None, note: str = "") -> Figure:
     """A figure whose ratio is value / baseline (the baseline measured in the same run)."""
     ratio = value / baseline if baseline else float("inf")
-    return Figure(value=value, unit=unit, baseline=baseline, ratio=ratio, goal=goal, note=note)
+    text, met = (goal.text, goal.met(value, ratio)) if goal is not None else ("", None)
+    return Figure(value=value, unit=unit, baseline=baseline, ratio=ratio, goal=text, met=met, note=note)
 
 
 def reference(piece: str, what: str) -> Path | None:
@@ -73,10 +124,11 @@ def main() -> int:
         figures.update(module.run())
         print(f"# {path.stem} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     width = max((len(n) for n in figures), default=10)
-    print(f"{'figure':<{width}}  {'value':>14} {'unit':<10} {'baseline':>14}  {'ratio':>8}  goal")
+    print(f"{'figure':<{width}}  {'value':>14} {'unit':<10} {'baseline':>14}  {'ratio':>8}  {'':<6}  goal")
     for name, f in figures.items():
         row = f"{name:<{width}}  {f.value:>14.4g} {f.unit:<10} {f.baseline:>14.4g}  {f.ratio:>8.3f}"
-        print(f"{row}  {f.goal}")
+        verdict = "" if f.met is None else "met" if f.met else "MISSED"
+        print(f"{row}  {verdict:<6}  {f.goal}")
         if f.note:
             print(f"{'':<{width}}    {f.note}")
     # bench modules import this file as `run`, a module apart from __main__: read their list there
@@ -85,7 +137,17 @@ def main() -> int:
         print(f"NOT MEASURED: {line}")
     results = {"figures": {n: asdict(f) for n, f in figures.items()}, "not_measured": not_measured}
     Path(args.output).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return 0
+    line, code = verdict(figures)
+    print(line)
+    return code
+
+
+def verdict(figures: dict[str, Figure]) -> tuple[str, int]:
+    """The last line of the table and the exit code: 1 when any goal was missed."""
+    judged = [n for n, f in figures.items() if f.met is not None]
+    missed = [n for n in judged if not figures[n].met]
+    line = f"goals: {len(judged) - len(missed)} of {len(judged)} met"
+    return (line + f"; MISSED: {', '.join(missed)}", 1) if missed else (line, 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""`make bench` judges its own goals: each figure's goal applies to its ratio or its value as declared,
+the table says met or MISSED, and the run exits 1 when a goal is missed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+RUN = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+
+
+def _run_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run_under_test", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_goals_apply_to_the_ratio_or_the_value_as_declared() -> None:
+    run = _run_module()
+    ratio = run.figure(1.6, "µs", 1.0, goal=run.at_most(1.5))
+    assert (ratio.goal, ratio.met) == ("<= 1.5", False)
+    assert run.figure(150.0, "µs", 100.0, goal=run.at_most(1.5)).met is True  # 1.5 itself is met
+    size = run.figure(300.0, "B", 1000.0, goal=run.value_at_most(256, "B"))  # ratio 0.3, value over
+    assert (size.goal, size.met) == ("<= 256 B", False)
+    assert run.figure(2.0, "s", 0.1, goal=run.value_below(2, "s")).met is False  # strict
+    rate = run.figure(60_000.0, "spans/s", 80_000.0, goal=run.value_at_least(50_000, "spans/s"))
+    assert (rate.goal, rate.met) == (">= 50000 spans/s", True)
+    rounds = run.figure(3.0, "rounds", 2.5, goal=run.value_at_most(3.5, "rounds", "(random + 1)"))
+    assert rounds.goal == "<= 3.5 rounds (random + 1)" and rounds.met is True
+    both = run.figure(1.1, "rounds", 1.0, goal=run.checked("<= 4, within 0.5", False))
+    assert (both.goal, both.met) == ("<= 4, within 0.5", False)
+    assert run.figure(1.0, "s", 1.0).met is None  # no goal: nothing to judge
+
+
+def test_a_missed_goal_is_named_on_the_last_line_and_fails_the_run() -> None:
+    run = _run_module()
+    figures = {
+        "fast": run.figure(1.0, "µs", 1.0, goal=run.at_most(1.5)),
+        "slow": run.figure(2.0, "µs", 1.0, goal=run.at_most(1.5)),
+        "info": run.figure(5.0, "msg/s", 9.0),
+    }
+    assert run.verdict(figures) == ("goals: 1 of 2 met; MISSED: slow", 1)
+    del figures["slow"]
+    assert run.verdict(figures) == ("goals: 1 of 1 met", 0)
