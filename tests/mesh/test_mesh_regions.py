@@ -33,6 +33,8 @@ from knhk_mesh.localcluster import ClusterSpec, LocalCluster, region_names, wait
 from knhk_otel.semconv import attributes as A
 from knhk_otel.semconv import metrics as M
 
+from .test_mesh_partitions_starved import Starved
+
 INTERVAL = 0.1
 
 
@@ -360,8 +362,6 @@ def test_a_member_suspended_past_the_liveness_window_keeps_its_leader_on_waking(
     """Its liveness window counts rounds it ran: waking after 10 s (five windows) it has heard nobody
     because it ran nothing, and must not take itself for its region's leader (it would push across
     regions, and as the hierarchy's coordinator summarise it alone) until it hears from the others."""
-    from .test_mesh_partitions_starved import Starved
-
     cluster = _mesh(TopologyKind.MULTI_REGION, 12, 2, seed=8)
     net = cluster.network
     regions = _by_region(cluster)
