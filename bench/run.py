@@ -127,8 +127,8 @@ def main() -> int:
     print(f"{'figure':<{width}}  {'value':>14} {'unit':<10} {'baseline':>14}  {'ratio':>8}  {'':<6}  goal")
     for name, f in figures.items():
         row = f"{name:<{width}}  {f.value:>14.4g} {f.unit:<10} {f.baseline:>14.4g}  {f.ratio:>8.3f}"
-        verdict = "" if f.met is None else "met" if f.met else "MISSED"
-        print(f"{row}  {verdict:<6}  {f.goal}")
+        mark = "" if f.met is None else "met" if f.met else "MISSED"
+        print(f"{row}  {mark:<6}  {f.goal}")
         if f.note:
             print(f"{'':<{width}}    {f.note}")
     # bench modules import this file as `run`, a module apart from __main__: read their list there

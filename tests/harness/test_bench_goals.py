@@ -4,6 +4,7 @@ the table says met or MISSED, and the run exits 1 when a goal is missed."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -47,3 +48,13 @@ def test_a_missed_goal_is_named_on_the_last_line_and_fails_the_run() -> None:
     assert run.verdict(figures) == ("goals: 1 of 2 met; MISSED: slow", 1)
     del figures["slow"]
     assert run.verdict(figures) == ("goals: 1 of 1 met", 0)
+
+
+def test_the_runner_prints_its_verdict_line(tmp_path: Path) -> None:
+    """The table and its last line, end to end (no bench module matches: nothing is measured)."""
+    out = tmp_path / "results.json"
+    argv = [sys.executable, str(RUN), "no-such-bench", "-o", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "goals: 0 of 0 met"
+    assert out.exists()
