@@ -221,7 +221,6 @@ class RegionalRole:
         self.layout = layout
         self.region = region
         self.fanout = fanout
-        self.round_interval = round_interval
         self.liveness_rounds = liveness_rounds
         self.cross_region_fanout = cross_region_fanout
         self.summary_every_rounds = summary_every_rounds
