@@ -107,14 +107,22 @@ def _modules(only: list[str]) -> list[Path]:
     return found
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="knhk-otel benchmarks")
     parser.add_argument("only", nargs="*", help="substrings of bench module names to run")
     parser.add_argument("-o", "--output", default=str(HERE / "results.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    modules = _modules(args.only)
+    if not modules:  # a mistyped name must not pass as a run that measured nothing
+        known = ", ".join(p.stem for p in _modules([]))
+        print(
+            f"bench: error: no bench module matches {' '.join(args.only)!r} (there are: {known})",
+            file=sys.stderr,
+        )
+        return 2
     sys.path.insert(0, str(HERE))
     figures: dict[str, Figure] = {}
-    for path in _modules(args.only):
+    for path in modules:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -137,8 +145,10 @@ def main() -> int:
         print(f"NOT MEASURED: {line}")
     results = {"figures": {n: asdict(f) for n, f in figures.items()}, "not_measured": not_measured}
     Path(args.output).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    line, code = verdict(figures)
-    print(line)
+    verdict_line, code = verdict(figures)
+    if not_measured:  # said above, one line each; the verdict covers what was measured only
+        verdict_line += f"; {len(not_measured)} not measured (reference data absent, listed above)"
+    print(verdict_line)
     return code
 
 

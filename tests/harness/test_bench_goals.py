@@ -4,10 +4,12 @@ the table says met or MISSED, and the run exits 1 when a goal is missed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 RUN = Path(__file__).resolve().parents[2] / "bench" / "run.py"
 
@@ -50,11 +52,30 @@ def test_a_missed_goal_is_named_on_the_last_line_and_fails_the_run() -> None:
     assert run.verdict(figures) == ("goals: 1 of 1 met", 0)
 
 
-def test_the_runner_prints_its_verdict_line(tmp_path: Path) -> None:
-    """The table and its last line, end to end (no bench module matches: nothing is measured)."""
+def test_the_runner_prints_the_table_and_its_verdict_line(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """End to end over one bench module of this test's own, whose only goal is missed."""
+    run = _run_module()
+    bench = tmp_path / "bench_tiny.py"
+    bench.write_text(
+        "from bench_run_under_test import at_most, figure\n"
+        "def run():\n"
+        "    return {'tiny_ratio': figure(3.0, 'µs', 2.0, goal=at_most(1.2), note='a made-up figure')}\n"
+    )
+    monkeypatch.setattr(run, "_modules", lambda only: [bench])
     out = tmp_path / "results.json"
-    argv = [sys.executable, str(RUN), "no-such-bench", "-o", str(out)]
+    assert run.main(["-o", str(out)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-4:] == ["1.500", "MISSED", "<=", "1.2"]
+    assert lines[-1] == "goals: 0 of 1 met; MISSED: tiny_ratio"
+    assert json.loads(out.read_text())["figures"]["tiny_ratio"]["met"] is False
+
+
+def test_a_bench_name_that_matches_nothing_is_an_error_not_an_empty_run(tmp_path: Path) -> None:
+    argv = [sys.executable, str(RUN), "no-such-bench", "-o", str(tmp_path / "results.json")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "goals: 0 of 0 met"
-    assert out.exists()
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("bench: error: no bench module matches 'no-such-bench' (there are: ")
+    assert "bench_mesh" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "results.json").exists()
