@@ -11,6 +11,7 @@ the admin endpoint's `POST /faults` changes the list at run time).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ class _Reader:
             or (integer and not isinstance(value, int))
         ):
             raise self.error(name, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan and .inf
+            raise self.error(name, f"expected a finite number, got {value}")
         if value < minimum:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value

@@ -5,7 +5,11 @@ through `MeshEngine.remove_peer`."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
+
+import pytest
 
 from knhk_mesh.cluster import build_cluster
 from knhk_mesh.core.config import MeshConfig, PartitionConfig
@@ -99,3 +103,24 @@ def test_the_stale_cutoff_is_the_configured_timeout_when_rounds_are_on_time() ->
     e = cluster.honest[0]
     now = cluster.network.now
     assert abs(e._stale_before(now) - (now - CFG.stale_timeout)) < INTERVAL
+
+
+def test_an_infinite_stale_timeout_never_prunes_and_a_long_one_keeps_the_round_clock_small() -> None:
+    for timeout in (math.inf, 86_400.0):  # "never", and a day: 864,000 rounds of 0.1 s
+        cfg = dataclasses.replace(CFG, stale_timeout=timeout, prune_every_rounds=1)
+        cluster = build_cluster(4, seed=73, config=cfg)
+        net = cluster.network
+        dead = net.remove(cluster.honest[3].address)
+        net.run_for(200 * INTERVAL)  # 200 prune rounds with one peer silent all along
+        assert all(dead.address in {p.address for p in e.registry.peers()} for e in cluster.honest[:3])
+        clock = cluster.honest[0]._round_clock
+        assert len(clock._starts) <= 2 * (1024 + 1)  # asked for at most 1,024 rounds back
+
+
+@pytest.mark.parametrize("field", ["stale_timeout", "round_interval", "rejoin_after"])
+def test_nan_and_non_positive_durations_are_refused(field: str) -> None:
+    for bad in (math.nan, 0.0, -1.0):
+        with pytest.raises(ValueError, match=field):
+            MeshConfig(**{field: bad})
+    with pytest.raises(ValueError, match="round_interval"):
+        MeshConfig(round_interval=math.inf)

@@ -168,6 +168,16 @@ def test_a_store_written_before_epochs_were_kept_still_loads(tmp_path: Path) -> 
             ":4: fanotu: unknown",
         ),
         (
+            "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\n"
+            "stale_timeout: .nan\n",
+            ":4: stale_timeout: expected a finite number, got nan",
+        ),
+        (
+            "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\n"
+            "round_interval: .inf\n",
+            ":4: round_interval: expected a finite number, got inf",
+        ),
+        (
             "identity: {key: k, certificate: c, ca: a}\nlisten: 127.0.0.1:1\ndata_dir: d\nbyzantine: evil\n",
             ":4: byzantine: expected one of",
         ),

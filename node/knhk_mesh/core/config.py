@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -61,8 +62,10 @@ class MeshConfig:
     def __post_init__(self) -> None:
         if self.fanout < 1:
             raise ValueError(f"fanout must be >= 1, got {self.fanout}")
-        if self.round_interval <= 0:
-            raise ValueError(f"round_interval must be > 0, got {self.round_interval}")
+        if not 0 < self.round_interval < math.inf:  # NaN fails too
+            raise ValueError(f"round_interval must be a finite number > 0, got {self.round_interval}")
+        if not self.stale_timeout > 0:  # infinite: never prune
+            raise ValueError(f"stale_timeout must be > 0 seconds, got {self.stale_timeout}")
         if self.converge_rounds < 1:
             raise ValueError(f"converge_rounds must be >= 1, got {self.converge_rounds}")
         if not 0.0 <= self.min_reputation <= 1.0:
@@ -75,7 +78,7 @@ class MeshConfig:
             raise ValueError(f"nearest_fraction must be within [0, 1], got {self.nearest_fraction}")
         if self.rebalance_every_rounds < 1:
             raise ValueError(f"rebalance_every_rounds must be >= 1, got {self.rebalance_every_rounds}")
-        if self.rejoin_after <= 0:
+        if not self.rejoin_after > 0:
             raise ValueError(f"rejoin_after must be > 0, got {self.rejoin_after}")
         if self.liveness_rounds < 1 or self.cross_region_fanout < 1 or self.summary_every_rounds < 1:
             raise ValueError("liveness_rounds, cross_region_fanout and summary_every_rounds must be >= 1")

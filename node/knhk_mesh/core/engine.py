@@ -112,6 +112,7 @@ from knhk_mesh.core.wire import (
 log = logging.getLogger(__name__)
 
 _MAX_EVENTS = 100_000  # undrained events beyond this are dropped oldest-first (and logged)
+_STALE_ROUNDS_CAP = 1024  # own rounds a silent peer must also miss, at most (2 min at 0.1 s)
 _HELD_PER_SENDER = 16  # frames held for a key not announced yet, per sender and ...
 _HELD_FRAMES = 256  # ... in all (beyond, such frames are dropped, still without penalty)
 _FALLBACK_ADDRESSES = 16  # addresses of pruned peers kept to knock on when nobody answers any more
@@ -915,10 +916,13 @@ class MeshEngine:
 
     def _stale_before(self, now: float) -> float:
         """Peers last heard before this are stale: silent for `stale_timeout` and for as many rounds of
-        this node's as fit in it. A node whose own rounds stopped (a suspended process, a starved host)
-        heard nobody meanwhile: counted in wall time alone, it would prune every peer on waking."""
+        this node's as fit in it, up to `_STALE_ROUNDS_CAP`. A node whose own rounds stopped (a
+        suspended process, a starved host) heard nobody meanwhile: counted in wall time alone, it would
+        prune every peer on waking. The cap keeps the round clock small for long timeouts (an infinite
+        one never prunes)."""
         cfg = self.config
-        rounds = math.ceil(cfg.stale_timeout / cfg.round_interval - 1e-9)
+        fit = cfg.stale_timeout / cfg.round_interval
+        rounds = _STALE_ROUNDS_CAP if fit >= _STALE_ROUNDS_CAP else math.ceil(fit - 1e-9)
         return min(now - cfg.stale_timeout, self._round_clock.since(rounds, now))
 
     def _left(self, agent: AgentId, reason: str) -> None:
