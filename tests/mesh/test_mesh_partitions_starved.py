@@ -20,7 +20,7 @@ from knhk_mesh.core.config import MeshConfig
 from knhk_mesh.core.engine import MeshEngine
 from knhk_mesh.core.events import MeshEvent
 from knhk_mesh.core.messages import Address, Entry
-from knhk_mesh.core.partition import PartitionStatus, RoundClock, quorum
+from knhk_mesh.core.partition import MAX_ROUND_STARTS, PartitionStatus, RoundClock, quorum
 from knhk_mesh.transport.memory import Faults
 
 N = 32
@@ -176,3 +176,17 @@ def test_the_round_clock_gives_the_configured_window_on_time_and_stretches_it_wh
     # 40 rounds back: the stall, 30 late rounds, then on-time ones (it holds 42 starts since `since(20)`)
     assert clock.since(40, now + 60.0) == pytest.approx(2.0)
     assert clock.since(100, now + 60.0) == pytest.approx(1.9)  # older than remembered: the oldest held
+
+
+def test_the_round_clock_holds_at_most_max_round_starts_however_far_back_it_is_asked() -> None:
+    clock = RoundClock(0.1)
+    for r in range(10_000):
+        clock.started(r * 0.1)
+        clock.since(10**9, r * 0.1)  # a window of a billion rounds, asked every round
+    assert len(clock._starts) == MAX_ROUND_STARTS
+    now = 9_999 * 0.1
+    assert clock.since(100, now) == pytest.approx(now - 10.0)  # recent windows are exact
+    assert clock.since(10**9, now) == now - 10**9 * 0.1  # on time: the configured window of wall time
+    assert clock.since(5_000, now) == pytest.approx(now - 500.0)  # beyond what it holds, on time: the same
+    clock.started(now + 10_000.0)  # back from a long stall: the oldest start held stands in
+    assert clock.since(5_000, now + 10_000.0) == pytest.approx((9_999 - MAX_ROUND_STARTS + 2) * 0.1)

@@ -69,6 +69,9 @@ class PartitionConfig:
         return max(self.min_window_rounds, math.ceil(3 * max(members - 1, 0) / max(fanout, 1)))
 
 
+MAX_ROUND_STARTS = 4096  # the most round starts a RoundClock holds (32 KB of floats and pointers)
+
+
 class RoundClock:
     """When this node's last rounds started, so "the last W rounds" means rounds it ran: a node whose
     rounds come late (a loaded host, a suspended process) stretches its windows with its own slowness
@@ -87,8 +90,11 @@ class RoundClock:
         if that is earlier (rounds on time give exactly the configured window). Before that many
         rounds were run (or remembered) the oldest start known stands in, bounded the same way."""
         starts = self._starts
-        if starts.maxlen is not None and rounds >= starts.maxlen:
-            self._starts = starts = deque(starts, maxlen=2 * (rounds + 1))  # a window grew with the mesh
+        if starts.maxlen is not None and rounds >= starts.maxlen and starts.maxlen < MAX_ROUND_STARTS:
+            # a window grew with the mesh; a huge one (a configured liveness or partition window of
+            # millions of rounds) keeps the last MAX_ROUND_STARTS, the oldest of them standing in
+            grown = min(2 * (rounds + 1), MAX_ROUND_STARTS)
+            self._starts = starts = deque(starts, maxlen=grown)
         wall = now - rounds * self.interval
         if not starts:
             return wall
